@@ -1,0 +1,125 @@
+"""Presets are TOML data files in ``presets/``; each command's part is loaded into one typed,
+validated config object. Command-line options override fields; the resolved config is saved
+in every report.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import PrepError
+
+PRESET_DIR = Path(__file__).resolve().parent.parent / "presets"
+
+
+def preset_dirs() -> list[Path]:
+    dirs = []
+    if os.environ.get("PREP_PRESETS"):
+        dirs.append(Path(os.environ["PREP_PRESETS"]))
+    dirs.append(PRESET_DIR)
+    return dirs
+
+
+def available_presets() -> list[str]:
+    names: set[str] = set()
+    for d in preset_dirs():
+        if d.is_dir():
+            names.update(p.stem for p in d.glob("*.toml"))
+    return sorted(names)
+
+
+def load_preset(name_or_path: str) -> dict[str, Any]:
+    """The parsed preset called ``name_or_path`` (a name in ``presets/`` or a ``.toml`` path)."""
+    candidates = [Path(name_or_path)] if name_or_path.endswith(".toml") else [d / f"{name_or_path}.toml" for d in preset_dirs()]
+    for path in candidates:
+        if path.is_file():
+            try:
+                data = tomllib.loads(path.read_text())
+            except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+                raise PrepError(path, f"preset is not valid TOML ({exc})") from None
+            data.setdefault("name", path.stem)
+            return data
+    raise PrepError(None, f"unknown preset '{name_or_path}' (available: {', '.join(available_presets())})")
+
+
+@dataclass(frozen=True)
+class CropConfig:
+    """Everything ``prep crop`` needs for one clip. Units: pixels, frames per second, fractions in [0, 1]."""
+
+    preset: str = "default"
+    layout: str = "flat"
+    size: int = 512
+    fps: float = 25.0
+    mode: str = "track"  # fixed | track
+    face_fraction: float = 0.5  # face-box side / window side
+    face_fraction_range: tuple[float, float] = (0.3, 0.8)  # acceptable range, checked on the output
+    face_y: float = 0.5  # face centre's height in the window (0 top, 1 bottom)
+    pad: str = "edge"  # black | edge | mirror
+    single_face: bool = False  # fail the clip when any analysed frame shows several faces
+    min_presence: float = 0.5  # fail when the subject is in fewer analysed frames than this share
+    max_upscale: float = 2.0  # warn when the face is enlarged more than this
+    smoothing: float = 0.5  # track mode: Gaussian sigma of the window path, seconds
+    detector: str = "auto"
+    weights_dir: str | None = None
+    score_threshold: float = 0.6
+    detect_every: int = 2  # analyse every n-th output frame (positions are interpolated between)
+    analysis_side: int = 640  # longer side of the decoded analysis frames
+    face_px: int = 112  # the detector sees frames shrunk so the face is about this size
+    crf: int = 18
+    x264_preset: str = "medium"
+    audio_bitrate: str = "192k"
+
+    def __post_init__(self) -> None:
+        problems = []
+        if not 16 <= self.size <= 4096 or self.size % 2:
+            problems.append(f"size must be an even number of pixels from 16 to 4096, got {self.size}")
+        if not 1 <= self.fps <= 240:
+            problems.append(f"fps must be in [1, 240], got {self.fps}")
+        if self.mode not in ("fixed", "track"):
+            problems.append(f"mode must be fixed or track, got {self.mode!r}")
+        if not 0.05 <= self.face_fraction <= 1:
+            problems.append(f"face_fraction must be in [0.05, 1], got {self.face_fraction}")
+        lo, hi = self.face_fraction_range
+        if not 0 < lo <= hi <= 1:
+            problems.append(f"face_fraction_range must satisfy 0 < low <= high <= 1, got {self.face_fraction_range}")
+        if not 0 <= self.face_y <= 1:
+            problems.append(f"face_y must be in [0, 1], got {self.face_y}")
+        if self.pad not in ("black", "edge", "mirror"):
+            problems.append(f"pad must be black, edge or mirror, got {self.pad!r}")
+        if self.detect_every < 1:
+            problems.append("detect_every must be at least 1")
+        if not 0 <= self.min_presence <= 1:
+            problems.append("min_presence must be in [0, 1]")
+        if problems:
+            raise PrepError(None, f"preset {self.preset}: " + "; ".join(problems))
+
+    @classmethod
+    def resolve(cls, preset: str | None = None, **overrides: Any) -> "CropConfig":
+        """Load ``preset`` (default ``default``), apply non-None ``overrides``, validate."""
+        data = load_preset(preset or "default")
+        values: dict[str, Any] = {"preset": data["name"], "layout": data.get("layout", "flat")}
+        values.update(data.get("crop", {}))
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return from_dict(cls, values, data["name"])
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def from_dict(cls: type, values: dict[str, Any], source: str) -> Any:
+    known = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - set(known))
+    if unknown:
+        raise PrepError(None, f"preset {source}: unknown setting(s) {', '.join(unknown)}")
+    for k, v in list(values.items()):
+        if isinstance(v, list):
+            values[k] = tuple(v)
+    try:
+        return cls(**values)
+    except TypeError as exc:
+        raise PrepError(None, f"preset {source}: {exc}") from None

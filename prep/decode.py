@@ -1,0 +1,105 @@
+"""Decode video frames as a stream: upright, square-pixel, optionally resampled in time.
+
+Frames come from the ffmpeg binary through a raw-video pipe, one at a time, so memory does
+not grow with the length of the video. ffmpeg applies the rotation tag itself (autorotate),
+and the sample aspect ratio is removed by scaling to the display size, so every later stage
+works in one coordinate system: upright, square pixels (``VideoInfo.display_*``).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Iterator
+
+import ffmpeg
+import numpy as np
+
+from .errors import PrepError
+from .ffmpeg import ffmpeg_exe
+from .probe import VideoInfo
+
+
+def frame_count_at(info: VideoInfo, fps: float | None) -> int:
+    """Number of frames the decoder yields at ``fps`` (``None``: the source's own frames)."""
+    if fps is None:
+        return info.frame_count
+    return max(1, int(round(info.duration * fps)))
+
+
+def scaled_size(info: VideoInfo, max_side: int | None) -> tuple[int, int]:
+    """Display size shrunk (never enlarged) so its longer side is at most ``max_side``; even numbers."""
+    w, h = info.display_width, info.display_height
+    if max_side is None or max(w, h) <= max_side:
+        return w, h
+    f = max_side / max(w, h)
+    return max(2, int(round(w * f / 2)) * 2), max(2, int(round(h * f / 2)) * 2)
+
+
+def timeline(stream: ffmpeg.nodes.FilterableStream, fps: float | None) -> ffmpeg.nodes.FilterableStream:
+    """Put the video on the output timeline: t=0 at the first frame, constant ``fps`` if given.
+
+    Shared by the decoder and the encoder so that frame ``i`` means the same instant in both.
+    """
+    stream = stream.filter("setpts", "PTS-STARTPTS")
+    if fps is not None:
+        stream = stream.filter("fps", fps=fps, round="near")
+    return stream
+
+
+def iter_frames(
+    info: VideoInfo,
+    fps: float | None = None,
+    max_side: int | None = None,
+    interpolation: str = "area",
+    fast: bool = False,
+) -> Iterator[np.ndarray]:
+    """Yield frames of ``info.path`` as ``HxWx3 uint8 BGR`` arrays, upright and square-pixelled.
+
+    ``fps`` resamples to a constant rate on the output timeline (frame ``i`` at ``i/fps`` s
+    after the first frame); ``max_side`` shrinks frames for cheap analysis passes. ``fast``
+    skips the decoder's in-loop deblocking (slightly softer frames, ~10% faster decoding):
+    for analysis only, never for frames that are written or scored.
+    """
+    w, h = scaled_size(info, max_side)
+    n = frame_count_at(info, fps)
+    stream = timeline(ffmpeg.input(info.path, **({"skip_loop_filter": "all"} if fast else {})).video, fps)
+    stream = stream.filter("scale", w, h, flags=interpolation).filter("setsar", 1)
+    out = stream.output("pipe:", format="rawvideo", pix_fmt="bgr24", vframes=n, **({"fps_mode": "passthrough"} if fps is None else {}))
+    args = out.global_args("-nostdin", "-hide_banner", "-loglevel", "error").compile(cmd=ffmpeg_exe())
+    frame_bytes = w * h * 3
+    with tempfile.TemporaryFile() as err:
+        proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=err, bufsize=frame_bytes)
+        assert proc.stdout is not None
+        count = 0
+        try:
+            while True:
+                buf = proc.stdout.read(frame_bytes)
+                if len(buf) < frame_bytes:
+                    break
+                count += 1
+                yield np.frombuffer(buf, np.uint8).reshape(h, w, 3)
+        finally:
+            proc.stdout.close()
+            if proc.poll() is None:
+                proc.kill()
+            rc = proc.wait()
+        if count == 0:
+            err.seek(0)
+            msg = err.read().decode(errors="replace").strip().splitlines()
+            raise PrepError(info.path, f"ffmpeg could not decode the video ({msg[-1] if msg else f'exit {rc}'})")
+
+
+def read_frame_at(info: VideoInfo, index: int, fps: float | None = None) -> np.ndarray:
+    """One frame by output index (for tests and contact sheets; decodes up to it)."""
+    for i, frame in enumerate(iter_frames(info, fps=fps)):
+        if i == index:
+            return frame.copy()
+    raise PrepError(info.path, f"frame {index} is past the end of the video")
+
+
+def is_video_path(path: str | Path) -> bool:
+    from .probe import VIDEO_EXTENSIONS
+
+    return Path(path).suffix.lower() in VIDEO_EXTENSIONS

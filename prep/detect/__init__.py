@@ -1,0 +1,9 @@
+"""Face detection behind one small interface: an image in, a list of :class:`Face` out.
+
+Detectors are registered by name in :data:`DETECTORS`; :func:`create_detector` builds one
+(``auto`` picks the best available and says why).
+"""
+
+from .base import Detector, Face, create_detector, DETECTORS, DETECTOR_CHOICES
+
+__all__ = ["Detector", "Face", "create_detector", "DETECTORS", "DETECTOR_CHOICES"]

@@ -1,0 +1,144 @@
+"""The detector contract and registry."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Callable, Protocol
+
+import cv2
+import numpy as np
+
+from ..errors import PrepError
+
+log = logging.getLogger(__name__)
+try:  # OpenCV 5 logs a harmless DNN backend notice on every model load
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+except AttributeError:  # pragma: no cover
+    pass
+
+
+@dataclass(frozen=True)
+class Face:
+    """One detected face, in the pixel coordinates of the image it was found in.
+
+    ``box`` is ``(x, y, w, h)``; ``landmarks`` is a ``5x2 float32`` array in the order
+    right eye, left eye, nose tip, right mouth corner, left mouth corner (the subject's
+    right and left, so the "right eye" appears on the image's left); ``score`` in [0, 1].
+    ``estimated_landmarks`` is true when the detector gives no landmarks and they were
+    placed from the box by the mean face layout.
+    """
+
+    box: tuple[float, float, float, float]
+    landmarks: np.ndarray
+    score: float
+    estimated_landmarks: bool = False
+
+    @property
+    def center(self) -> tuple[float, float]:
+        x, y, w, h = self.box
+        return x + w / 2.0, y + h / 2.0
+
+    @property
+    def size(self) -> float:
+        """Side of the face box (mean of width and height), the face scale used everywhere."""
+        return (self.box[2] + self.box[3]) / 2.0
+
+    def scaled(self, f: float) -> "Face":
+        x, y, w, h = self.box
+        return Face((x * f, y * f, w * f, h * f), self.landmarks * f, self.score, self.estimated_landmarks)
+
+    def to_dict(self) -> dict:
+        return {
+            "box": [round(float(v), 2) for v in self.box],
+            "landmarks": np.round(self.landmarks, 2).tolist(),
+            "score": round(float(self.score), 4),
+        }
+
+
+class Detector(Protocol):
+    name: str
+
+    def detect(self, image: np.ndarray) -> list[Face]:
+        """Faces in ``image`` (``HxWx3 uint8 BGR``), best first."""
+        ...
+
+
+@dataclass
+class DetectorSpec:
+    """How to build a detector: a factory and a probe that says whether it can run here."""
+
+    factory: Callable[..., Detector]
+    available: Callable[..., str | None]  # None when usable, else the reason it is not
+    rank: int  # lower is preferred by 'auto'
+    needs: list[str] = field(default_factory=list)
+
+
+DETECTORS: dict[str, DetectorSpec] = {}
+DETECTOR_CHOICES = ["auto", "yunet", "hog"]
+
+
+def register(name: str, spec: DetectorSpec) -> None:
+    DETECTORS[name] = spec
+
+
+def create_detector(
+    name: str = "auto",
+    weights_dir: str | None = None,
+    max_side: int | None = 960,
+    score_threshold: float = 0.6,
+) -> Detector:
+    """Build the detector called ``name`` (``auto``: the best available one).
+
+    ``max_side`` shrinks large images before detection (faces are found at that
+    resolution and mapped back), which keeps detection cost flat on big frames.
+    """
+    from . import hog, yunet  # noqa: F401  (registers)
+
+    if name == "auto":
+        reasons = []
+        for cand, spec in sorted(DETECTORS.items(), key=lambda kv: kv[1].rank):
+            why = spec.available(weights_dir=weights_dir)
+            if why is None:
+                det = spec.factory(weights_dir=weights_dir, score_threshold=score_threshold)
+                det.auto_note = "; ".join(reasons) or None  # type: ignore[attr-defined]
+                return _Resized(det, max_side)
+            reasons.append(f"{cand} unavailable: {why}")
+        raise PrepError(None, "no face detector available (" + "; ".join(reasons) + ")")
+    if name not in DETECTORS:
+        raise PrepError(None, f"unknown detector '{name}' (choose from {', '.join(DETECTOR_CHOICES)})")
+    spec = DETECTORS[name]
+    why = spec.available(weights_dir=weights_dir)
+    if why is not None:
+        raise PrepError(None, f"detector '{name}' unavailable: {why}")
+    return _Resized(spec.factory(weights_dir=weights_dir, score_threshold=score_threshold), max_side)
+
+
+class _Resized:
+    """Run a detector on a shrunk copy of large images and map faces back."""
+
+    def __init__(self, inner: Detector, max_side: int | None):
+        self.inner = inner
+        self.max_side = max_side
+        self.name = inner.name
+        self.auto_note = getattr(inner, "auto_note", None)
+
+    def detect(self, image: np.ndarray) -> list[Face]:
+        image = as_bgr(image)
+        h, w = image.shape[:2]
+        if self.max_side and max(h, w) > self.max_side:
+            f = self.max_side / max(h, w)
+            small = cv2.resize(image, (max(1, round(w * f)), max(1, round(h * f))), interpolation=cv2.INTER_AREA)
+            return [face.scaled(1.0 / f) for face in self.inner.detect(small)]
+        return self.inner.detect(image)
+
+
+def as_bgr(image: np.ndarray) -> np.ndarray:
+    """Any 8-bit image (grey, BGR, BGRA) as contiguous ``HxWx3 uint8 BGR``."""
+    if image.dtype != np.uint8:
+        raise ValueError(f"expected uint8 image, got {image.dtype}")
+    if image.ndim == 2:
+        return cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
+    if image.shape[2] == 4:
+        return cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)
+    return np.ascontiguousarray(image)

@@ -1,0 +1,96 @@
+"""Find faces on successive video frames cheaply, with the same result as full-frame detection.
+
+A full-frame search runs on the first frame and then about once a second; on the frames in
+between, the detector only looks in a small region around each face seen last time, shrunk
+so the face is about ``face_px`` pixels. A face that is lost in its region triggers a full
+search on that frame, and a face that appears is found by the next full search.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from .base import Detector, Face
+
+ROI_FACTOR = 3.0  # region side, in face sizes, searched around a known face
+MIN_RELATIVE = 0.25  # faces smaller than this share of the largest are not followed
+
+
+class FaceScanner:
+    def __init__(self, detector: Detector, face_px: int = 112, full_every: int = 12):
+        self.detector = detector
+        self.face_px = face_px
+        self.full_every = max(1, full_every)
+        self._known: list[Face] = []
+        self._calls = 0
+        self.full_searches = 0
+
+    def scan(self, frame: np.ndarray) -> list[Face]:
+        """Faces in ``frame`` (``HxWx3 uint8 BGR``), in its pixel coordinates."""
+        full = self._calls % self.full_every == 0 or not self._known
+        self._calls += 1
+        faces = None if full else self._scan_regions(frame)
+        if faces is None:
+            faces = self._full(frame)
+        big = max((f.size for f in faces), default=0.0)
+        self._known = [f for f in faces if f.size >= MIN_RELATIVE * big]
+        return faces
+
+    def _full(self, frame: np.ndarray) -> list[Face]:
+        self.full_searches += 1
+        h, w = frame.shape[:2]
+        big = max((f.size for f in self._known), default=0.0)
+        # shrink the whole frame only as far as the smallest followed face allows
+        small = min((f.size for f in self._known), default=0.0)
+        if big and small > self.face_px:
+            return _detect_scaled(self.detector, frame, self.face_px / small)
+        return self.detector.detect(frame)
+
+    def _scan_regions(self, frame: np.ndarray) -> list[Face] | None:
+        h, w = frame.shape[:2]
+        found: list[Face] = []
+        for known in self._known:
+            cx, cy = known.center
+            half = ROI_FACTOR * known.size / 2.0
+            x0, y0 = int(max(0, cx - half)), int(max(0, cy - half))
+            x1, y1 = int(min(w, cx + half)), int(min(h, cy + half))
+            if x1 - x0 < 8 or y1 - y0 < 8:
+                return None
+            roi = frame[y0:y1, x0:x1]
+            f = min(1.0, self.face_px / known.size)
+            faces = _detect_scaled(self.detector, roi, f)
+            if not faces:
+                return None  # lost: search the whole frame
+            found.extend(_shift(face, x0, y0) for face in faces)
+        return _dedupe(found)
+
+
+def _detect_scaled(detector: Detector, image: np.ndarray, f: float) -> list[Face]:
+    if f >= 1.0:
+        return detector.detect(np.ascontiguousarray(image))
+    small = cv2.resize(image, None, fx=f, fy=f, interpolation=cv2.INTER_AREA)
+    return [face.scaled(1.0 / f) for face in detector.detect(small)]
+
+
+def _shift(face: Face, dx: float, dy: float) -> Face:
+    x, y, w, h = face.box
+    return Face((x + dx, y + dy, w, h), face.landmarks + np.array([dx, dy], np.float32), face.score, face.estimated_landmarks)
+
+
+def iou(a: tuple[float, float, float, float], b: tuple[float, float, float, float]) -> float:
+    ax1, ay1, bx1, by1 = a[0] + a[2], a[1] + a[3], b[0] + b[2], b[1] + b[3]
+    iw = max(0.0, min(ax1, bx1) - max(a[0], b[0]))
+    ih = max(0.0, min(ay1, by1) - max(a[1], b[1]))
+    inter = iw * ih
+    union = a[2] * a[3] + b[2] * b[3] - inter
+    return inter / union if union > 0 else 0.0
+
+
+def _dedupe(faces: list[Face], thr: float = 0.5) -> list[Face]:
+    """Regions can overlap: keep the best-scoring of faces that are the same face."""
+    kept: list[Face] = []
+    for face in sorted(faces, key=lambda f: -f.score):
+        if all(iou(face.box, k.box) < thr for k in kept):
+            kept.append(face)
+    return kept

@@ -1,0 +1,141 @@
+"""Write the cropped clip: H.264 yuv420p, square pixels, constant frame rate, AAC audio in sync.
+
+Two ways, one output format:
+
+* :func:`encode_fixed` — one window for the clip: the whole job is an ffmpeg filter graph
+  (crop, pad, scale), so it runs at ffmpeg's own speed.
+* :class:`FrameEncoder` — per-frame windows (track mode): frames are warped in Python and
+  streamed into ffmpeg's stdin, one at a time.
+
+Both share :func:`audio_chain`, which puts the audio on the output timeline: output t=0 is
+the first video frame of the source, audio before it is trimmed, a late audio start is
+padded with silence, and the tail is padded or cut to the video's duration.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import ffmpeg
+import numpy as np
+
+from .decode import timeline
+from .errors import PrepError
+from .ffmpeg import ffmpeg_exe
+from .probe import VideoInfo
+from .window import Padding
+
+FILL_MODES = {"edge": "smear", "mirror": "mirror"}
+
+
+def audio_chain(info: VideoInfo) -> Any:
+    """The source's first audio stream, shifted onto the output timeline (or None)."""
+    if not info.has_audio:
+        return None
+    a = ffmpeg.input(info.path).audio
+    # ffmpeg reads timestamps relative to the container start; the video starts info.start_time after it.
+    a = a.filter("asetpts", f"PTS-{info.start_time:.6f}/TB")
+    a = a.filter("aresample", **{"async": 1, "first_pts": 0})  # trims before 0, fills a late start
+    return a.filter("apad")
+
+
+def output_args(cfg: Any, n_frames: int) -> dict[str, Any]:
+    return {
+        "vcodec": "libx264",
+        "crf": cfg.crf,
+        "preset": cfg.x264_preset,
+        "pix_fmt": "yuv420p",
+        "r": cfg.fps,
+        "t": f"{n_frames / cfg.fps:.6f}",
+        "movflags": "+faststart",
+        "acodec": "aac",
+        "audio_bitrate": cfg.audio_bitrate,
+    }
+
+
+def _run(args: list[str], src: str, stdin_frames: Any = None) -> None:
+    with tempfile.TemporaryFile() as err:
+        proc = subprocess.run(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err)
+        if proc.returncode != 0:
+            err.seek(0)
+            raise PrepError(src, f"ffmpeg failed to encode ({_first_error(err.read())})")
+
+
+def _first_error(data: bytes) -> str:
+    """The root cause among ffmpeg's error lines: the first one (later lines are consequences)."""
+    lines = [ln.strip() for ln in data.decode(errors="replace").splitlines() if ln.strip()]
+    return lines[0] if lines else "no message"
+
+
+def _global(stream: Any) -> Any:
+    return stream.global_args("-nostdin", "-hide_banner", "-loglevel", "error", "-y")
+
+
+def encode_fixed(info: VideoInfo, window: tuple[int, int, int], pad: Padding, pad_mode: str, cfg: Any, n_frames: int, dest: Path) -> None:
+    """Crop the integer window ``(x, y, side)`` (display px) from every frame and encode to ``dest``."""
+    x, y, side = window
+    W, H = info.display_width, info.display_height
+    v = timeline(ffmpeg.input(info.path).video, cfg.fps)
+    if (W, H) != ((info.height, info.width) if info.rotation % 180 == 90 else (info.width, info.height)):
+        v = v.filter("scale", W, H, flags="bicubic").filter("setsar", 1)  # non-square pixels -> square
+    # the part of the window inside the frame, then padding back to the full window
+    x0, y0 = max(0, x), max(0, y)
+    x1, y1 = min(W, x + side), min(H, y + side)
+    if x1 <= x0 or y1 <= y0:
+        raise PrepError(info.path, "crop window lies entirely outside the frame")
+    v = v.filter("crop", x1 - x0, y1 - y0, x0, y0, exact=1)
+    pl, pt = x0 - x, y0 - y
+    pr, pb = side - (x1 - x), side - (y1 - y)
+    if pl or pt or pr or pb:
+        v = v.filter("pad", side, side, pl, pt, color="black")
+        if pad_mode in FILL_MODES:
+            v = v.filter("fillborders", left=pl, right=pr, top=pt, bottom=pb, mode=FILL_MODES[pad_mode])
+    v = v.filter("scale", cfg.size, cfg.size, flags="lanczos").filter("setsar", 1)
+    streams = [v] + ([audio_chain(info)] if info.has_audio else [])
+    args = _global(ffmpeg.output(*streams, str(dest), **output_args(cfg, n_frames))).compile(cmd=ffmpeg_exe())
+    _run(args, info.path)
+
+
+class FrameEncoder:
+    """Stream ``size`` x ``size`` BGR frames into an H.264 file, with the source's audio muxed in sync."""
+
+    def __init__(self, info: VideoInfo, cfg: Any, n_frames: int, dest: Path):
+        size = cfg.size
+        v = ffmpeg.input("pipe:", format="rawvideo", pix_fmt="bgr24", s=f"{size}x{size}", framerate=cfg.fps).video
+        v = v.filter("setsar", 1)
+        streams = [v] + ([audio_chain(info)] if info.has_audio else [])
+        args = _global(ffmpeg.output(*streams, str(dest), **output_args(cfg, n_frames))).compile(cmd=ffmpeg_exe())
+        self.src = info.path
+        self._err = tempfile.TemporaryFile()
+        self._proc = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=self._err)
+        self.frames = 0
+
+    def write(self, frame: np.ndarray) -> None:
+        assert self._proc.stdin is not None
+        try:
+            self._proc.stdin.write(np.ascontiguousarray(frame).tobytes())
+        except BrokenPipeError:
+            self.close()
+        self.frames += 1
+
+    def close(self) -> None:
+        if self._proc.stdin and not self._proc.stdin.closed:
+            try:
+                self._proc.stdin.close()
+            except BrokenPipeError:
+                pass
+        rc = self._proc.wait()
+        self._err.seek(0)
+        msg = self._err.read()
+        self._err.close()
+        if rc != 0:
+            raise PrepError(self.src, f"ffmpeg failed to encode ({_first_error(msg)})")
+
+    def abort(self) -> None:
+        if self._proc.poll() is None:
+            self._proc.kill()
+        self._proc.wait()
+        self._err.close()

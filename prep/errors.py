@@ -1,0 +1,21 @@
+"""One exception type for bad input: it carries the file and a one-line problem.
+
+The CLI prints ``prep: <path>: <problem>`` and exits non-zero, with no traceback; batch
+runners record it as the item's error and go on (failures are values at the item level).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class PrepError(Exception):
+    """A problem with one input or output that the user can act on."""
+
+    def __init__(self, path: str | Path | None, problem: str):
+        self.path = None if path is None else str(path)
+        self.problem = " ".join(str(problem).split())  # always one line
+        super().__init__(self.line())
+
+    def line(self) -> str:
+        return f"{self.path}: {self.problem}" if self.path else self.problem

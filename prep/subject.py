@@ -1,0 +1,110 @@
+"""Choose the main subject among the faces found on sampled frames.
+
+Faces are linked from frame to frame into tracks (near the track's last position, of a
+similar size, seen recently). The subject is the track with the largest presence-weighted
+size — the face that is there through the clip, not a face in the background or a passer-by.
+Other tracks that never overlap the subject in time and sit where it sits are the same
+person after a gap, and are merged into it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .detect import Face
+
+
+@dataclass
+class Track:
+    frames: list[int] = field(default_factory=list)
+    faces: list[Face] = field(default_factory=list)
+
+    @property
+    def last(self) -> Face:
+        return self.faces[-1]
+
+    def weight(self) -> float:
+        return float(sum(f.size for f in self.faces))
+
+    def median_center(self) -> np.ndarray:
+        return np.median(np.array([f.center for f in self.faces]), axis=0)
+
+    def median_size(self) -> float:
+        return float(np.median([f.size for f in self.faces]))
+
+
+@dataclass
+class SubjectResult:
+    """The subject's face per sampled frame (``None`` where absent) and per-frame face counts."""
+
+    sampled: list[int]  # frame indices that were analysed
+    subject: dict[int, Face]  # frame -> subject face
+    others: dict[int, list[Face]]  # frame -> other faces big enough to matter
+    subject_size: float
+
+    @property
+    def presence(self) -> float:
+        return len(self.subject) / max(1, len(self.sampled))
+
+    def no_face_frames(self) -> list[int]:
+        return [i for i in self.sampled if i not in self.subject]
+
+    def multi_face_frames(self) -> list[int]:
+        return [i for i in self.sampled if self.others.get(i)]
+
+
+def link_tracks(detections: dict[int, list[Face]], max_gap: int) -> list[Track]:
+    """Greedy frame-to-frame linking. ``max_gap``: frames a track may go unseen and continue."""
+    tracks: list[Track] = []
+    for frame in sorted(detections):
+        faces = sorted(detections[frame], key=lambda f: -f.size)
+        taken: set[int] = set()
+        for face in faces:
+            best, best_d = None, None
+            for ti, tr in enumerate(tracks):
+                if ti in taken or frame - tr.frames[-1] > max_gap:
+                    continue
+                ref = tr.last
+                d = float(np.hypot(face.center[0] - ref.center[0], face.center[1] - ref.center[1]))
+                ratio = face.size / ref.size
+                if d <= 0.6 * max(face.size, ref.size) and 0.6 <= ratio <= 1.6 and (best_d is None or d < best_d):
+                    best, best_d = ti, d
+            if best is None:
+                tracks.append(Track([frame], [face]))
+                taken.add(len(tracks) - 1)
+            else:
+                tracks[best].frames.append(frame)
+                tracks[best].faces.append(face)
+                taken.add(best)
+    return tracks
+
+
+def choose_subject(detections: dict[int, list[Face]], max_gap: int, other_min_fraction: float = 0.25) -> SubjectResult | None:
+    """Pick the subject from per-frame detections (frame index -> faces); ``None`` if no face at all.
+
+    ``other_min_fraction``: faces smaller than this share of the subject's size are ignored
+    when counting frames with several faces (far background faces and detector noise).
+    """
+    sampled = sorted(detections)
+    tracks = link_tracks(detections, max_gap)
+    if not tracks:
+        return None
+    tracks.sort(key=lambda t: -t.weight())
+    main = tracks[0]
+    frames = dict(zip(main.frames, main.faces))
+    c0, s0 = main.median_center(), main.median_size()
+    for tr in tracks[1:]:
+        if set(tr.frames) & set(frames):
+            continue
+        if np.hypot(*(tr.median_center() - c0)) <= 0.75 * s0 and 0.6 <= tr.median_size() / s0 <= 1.6:
+            frames.update(zip(tr.frames, tr.faces))
+    size = float(np.median([f.size for f in frames.values()]))
+    others: dict[int, list[Face]] = {}
+    for i in sampled:
+        subj = frames.get(i)
+        extra = [f for f in detections[i] if f is not subj and f.size >= other_min_fraction * size]
+        if extra:
+            others[i] = extra
+    return SubjectResult(sampled=sampled, subject=frames, others=others, subject_size=size)

@@ -1,0 +1,150 @@
+"""Crop-window geometry: pure functions on face positions, in display pixels.
+
+A window is a square ``(x, y, side)`` in the upright, square-pixel frame of the source
+(``VideoInfo.display_*``). The face is centred horizontally; its vertical place
+(``face_y``, the face centre's height in the window, 0 = top) and its scale
+(``face_fraction``, face-box side / window side) come from the preset. Windows are never
+moved to stay inside the frame: what lies outside is padded, and the padding is measured.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Window:
+    x: float
+    y: float
+    side: float
+
+    def to_list(self, nd: int = 2) -> list[float]:
+        return [round(float(self.x), nd), round(float(self.y), nd), round(float(self.side), nd)]
+
+
+@dataclass(frozen=True)
+class Padding:
+    """Pixels of the window that fall outside the frame, per edge (display px)."""
+
+    left: float
+    top: float
+    right: float
+    bottom: float
+    side: float
+
+    @property
+    def any(self) -> bool:
+        return max(self.left, self.top, self.right, self.bottom) > 0
+
+    @property
+    def area_fraction(self) -> float:
+        """Share of the window's area that is padding, in [0, 1]."""
+        inside_w = max(0.0, self.side - self.left - self.right)
+        inside_h = max(0.0, self.side - self.top - self.bottom)
+        return 1.0 - (inside_w * inside_h) / (self.side * self.side)
+
+
+def window_for_face(cx: float, cy: float, face_size: float, face_fraction: float, face_y: float) -> Window:
+    """The window that puts a face of box side ``face_size`` centred at ``(cx, cy)`` where the preset wants it."""
+    if not 0 < face_fraction <= 1:
+        raise ValueError(f"face_fraction must be in (0, 1], got {face_fraction}")
+    side = face_size / face_fraction
+    return Window(cx - side / 2.0, cy - face_y * side, side)
+
+
+def padding(win: Window, frame_w: int, frame_h: int) -> Padding:
+    return Padding(
+        left=max(0.0, -win.x),
+        top=max(0.0, -win.y),
+        right=max(0.0, win.x + win.side - frame_w),
+        bottom=max(0.0, win.y + win.side - frame_h),
+        side=win.side,
+    )
+
+
+def integer_window(win: Window) -> tuple[int, int, int]:
+    """Round a window to even whole pixels (x, y, side), keeping its centre within a pixel.
+
+    Even values keep crops and pads aligned with 4:2:0 chroma, which ffmpeg requires.
+    """
+    side = max(2, 2 * int(round(win.side / 2.0)))
+    cx = win.x + win.side / 2.0
+    cy = win.y + win.side / 2.0
+    return 2 * int(round((cx - side / 2.0) / 2.0)), 2 * int(round((cy - side / 2.0) / 2.0)), side
+
+
+def fill_gaps(t: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:
+    """Values at every frame ``0..n-1`` from samples at frames ``t``, linear between, held at the ends.
+
+    ``values`` is ``(len(t), k)``; returns ``(n, k) float64``.
+    """
+    t = np.asarray(t, np.float64)
+    values = np.asarray(values, np.float64).reshape(len(t), -1)
+    frames = np.arange(n, dtype=np.float64)
+    return np.stack([np.interp(frames, t, values[:, j]) for j in range(values.shape[1])], axis=1)
+
+
+def smooth(values: np.ndarray, sigma: float) -> np.ndarray:
+    """Zero-phase Gaussian smoothing along axis 0 (frames), edges reflected.
+
+    Offline smoothing has no lag: the window neither trails the face nor overshoots it.
+    ``sigma`` is in frames; ``sigma <= 0`` returns a copy.
+    """
+    values = np.asarray(values, np.float64)
+    if sigma <= 0 or len(values) < 2:
+        return values.copy()
+    radius = int(np.ceil(3 * sigma))
+    k = np.exp(-0.5 * (np.arange(-radius, radius + 1) / sigma) ** 2)
+    k /= k.sum()
+    pad = min(radius, len(values) - 1)
+    padded = np.pad(values, [(pad, pad)] + [(0, 0)] * (values.ndim - 1), mode="reflect")
+    if pad < radius:  # very short clip: extend by holding the edge values
+        extra = radius - pad
+        padded = np.pad(padded, [(extra, extra)] + [(0, 0)] * (values.ndim - 1), mode="edge")
+    out = np.empty_like(values)
+    flat = padded.reshape(len(padded), -1)
+    res = np.stack([np.convolve(flat[:, j], k, mode="valid") for j in range(flat.shape[1])], axis=1)
+    out[...] = res.reshape(out.shape)
+    return out
+
+
+def track_windows(
+    centers: np.ndarray, sizes: np.ndarray, face_fraction: float, face_y: float, sigma_pos: float, sigma_size: float
+) -> np.ndarray:
+    """Per-frame windows ``(n, 3)`` = x, y, side from per-frame face centres ``(n, 2)`` and sizes ``(n,)``.
+
+    Position and size are smoothed separately (size more, so the crop does not breathe).
+    """
+    c = smooth(centers, sigma_pos)
+    s = smooth(np.asarray(sizes, np.float64)[:, None], sigma_size)[:, 0]
+    side = s / face_fraction
+    return np.stack([c[:, 0] - side / 2.0, c[:, 1] - face_y * side, side], axis=1)
+
+
+def fixed_window(centers: np.ndarray, sizes: np.ndarray, face_fraction: float, face_y: float) -> Window:
+    """One window for the whole clip, from the median face position and size (robust to outliers)."""
+    cx, cy = np.median(np.asarray(centers, np.float64), axis=0)
+    return window_for_face(float(cx), float(cy), float(np.median(sizes)), face_fraction, face_y)
+
+
+def jitter(windows: np.ndarray) -> float:
+    """RMS of the second difference of window centres, in window sides (0 = perfectly smooth)."""
+    w = np.asarray(windows, np.float64)
+    if len(w) < 3:
+        return 0.0
+    centre = w[:, :2] + w[:, 2:3] / 2.0
+    acc = np.diff(centre, n=2, axis=0) / w[1:-1, 2:3]
+    return float(np.sqrt(np.mean(acc**2)))
+
+
+def affine_to_output(win: Window | np.ndarray, size: int) -> np.ndarray:
+    """2x3 matrix mapping display pixels of window ``win`` onto a ``size`` x ``size`` output.
+
+    Uses pixel-centre convention (cv2.warpAffine): output pixel ``i`` samples window
+    position ``x + (i + 0.5) * side / size - 0.5``.
+    """
+    x, y, side = (win.x, win.y, win.side) if isinstance(win, Window) else (float(win[0]), float(win[1]), float(win[2]))
+    s = size / side
+    return np.array([[s, 0.0, -x * s + 0.5 * s - 0.5], [0.0, s, -y * s + 0.5 * s - 0.5]], np.float64)
