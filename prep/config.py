@@ -63,7 +63,7 @@ class CropConfig:
     single_face: bool = False  # fail the clip when any analysed frame shows several faces
     min_presence: float = 0.5  # fail when the subject is in fewer analysed frames than this share
     max_upscale: float = 2.0  # warn when the face is enlarged more than this
-    smoothing: float = 0.5  # track mode: Gaussian sigma of the window path, seconds
+    smoothing: float = 0.2  # track mode: Gaussian sigma of the window path, seconds
     detector: str = "auto"
     weights_dir: str | None = None
     score_threshold: float = 0.6

@@ -206,7 +206,9 @@ def crop_video(src: str | Path, out_root: str | Path, cfg: CropConfig, item_id: 
     try:
         return _crop(src, out_root, cfg, item_id, show_progress)
     except PrepError as exc:
-        return {"source": src, "status": "error", "error": exc.problem, "message": exc.line()}
+        return error_record(src, exc)
+    except Exception as exc:  # a bug or an input nobody foresaw: reported, and the batch goes on
+        return error_record(src, exc)
 
 
 def _crop(src: str, out_root: str | Path, cfg: CropConfig, item_id: str | None, show_progress: bool | None) -> dict[str, Any]:
@@ -255,6 +257,17 @@ def _crop(src: str, out_root: str | Path, cfg: CropConfig, item_id: str | None, 
     }
     write_json(report_path, record)  # last: the report marks the clip as done
     return record
+
+
+def error_record(src: str, exc: Exception) -> dict[str, Any]:
+    """The record of a failed item: one line for people, the traceback kept for bug reports."""
+    if isinstance(exc, PrepError):
+        line = exc.line() if exc.path else f"{src}: {exc.problem}"
+        return {"source": src, "status": "error", "error": exc.problem, "message": line}
+    import traceback
+
+    problem = f"unexpected {type(exc).__name__}: {' '.join(str(exc).split())} (please report this)"
+    return {"source": src, "status": "error", "error": problem, "message": f"{src}: {problem}", "traceback": traceback.format_exc()}
 
 
 def _window_report(info: VideoInfo, windows: np.ndarray, mode: str) -> dict[str, Any]:

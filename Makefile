@@ -1,0 +1,32 @@
+# prep: everything runs from a project-local virtual environment made here from plain Python.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: setup demo test bench sample clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+# The main job on the project's own sample clip: a vertical phone-style video, face off-centre.
+demo: setup
+	$(BIN)/prep crop sample_data/astronaut_vertical.mp4 -o out/demo --report out/demo/run.json
+
+test: setup
+	$(BIN)/python -m pytest -q
+
+bench: setup
+	$(BIN)/python bench/bench_crop.py
+
+# Rebuild sample_data/astronaut_vertical.mp4 from scikit-image's astronaut photo.
+sample: setup
+	$(BIN)/python sample_data/make_sample.py
+
+clean:
+	rm -rf out .pytest_cache
