@@ -87,7 +87,10 @@ def fill_gaps(t: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:
 
 
 def smooth(values: np.ndarray, sigma: float) -> np.ndarray:
-    """Zero-phase Gaussian smoothing along axis 0 (frames), edges reflected.
+    """Zero-phase Gaussian smoothing along axis 0 (frames).
+
+    Edges are extended by point reflection, which continues a steady motion past the ends,
+    so the first and last frames do not lag a moving face.
 
     Offline smoothing has no lag: the window neither trails the face nor overshoots it.
     ``sigma`` is in frames; ``sigma <= 0`` returns a copy.
@@ -99,7 +102,7 @@ def smooth(values: np.ndarray, sigma: float) -> np.ndarray:
     k = np.exp(-0.5 * (np.arange(-radius, radius + 1) / sigma) ** 2)
     k /= k.sum()
     pad = min(radius, len(values) - 1)
-    padded = np.pad(values, [(pad, pad)] + [(0, 0)] * (values.ndim - 1), mode="reflect")
+    padded = np.pad(values, [(pad, pad)] + [(0, 0)] * (values.ndim - 1), mode="reflect", reflect_type="odd")
     if pad < radius:  # very short clip: extend by holding the edge values
         extra = radius - pad
         padded = np.pad(padded, [(extra, extra)] + [(0, 0)] * (values.ndim - 1), mode="edge")

@@ -1,0 +1,50 @@
+"""Independent checks of a cropped clip: read with PyAV (not prep's decoder), judge with YuNet."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+
+
+def frames_at(path: str | Path, times: list[float]) -> list[np.ndarray]:
+    """Stored frames (BGR, before any rotation or SAR correction) nearest to each time (s from the first frame)."""
+    out: list[np.ndarray | None] = [None] * len(times)
+    best = [np.inf] * len(times)
+    with av.open(str(path)) as c:
+        s = c.streams.video[0]
+        t0 = None
+        for frame in c.decode(s):
+            t = float(frame.pts * s.time_base)
+            t0 = t if t0 is None else t0
+            for k, want in enumerate(times):
+                d = abs((t - t0) - want)
+                if d < best[k]:
+                    best[k] = d
+                    out[k] = frame.to_ndarray(format="bgr24")
+    return [f for f in out if f is not None]
+
+
+def stream_facts(path: str | Path) -> dict:
+    with av.open(str(path)) as c:
+        v = c.streams.video[0]
+        a = c.streams.audio[0] if c.streams.audio else None
+        facts = {
+            "width": v.codec_context.width,
+            "height": v.codec_context.height,
+            "sar": Fraction(v.sample_aspect_ratio) if v.sample_aspect_ratio else Fraction(1),
+            "pix_fmt": v.codec_context.pix_fmt,
+            "codec": v.codec_context.name,
+            "audio": a is not None,
+        }
+    return facts
+
+
+def eye_mouth_ratio(face, sar: float = 1.0) -> float:
+    """Eye distance over eye-centre-to-mouth-centre distance (shape, independent of scale)."""
+    lm = face.landmarks.astype(np.float64) * [sar, 1.0]
+    eyes = np.linalg.norm(lm[0] - lm[1])
+    mouth = np.linalg.norm((lm[0] + lm[1]) / 2 - (lm[3] + lm[4]) / 2)
+    return float(eyes / mouth)

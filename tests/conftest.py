@@ -1,0 +1,72 @@
+"""Shared fixtures: the real data in ../shared/data (skipped with a reason when absent) and
+small clips made here with the ffmpeg binary the project uses."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED = Path(os.environ.get("PREP_SHARED_DATA", ROOT.parent / "shared" / "data"))
+WEIGHTS = SHARED / "weights"
+SAMPLE_CLIP = ROOT / "sample_data" / "astronaut_vertical.mp4"
+
+needs_shared = pytest.mark.skipif(not (SHARED / "MANIFEST.csv").is_file(), reason=f"real test data not found at {SHARED}")
+
+
+def shared_videos() -> list[Path]:
+    return sorted((SHARED / "videos").glob("*.mp4")) if (SHARED / "videos").is_dir() else []
+
+
+@pytest.fixture(autouse=True)
+def _isolated_env(monkeypatch, tmp_path_factory):
+    """Tests never touch the user's cache or the network: weights come from shared/data."""
+    monkeypatch.setenv("PREP_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "cache"))
+    monkeypatch.setenv("PREP_OFFLINE", "1")
+    if WEIGHTS.is_dir():
+        monkeypatch.setenv("PREP_WEIGHTS_DIR", str(WEIGHTS))
+    else:
+        monkeypatch.delenv("PREP_WEIGHTS_DIR", raising=False)
+
+
+def ffmpeg(*args: str) -> None:
+    from prep.ffmpeg import ffmpeg_exe
+
+    subprocess.run([ffmpeg_exe(), "-nostdin", "-v", "error", "-y", *args], check=True)
+
+
+@pytest.fixture(scope="session")
+def clips(tmp_path_factory) -> dict[str, Path]:
+    """Variants of the sample clip with the properties phones and old cameras give:
+    a rotation tag, non-square pixels, variable frame rate, no audio, an odd size."""
+    d = tmp_path_factory.mktemp("clips")
+    src = str(SAMPLE_CLIP)
+    out = {"sample": SAMPLE_CLIP}
+    # Landscape storage + a display rotation tag: what a phone writes for a vertical video.
+    landscape = d / "landscape.mp4"
+    ffmpeg("-i", src, "-t", "3", "-vf", "transpose=clock", "-c:v", "libx264", "-preset", "ultrafast", "-c:a", "copy", str(landscape))
+    out["rotated"] = d / "rotated.mp4"
+    ffmpeg("-display_rotation", "90", "-i", str(landscape), "-c", "copy", str(out["rotated"]))
+    # Non-square pixels: squeeze to 3/4 width and tag SAR 4:3 so it displays as before.
+    out["sar"] = d / "sar.mp4"
+    ffmpeg("-i", src, "-t", "3", "-vf", "scale=540:1280,setsar=4/3", "-c:v", "libx264", "-preset", "ultrafast", "-c:a", "copy", str(out["sar"]))
+    # Variable frame rate: drop every third frame, keep timestamps.
+    out["vfr"] = d / "vfr.mp4"
+    ffmpeg("-i", src, "-t", "4", "-vf", "select='not(eq(mod(n\\,3)\\,2))'", "-fps_mode", "vfr", "-c:v", "libx264", "-preset", "ultrafast", "-c:a", "copy", str(out["vfr"]))
+    # No audio, odd frame size.
+    out["odd_noaudio"] = d / "odd_noaudio.mp4"
+    ffmpeg("-i", src, "-t", "2", "-an", "-vf", "scale=361:641", "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv444p", str(out["odd_noaudio"]))
+    return out
+
+
+def face_in(frame: np.ndarray):
+    """The most confident YuNet face in a frame (tests' independent judge)."""
+    from prep.detect import create_detector
+
+    det = create_detector("yunet", str(WEIGHTS) if WEIGHTS.is_dir() else None, max_side=None)
+    faces = [f for f in det.detect(frame) if f.score >= 0.75]
+    return faces
