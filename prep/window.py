@@ -86,31 +86,42 @@ def fill_gaps(t: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:
     return np.stack([np.interp(frames, t, values[:, j]) for j in range(values.shape[1])], axis=1)
 
 
-def smooth(values: np.ndarray, sigma: float) -> np.ndarray:
-    """Zero-phase Gaussian smoothing along axis 0 (frames).
+def smoothing_kernel(sigma: float, degree: int = 0) -> np.ndarray:
+    """Convolution kernel of a Gaussian-weighted local polynomial fit of ``degree`` (0 or 2).
+
+    Degree 0 is a plain Gaussian blur. Degree 2 fits a parabola around each frame, which
+    follows a head that speeds up or turns back instead of cutting the corner, for the same
+    noise removal (a Savitzky-Golay filter with Gaussian weights).
+    """
+    radius = int(np.ceil(3 * sigma))
+    x = np.arange(-radius, radius + 1, dtype=np.float64)
+    w = np.exp(-0.5 * (x / sigma) ** 2)
+    if degree == 0:
+        return w / w.sum()
+    a = np.stack([x**d for d in range(degree + 1)], axis=1)
+    return np.linalg.solve(a.T @ (w[:, None] * a), (a * w[:, None]).T)[0]
+
+
+def smooth(values: np.ndarray, sigma: float, degree: int = 0) -> np.ndarray:
+    """Zero-phase smoothing along axis 0 (frames): see :func:`smoothing_kernel`.
 
     Edges are extended by point reflection, which continues a steady motion past the ends,
-    so the first and last frames do not lag a moving face.
-
-    Offline smoothing has no lag: the window neither trails the face nor overshoots it.
-    ``sigma`` is in frames; ``sigma <= 0`` returns a copy.
+    so the first and last frames do not lag a moving face. Offline smoothing has no lag:
+    the window neither trails the face nor overshoots it. ``sigma`` is in frames;
+    ``sigma <= 0`` returns a copy.
     """
     values = np.asarray(values, np.float64)
     if sigma <= 0 or len(values) < 2:
         return values.copy()
-    radius = int(np.ceil(3 * sigma))
-    k = np.exp(-0.5 * (np.arange(-radius, radius + 1) / sigma) ** 2)
-    k /= k.sum()
+    k = smoothing_kernel(sigma, degree)
+    radius = len(k) // 2
+    flat = values.reshape(len(values), -1)
     pad = min(radius, len(values) - 1)
-    padded = np.pad(values, [(pad, pad)] + [(0, 0)] * (values.ndim - 1), mode="reflect", reflect_type="odd")
+    padded = np.pad(flat, [(pad, pad), (0, 0)], mode="reflect", reflect_type="odd")
     if pad < radius:  # very short clip: extend by holding the edge values
-        extra = radius - pad
-        padded = np.pad(padded, [(extra, extra)] + [(0, 0)] * (values.ndim - 1), mode="edge")
-    out = np.empty_like(values)
-    flat = padded.reshape(len(padded), -1)
-    res = np.stack([np.convolve(flat[:, j], k, mode="valid") for j in range(flat.shape[1])], axis=1)
-    out[...] = res.reshape(out.shape)
-    return out
+        padded = np.pad(padded, [(radius - pad, radius - pad), (0, 0)], mode="edge")
+    res = np.stack([np.convolve(padded[:, j], k[::-1], mode="valid") for j in range(flat.shape[1])], axis=1)
+    return res.reshape(values.shape)
 
 
 def track_windows(
@@ -118,9 +129,10 @@ def track_windows(
 ) -> np.ndarray:
     """Per-frame windows ``(n, 3)`` = x, y, side from per-frame face centres ``(n, 2)`` and sizes ``(n,)``.
 
-    Position and size are smoothed separately (size more, so the crop does not breathe).
+    Position follows the face with a local-quadratic smoother; size is smoothed more, with a
+    plain Gaussian, so the crop does not breathe.
     """
-    c = smooth(centers, sigma_pos)
+    c = smooth(centers, sigma_pos, degree=2)
     s = smooth(np.asarray(sizes, np.float64)[:, None], sigma_size)[:, 0]
     side = s / face_fraction
     return np.stack([c[:, 0] - side / 2.0, c[:, 1] - face_y * side, side], axis=1)

@@ -167,4 +167,4 @@ def test_real_clips(tmp_path, name, preset):
     m = check_output(rec, cfg, probe_video(src), per_frame_centre=cfg.mode == "track")
     assert rec["frames_with_several_faces"] == [] and rec["frames_without_face"] == []
     if cfg.mode == "track":
-        assert rec["window"]["jitter"] < 0.001
+        assert rec["window"]["jitter"] < 0.002  # < 1 px RMS change of velocity per frame at 512 px, real motion included

@@ -57,6 +57,14 @@ def test_smooth_keeps_a_steady_motion_and_removes_noise():
     assert np.std(np.diff(smooth(noisy, 5)[:, 0], 2)) < 0.1 * np.std(np.diff(noisy[:, 0], 2))
 
 
+def test_local_quadratic_follows_a_turn_better_than_a_blur():
+    t = np.arange(100, dtype=float)
+    path = (np.abs(t - 50) * 2.0)[:, None]  # a head that moves and comes back
+    err_blur = np.abs(smooth(path, 5) - path)[40:60].max()
+    err_quad = np.abs(smooth(path, 5, degree=2) - path)[40:60].max()
+    assert err_quad < 0.7 * err_blur
+
+
 def test_smooth_short_clip():
     assert smooth(np.array([[1.0], [2.0]]), 10).shape == (2, 1)
     assert smooth(np.array([[1.0]]), 10).tolist() == [[1.0]]

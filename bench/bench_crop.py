@@ -1,0 +1,144 @@
+"""`make bench`: prep crop against a bare ffmpeg crop+scale+encode of the same output.
+
+For each clip in ../shared/data/videos (or the paths given): the wall time of
+``prep crop --preset geneface`` (fixed window: probe + analysis pass + encode, run as the CLI
+in a fresh process) beside the wall time of one ffmpeg command that crops the same window,
+scales and encodes with the same settings; their ratio; and the peak memory of the whole
+process tree (prep plus its ffmpeg children), sampled from /proc. Then memory against video
+length: the same clip looped 1x and 4x. Results go to stdout and bench/results.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED = Path(os.environ.get("PREP_SHARED_DATA", ROOT.parent / "shared" / "data"))
+sys.path.insert(0, str(ROOT))
+
+from prep.ffmpeg import ffmpeg_exe  # noqa: E402
+
+
+def tree_rss_kb(pid: int) -> int:
+    """Resident memory of ``pid`` and all its descendants, in KiB."""
+    children: dict[int, list[int]] = {}
+    rss: dict[int, int] = {}
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f"/proc/{d}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            ppid, pages = int(fields[1]), int(fields[21])
+        except (OSError, IndexError, ValueError):
+            continue
+        children.setdefault(ppid, []).append(int(d))
+        rss[int(d)] = pages * os.sysconf("SC_PAGE_SIZE") // 1024
+    total, stack = 0, [pid]
+    while stack:
+        p = stack.pop()
+        total += rss.get(p, 0)
+        stack.extend(children.get(p, []))
+    return total
+
+
+def run_measured(args: list[str], env: dict | None = None) -> tuple[float, int]:
+    """Wall seconds and peak tree memory (MiB) of a command."""
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+    peak = 0
+    done = threading.Event()
+
+    def sample() -> None:
+        nonlocal peak
+        while not done.is_set():
+            peak = max(peak, tree_rss_kb(proc.pid))
+            time.sleep(0.05)
+
+    th = threading.Thread(target=sample, daemon=True)
+    th.start()
+    _, err = proc.communicate()
+    done.set()
+    th.join()
+    if proc.returncode != 0:
+        raise SystemExit(f"failed: {' '.join(args)}\n{err.decode(errors='replace')}")
+    return time.perf_counter() - t0, peak // 1024
+
+
+def bare_ffmpeg_args(src: str, rep: dict, out: str) -> list[str]:
+    """The same output with one plain ffmpeg command (window taken from prep's report)."""
+    info, w, cfg = rep["source_info"], rep["window"], rep["config"]
+    x, y, side = int(w["x"]), int(w["y"]), int(w["side"])
+    vf = [f"fps={cfg['fps']}"]
+    if info["sar"] != "1:1":
+        vf.append(f"scale={info['display_width']}:{info['display_height']},setsar=1")
+    W, H = info["display_width"], info["display_height"]
+    x0, y0, x1, y1 = max(0, x), max(0, y), min(W, x + side), min(H, y + side)
+    vf.append(f"crop={x1 - x0}:{y1 - y0}:{x0}:{y0}")
+    if (x0 - x, y0 - y, x + side - x1, y + side - y1) != (0, 0, 0, 0):
+        vf.append(f"pad={side}:{side}:{x0 - x}:{y0 - y}")
+    vf.append(f"scale={cfg['size']}:{cfg['size']}")
+    args = [ffmpeg_exe(), "-nostdin", "-v", "error", "-y", "-i", src, "-vf", ",".join(vf),
+            "-c:v", "libx264", "-preset", cfg["x264_preset"], "-crf", str(cfg["crf"]), "-pix_fmt", "yuv420p"]
+    args += ["-c:a", "aac", "-b:a", cfg["audio_bitrate"]] if info["has_audio"] else ["-an"]
+    return args + [out]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("clips", nargs="*", help="videos (default: every clip in ../shared/data/videos)")
+    ap.add_argument("--preset", default="geneface")
+    ap.add_argument("--out", default=str(ROOT / "bench" / "results.md"))
+    a = ap.parse_args()
+    clips = [Path(c) for c in a.clips] or sorted((SHARED / "videos").glob("*.mp4"))
+    if not clips:
+        raise SystemExit(f"no clips: give paths or provide {SHARED / 'videos'}")
+    env = dict(os.environ)
+    if (SHARED / "weights").is_dir():
+        env.setdefault("PREP_WEIGHTS_DIR", str(SHARED / "weights"))
+    prep = [sys.executable, "-m", "prep.cli"]
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for clip in clips:
+            out = Path(tmp) / clip.stem
+            t_prep, m_prep = run_measured(prep + ["crop", str(clip), "-o", str(out), "--preset", a.preset, "--report", str(out / "run.json")], env)
+            rep = json.loads((out / "run.json").read_text())["items"][0]
+            t_ff, m_ff = run_measured(bare_ffmpeg_args(str(clip), rep, str(Path(tmp) / f"{clip.stem}_bare.mp4")))
+            rows.append((clip.name, rep["source_info"]["duration"], t_ff, t_prep, t_prep / t_ff, m_ff, m_prep, rep["timings"]))
+            print(f"{clip.name}: ffmpeg {t_ff:.2f} s, prep {t_prep:.2f} s, ratio {t_prep / t_ff:.2f}, peak MiB {m_ff} / {m_prep}", flush=True)
+        # memory against length: the first clip looped 1x and 4x
+        src = clips[0]
+        long = Path(tmp) / f"{src.stem}_x4.mp4"
+        subprocess.run([ffmpeg_exe(), "-nostdin", "-v", "error", "-y", "-stream_loop", "3", "-i", str(src), "-c", "copy", str(long)], check=True)
+        mem = []
+        for path in (src, long):
+            out = Path(tmp) / f"len_{path.stem}"
+            t, m = run_measured(prep + ["crop", str(path), "-o", str(out), "--preset", a.preset], env)
+            mem.append((path.name, t, m))
+            print(f"length check {path.name}: {t:.1f} s, peak {m} MiB", flush=True)
+    lines = [
+        f"prep crop --preset {a.preset} vs a bare ffmpeg crop+scale+encode of the same output (libx264, same crf, preset and AAC settings); "
+        f"{os.cpu_count()} cores. Times are wall seconds; memory is the peak resident size of the whole process tree.",
+        "",
+        "| clip | length s | ffmpeg s | prep s | ratio | ffmpeg MiB | prep MiB | prep: probe / analyse / encode s |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for name, dur, t_ff, t_prep, ratio, m_ff, m_prep, tm in rows:
+        lines.append(f"| {name} | {dur:.1f} | {t_ff:.2f} | {t_prep:.2f} | {ratio:.2f} | {m_ff} | {m_prep} | {tm['probe']:.2f} / {tm['analyse']:.2f} / {tm['encode']:.2f} |")
+    lines += ["", "Memory against length (same clip looped):", "", "| input | wall s | peak MiB |", "|---|---|---|"]
+    lines += [f"| {n} | {t:.1f} | {m} |" for n, t, m in mem]
+    text = "\n".join(lines) + "\n"
+    Path(a.out).write_text(text)
+    print("\n" + text)
+
+
+if __name__ == "__main__":
+    main()
