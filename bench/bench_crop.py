@@ -110,7 +110,8 @@ def main() -> None:
         for clip in clips:
             out = Path(tmp) / clip.stem
             t_prep, m_prep = run_measured(prep + ["crop", str(clip), "-o", str(out), "--preset", a.preset, "--report", str(out / "run.json")], env)
-            rep = json.loads((out / "run.json").read_text())["items"][0]
+            item = json.loads((out / "run.json").read_text())["items"][0]
+            rep = json.loads(Path(item["report"]).read_text())
             t_ff, m_ff = run_measured(bare_ffmpeg_args(str(clip), rep, str(Path(tmp) / f"{clip.stem}_bare.mp4")))
             rows.append((clip.name, rep["source_info"]["duration"], t_ff, t_prep, t_prep / t_ff, m_ff, m_prep, rep["timings"]))
             print(f"{clip.name}: ffmpeg {t_ff:.2f} s, prep {t_prep:.2f} s, ratio {t_prep / t_ff:.2f}, peak MiB {m_ff} / {m_prep}", flush=True)
