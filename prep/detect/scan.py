@@ -13,7 +13,7 @@ import numpy as np
 
 from .base import Detector, Face
 
-ROI_FACTOR = 3.0  # region side, in face sizes, searched around a known face
+ROI_FACTOR = 2.2  # region side, in face sizes, searched around a known face
 MIN_RELATIVE = 0.25  # faces smaller than this share of the largest are not followed
 
 
