@@ -24,7 +24,7 @@ import numpy as np
 from .config import CropConfig
 from .decode import frame_count_at, iter_frames, scaled_size
 from .detect import Detector, Face, create_detector
-from .detect.scan import FaceScanner
+from .videoscan import FrameAnalyzer
 from .encode import FrameEncoder, encode_fixed
 from .errors import PrepError
 from .fsutil import atomic_path, write_json
@@ -61,6 +61,7 @@ class Analysis:
     subject: SubjectResult
     detector: str
     detector_note: str | None
+    blur: np.ndarray  # per output frame, NaN where no face was known
 
 
 def analyse(info: VideoInfo, cfg: CropConfig, detector: Detector | None = None, show_progress: bool | None = None) -> Analysis:
@@ -73,14 +74,18 @@ def analyse(info: VideoInfo, cfg: CropConfig, detector: Detector | None = None, 
     w, _ = scaled_size(info, cfg.analysis_side)
     back = info.display_width / w
     detections: dict[int, list[Face]] = {}
-    scanner = FaceScanner(detector, cfg.face_px, full_every=max(1, round(cfg.fps / cfg.detect_every)))
-    for i, frame in enumerate(progress(iter_frames(info, cfg.fps, cfg.analysis_side, fast=True), n, "analyse", "frame", show_progress)):
-        if i % cfg.detect_every == 0 or i == n - 1:
-            detections[i] = [f.scaled(back) for f in scanner.scan(frame)]
+    scanner = FrameAnalyzer(detector, cfg.detect_every, cfg.face_px, full_every=max(1, round(cfg.fps / cfg.detect_every)))
+    blur = np.full(n, np.nan)
+    for i, frame in enumerate(progress(iter_frames(info, cfg.fps, cfg.analysis_side), n, "analyse", "frame", show_progress)):
+        faces, score = scanner.step(i, frame, force=i == n - 1)
+        if faces is not None:
+            detections[i] = [f.scaled(back) for f in faces]
+        if i < n:
+            blur[i] = score
     subject = choose_subject(detections, max_gap=int(round(1.5 * cfg.fps)))
     if subject is None:
         raise PrepError(info.path, f"no face found in any of {len(detections)} analysed frames")
-    return Analysis(n, sorted(detections), subject, detector.name, getattr(detector, "auto_note", None))
+    return Analysis(n, sorted(detections), subject, detector.name, getattr(detector, "auto_note", None), blur)
 
 
 def plan(info: VideoInfo, cfg: CropConfig, an: Analysis) -> dict[str, Any]:
@@ -250,6 +255,7 @@ def _crop(src: str, out_root: str | Path, cfg: CropConfig, item_id: str | None, 
         "face_drift": geo["drift"],
         "upscale": geo["upscale"],
         "padding": geo["padding"],
+        "blur": _blur_report(an.blur, cfg),
         "frames_without_face": an.subject.no_face_frames(),
         "frames_with_several_faces": an.subject.multi_face_frames(),
         "warnings": geo["warnings"],
@@ -268,6 +274,22 @@ def error_record(src: str, exc: Exception) -> dict[str, Any]:
 
     problem = f"unexpected {type(exc).__name__}: {' '.join(str(exc).split())} (please report this)"
     return {"source": src, "status": "error", "error": problem, "message": f"{src}: {problem}", "traceback": traceback.format_exc()}
+
+
+def _blur_report(scores: np.ndarray, cfg: CropConfig) -> dict[str, Any]:
+    """Per-frame blur scores and the frames judged blurred against the clip itself."""
+    from .blurdecide import BlurConfig, blurred_frames, segments
+
+    bcfg = BlurConfig.resolve()
+    flags = blurred_frames(scores, cfg.fps, bcfg)
+    finite = scores[np.isfinite(scores)]
+    return {
+        "rule": f"score more than {bcfg.video_drop} below the clip's running median ({bcfg.window_s:g} s)",
+        "median": round(float(np.median(finite)), 4) if len(finite) else None,
+        "blurred_frames": [int(i) for i in np.flatnonzero(flags)],
+        "blurred_segments": segments(flags),
+        "scores": [None if not np.isfinite(v) else round(float(v), 4) for v in scores],
+    }
 
 
 def _window_report(info: VideoInfo, windows: np.ndarray, mode: str) -> dict[str, Any]:
