@@ -122,11 +122,126 @@ def _echo_crop(rec: dict[str, Any]) -> None:
         click.echo(f"     warning: {warning}")
 
 
-def _finish(records: list[dict[str, Any]]) -> None:
+def _detect_settings(detector: str | None, weights_dir: str | None):
+    from .blurscan import DetectSettings
+
+    return DetectSettings(detector or "auto", weights_dir)
+
+
+@main.command()
+@click.argument("sources", nargs=-1, required=True, type=click.Path())
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object per photo or video frame (path, score, blurry, frame).")
+@click.option("--threshold", type=float, default=None, help="Photo threshold: scores below it are blurred (preset blur: 0.20). Higher is sharper.")
+@click.option("--move-rejected", "move_dir", type=click.Path(file_okay=False), default=None, help="Move blurred photos into this folder, with the reason in its rejected.jsonl.")
+@click.option("--sheet", "sheet_path", type=click.Path(dir_okay=False), default=None, help="Write a contact sheet (PNG) of the rejected and borderline items.")
+@detector_options
+@click.option("--workers", type=int, default=1, show_default=True, help="Photos scored at once.")
+@report_option
+@_fail_cleanly
+def blur(sources: tuple[str, ...], as_json: bool, threshold: float | None, move_dir: str | None, sheet_path: str | None, detector: str | None, weights_dir: str | None, workers: int, report_path: str | None) -> None:
+    """Score photos, folders of photos and the frames of videos for motion blur and defocus.
+
+    Photos are judged against an absolute threshold; video frames against their own clip
+    (a soft but steady clip keeps its frames). Faces are scored at a normalised scale; a
+    photo with no face is scored on the whole image and marked so.
+    """
+    from .batch import expand_sources, map_items
+    from .blurdecide import BlurConfig
+    from .blurscan import move_rejected, score_photo, score_video
+    from .decode import is_video_path
+    from .images import IMAGE_EXTENSIONS
+    from .probe import VIDEO_EXTENSIONS
+
+    cfg = BlurConfig.resolve(photo_threshold=threshold)
+    det = _detect_settings(detector, weights_dir)
+    paths = expand_sources(sources, IMAGE_EXTENSIONS | VIDEO_EXTENSIONS)
+    if not paths:
+        raise PrepError(None, f"no photos or videos in {', '.join(sources)}")
+    photos = [str(p) for p in paths if not is_video_path(p)]
+    videos = [str(p) for p in paths if is_video_path(p)]
+    records = list(map_items(score_photo, [(p, det, cfg) for p in photos], workers, "blur"))
+    records += [score_video(v, det, cfg) for v in videos]
+    for rec in records:
+        if rec["status"] == "error":
+            click.echo(f"prep: {rec['message']}", err=True)
+            continue
+        if rec["kind"] == "photo":
+            if move_dir and rec["blurry"]:
+                rec["moved_to"] = str(move_rejected(rec["path"], move_dir, rec["reason"]))
+            if as_json:
+                click.echo(json.dumps({k: rec[k] for k in ("path", "score", "blurry", "borderline", "on_face", "direction", "reason") if k in rec} | ({"moved_to": rec["moved_to"]} if "moved_to" in rec else {})))
+            else:
+                tag = "blurry" if rec["blurry"] else "sharp "
+                click.echo(f"{tag} {rec['score']:+.3f} {rec['path']}" + ("" if rec["on_face"] else "  (no face: whole image)") + (f"  -> {rec['moved_to']}" if "moved_to" in rec else ""))
+        else:
+            if as_json:
+                for fr in rec["frames"]:
+                    click.echo(json.dumps({"path": rec["path"], "frame": fr["frame"], "time": fr["time"], "score": fr["score"], "blurry": fr["blurry"]}))
+            else:
+                segs = ", ".join(f"{a}-{b}" if a != b else f"{a}" for a, b in rec["segments"]) or "none"
+                click.echo(f"video  {rec['path']}: {len(rec['frames'])} frames, {rec['blurred']} blurred (frames {segs}), median score {rec['median']}, {rec['no_face']} without a face")
+    if sheet_path:
+        _blur_sheet(sheet_path, records, det)
+    _write_report(report_path, "blur", records, {"config": cfg.__dict__})
+    _finish(records, quiet=as_json)
+
+
+def _blur_sheet(path: str, records: list[dict[str, Any]], det: Any) -> None:
+    from .blurscan import detector_for, face_crop, video_tiles
+    from .detect import main_face
+    from .images import read_image
+    from .sheet import AMBER, RED, Tile, write_sheet
+
+    tiles = []
+    for rec in records:
+        if rec["status"] != "ok":
+            continue
+        if rec["kind"] == "photo" and (rec["blurry"] or rec["borderline"]):
+            img = read_image(rec.get("moved_to", rec["path"]))
+            tiles.append(Tile(face_crop(img, main_face(detector_for(det).detect(img)) if rec["on_face"] else None), [Path(rec["path"]).name, f"score {rec['score']:+.3f}", "REJECTED" if rec["blurry"] else "borderline"], RED if rec["blurry"] else AMBER))
+        elif rec["kind"] == "video":
+            pick = [f for f in rec["frames"] if f["blurry"] or f["borderline"]][:60]
+            crops = video_tiles(rec["path"], [f["frame"] for f in pick], None, det)
+            for f in pick:
+                if f["frame"] in crops:
+                    tiles.append(Tile(crops[f["frame"]], [f"{Path(rec['path']).name[:18]} #{f['frame']}", f"{f['score']:+.3f} (clip {f['reference']:+.3f})", "REJECTED" if f["blurry"] else "borderline"], RED if f["blurry"] else AMBER))
+    write_sheet(path, tiles, f"prep blur: {sum(t.color == RED for t in tiles)} rejected, {sum(t.color == AMBER for t in tiles)} borderline")
+    click.echo(f"contact sheet: {path}", err=True)
+
+
+@main.command()
+@click.argument("video", type=click.Path())
+@click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False), required=True, help="Folder for the frames (00001.png, ...) and frames.json.")
+@click.option("--fps", type=float, default=None, help="Frame rate to extract at (default: every frame of the source).")
+@click.option("--reject-blur", is_flag=True, help="Put frames blurred relative to their clip in OUT/rejected/ instead of the kept set.")
+@detector_options
+@report_option
+@_fail_cleanly
+def frames(video: str, out_dir: str, fps: float | None, reject_blur: bool, detector: str | None, weights_dir: str | None, report_path: str | None) -> None:
+    """Extract a video's frames as PNG files named as DeepFaceLab expects (00001.png, ...).
+
+    Every face is scored for blur; with --reject-blur the frames judged blurred against the
+    clip itself go to OUT/rejected/. OUT/frames.json lists scores and decisions.
+    """
+    from .blurdecide import BlurConfig
+    from .frames import extract_frames
+
+    rec = extract_frames(video, out_dir, _detect_settings(detector, weights_dir), BlurConfig.resolve(), fps, reject_blur)
+    if rec["status"] == "error":
+        raise PrepError(None, rec["message"])
+    if rec["status"] == "skipped":
+        click.echo(f"skip {video}: already extracted in {out_dir}")
+    else:
+        where = f", {len(rec['blurred_frames'])} blurred set aside in {out_dir}/rejected" if reject_blur else f", {len(rec['blurred_frames'])} judged blurred (kept; use --reject-blur)"
+        click.echo(f"ok   {video} -> {out_dir}: {rec['kept']} frames kept{where}; report {out_dir}/frames.json")
+    _write_report(report_path, "frames", [rec], {})
+
+
+def _finish(records: list[dict[str, Any]], quiet: bool = False) -> None:
     from .batch import summarize
 
     counts = summarize(records)
-    if len(records) > 1:
+    if len(records) > 1 and not quiet:
         click.echo(", ".join(f"{n} {k}" for k, n in sorted(counts.items())))
     if counts.get("error"):
         sys.exit(1)

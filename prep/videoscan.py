@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from .blur import blur_score
-from .detect import Detector, Face
+from .detect import Detector, Face, main_face
 from .detect.scan import FaceScanner
 
 
@@ -27,6 +27,6 @@ class FrameAnalyzer:
         faces = None
         if force or index % self.every == 0:
             faces = self.scanner.scan(frame)
-            self._face = max(faces, key=lambda f: f.size) if faces else None
+            self._face = main_face(faces)
         score = blur_score(frame, self._face).score if (self.blur and self._face is not None) else float("nan")
         return faces, score

@@ -56,6 +56,15 @@ class Face:
         }
 
 
+def main_face(faces: list[Face], min_score: float = 0.8) -> Face | None:
+    """The largest confident face (falls back to the most confident one when none reaches
+    ``min_score``; low-scoring YuNet hits on textures are often larger than real faces)."""
+    confident = [f for f in faces if f.score >= min_score]
+    if confident:
+        return max(confident, key=lambda f: f.size)
+    return max(faces, key=lambda f: f.score) if faces else None
+
+
 class Detector(Protocol):
     name: str
 

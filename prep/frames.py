@@ -1,0 +1,90 @@
+"""``prep frames``: a video's frames as PNG files (DeepFaceLab's ``%05d.png``), blurred ones set aside.
+
+The unit of work :func:`extract_frames` streams frames to disk one at a time, scores each
+face for blur, and at the end moves the frames judged blurred against their own clip into
+``OUT/rejected/``. ``OUT/frames.json`` is written last; a finished folder is skipped when
+the command runs again with the same settings.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .blurdecide import BlurConfig, blurred_frames, segments
+from .blurscan import DetectSettings, detector_for
+from .decode import iter_frames
+from .errors import PrepError
+from .fsutil import check_writable_dir, write_json
+from .images import write_png
+from .probe import probe_video
+from .progress import progress
+from .videoscan import FrameAnalyzer
+
+REPORT = "frames.json"
+
+
+def frame_name(index: int) -> str:
+    """DeepFaceLab's naming: 00001.png for the first frame."""
+    return f"{index + 1:05d}.png"
+
+
+def extract_frames(
+    src: str, out_dir: str, det: DetectSettings, bcfg: BlurConfig, fps: float | None = None, reject_blur: bool = False, show_progress: bool | None = None
+) -> dict[str, Any]:
+    from .crop import error_record
+
+    try:
+        return _extract(src, Path(out_dir), det, bcfg, fps, reject_blur, show_progress)
+    except Exception as exc:  # noqa: BLE001 - an item's failure is a value
+        return {**error_record(src, exc)}
+
+
+def _extract(src: str, out: Path, det: DetectSettings, bcfg: BlurConfig, fps: float | None, reject_blur: bool, show_progress: bool | None) -> dict[str, Any]:
+    settings = {"fps": fps, "reject_blur": reject_blur, "blur": bcfg.__dict__, "detector": det.detector}
+    report = out / REPORT
+    if report.is_file():
+        try:
+            old = json.loads(report.read_text())
+            if old.get("status") == "ok" and old.get("settings") == settings and old.get("source") == src:
+                return {**old, "status": "skipped", "note": "done in an earlier run"}
+        except ValueError:
+            pass
+    info = probe_video(src)
+    check_writable_dir(out)
+    analyzer = FrameAnalyzer(detector_for(det), every=2)
+    scores = []
+    for i, frame in enumerate(progress(iter_frames(info, fps), None, Path(src).name, "frame", show_progress)):
+        write_png(out / frame_name(i), frame)
+        scores.append(analyzer.step(i, frame)[1])
+    if not scores:
+        raise PrepError(src, "no frames decoded")
+    s = np.array(scores, np.float64)
+    rate = fps or info.fps
+    flags = blurred_frames(s, rate, bcfg)
+    rejected = [int(i) for i in np.flatnonzero(flags)]
+    if reject_blur and rejected:
+        rej = out / "rejected"
+        rej.mkdir(exist_ok=True)
+        for i in rejected:
+            os.replace(out / frame_name(i), rej / frame_name(i))
+    record = {
+        "source": src,
+        "status": "ok",
+        "out": str(out),
+        "settings": settings,
+        "source_info": info.to_dict(),
+        "frames": len(scores),
+        "kept": len(scores) - (len(rejected) if reject_blur else 0),
+        "blurred_frames": rejected,
+        "blurred_segments": segments(flags),
+        "set_aside": reject_blur,
+        "blur_rule": f"score more than {bcfg.video_drop} below the clip's running median ({bcfg.window_s:g} s)",
+        "scores": [None if not np.isfinite(v) else round(float(v), 4) for v in s],
+    }
+    write_json(report, record)
+    return record
