@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup demo test bench sample clean
+.PHONY: setup demo test bench eval-blur sample clean
 
 setup: $(STAMP)
 
@@ -23,6 +23,11 @@ test: setup
 
 bench: setup
 	$(BIN)/python bench/bench_crop.py
+	$(BIN)/python bench/bench_blur.py
+
+# Blur-score quality on the real data in ../shared/data (writes bench/blur_results.md).
+eval-blur: setup
+	$(BIN)/python bench/eval_blur.py
 
 # Rebuild sample_data/astronaut_vertical.mp4 from scikit-image's astronaut photo.
 sample: setup

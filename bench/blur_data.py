@@ -1,5 +1,4 @@
-"""Face sets for fitting and evaluating the blur score (used by tools/fit_blur.py and
-tools/eval_blur.py; not part of the package)."""
+"""Face sets for evaluating the blur score (bench/eval_blur.py; not part of the package)."""
 
 from __future__ import annotations
 

@@ -1,0 +1,228 @@
+"""The blur score and its decisions: invariances, real pairs, the blink trap, bad images, the CLI."""
+
+from __future__ import annotations
+
+import json
+import struct
+
+import cv2
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from prep.blur import blur_score
+from prep.blurdecide import BlurConfig, blurred_frames, segments
+from prep.cli import main
+from prep.detect import create_detector, main_face
+from prep.errors import PrepError
+from prep.images import read_image
+from prep.kernels import apply_kernel, disk_kernel, motion_kernel
+
+from checks import frames_at
+from conftest import SHARED, WEIGHTS, needs_shared
+
+needs_yunet = pytest.mark.skipif(not WEIGHTS.is_dir(), reason="YuNet model not found in shared/data/weights")
+
+
+@pytest.fixture(scope="module")
+def face_photo(clips):
+    """A sharp frame of the sample clip and its face."""
+    img = frames_at(clips["sample"], [2.0])[0]
+    det = create_detector("auto", str(WEIGHTS) if WEIGHTS.is_dir() else None)
+    return img, main_face(det.detect(img))
+
+
+def test_kernels_are_normalised_and_long_enough():
+    k = motion_kernel(9, 0.0)
+    assert k.sum() == pytest.approx(1.0, abs=1e-5)
+    assert (k.sum(axis=0) > 1e-3).sum() in (9, 10, 11)  # about 9 px wide along x
+    assert motion_kernel(0.5, 1.0).shape == (1, 1)
+    assert disk_kernel(3).sum() == pytest.approx(1.0, abs=1e-5)
+
+
+def test_motion_blur_and_defocus_lower_the_score(face_photo):
+    img, face = face_photo
+    sharp = blur_score(img, face)
+    assert sharp.on_face and sharp.score > BlurConfig.resolve().photo_threshold
+    for length in (5, 9, 15, 25):
+        blurred = blur_score(apply_kernel(img, motion_kernel(length, np.radians(30))), face)
+        assert blurred.score < sharp.score - 0.1 * min(length, 9) / 5
+    assert blur_score(apply_kernel(img, motion_kernel(15, np.radians(30))), face).score < BlurConfig.resolve().photo_threshold
+    assert blur_score(apply_kernel(img, disk_kernel(4)), face).score < BlurConfig.resolve().photo_threshold
+
+
+@pytest.mark.parametrize("angle", [0, 45, 90, 135])
+def test_direction_of_the_motion_is_found(face_photo, angle):
+    img, face = face_photo
+    s = blur_score(apply_kernel(img, motion_kernel(15, np.radians(angle))), face)
+    diff = abs((s.direction - angle + 90) % 180 - 90)
+    assert diff < 20, (s.direction, angle)
+
+
+def test_dim_frame_and_low_contrast_barely_move_the_score(face_photo):
+    img, face = face_photo
+    ref = blur_score(img, face).score
+    dim = (img.astype(np.float32) * 0.3).astype(np.uint8)
+    flat = (img.astype(np.float32) * 0.5 + 60).astype(np.uint8)
+    assert abs(blur_score(dim, face).score - ref) < 0.06
+    assert abs(blur_score(flat, face).score - ref) < 0.06
+
+
+def test_clip_relative_decisions():
+    cfg = BlurConfig(video_drop=0.25, window_s=2.0)
+    soft = np.full(100, -0.2) + np.random.default_rng(0).normal(0, 0.03, 100)  # soft but steady
+    assert not blurred_frames(soft, 25, cfg).any()
+    dip = soft.copy()
+    dip[40:44] -= 0.5
+    dip[70] = np.nan  # no face: never called blurred
+    flags = blurred_frames(dip, 25, cfg)
+    assert segments(flags) == [[40, 43]]
+
+
+@needs_shared
+@needs_yunet
+def test_real_pairs_order_and_the_blink_trap():
+    det = create_detector("yunet", str(WEIGHTS))
+    cfg = BlurConfig.resolve()
+    groups: dict[str, dict[str, np.ndarray]] = {}
+    for p in sorted((SHARED / "blur" / "pairs").glob("*")) + sorted((SHARED / "blur" / "video_frames").glob("*")):
+        groups.setdefault(p.stem.split("__")[0], {})["blur" if "blur" in p.stem.split("__")[-1] else "sharp"] = read_image(p)
+    for name, g in groups.items():
+        faces = {k: main_face([f for f in det.detect(v) if f.score >= 0.8]) for k, v in g.items()}
+        on_face = all(faces.values())
+        s = {k: blur_score(v, faces[k] if on_face else None).score for k, v in g.items()}
+        assert s["blur"] < s["sharp"], name
+        if name == "videoretalking_4":  # a blink, not blur: kept by both rules
+            assert s["sharp"] - s["blur"] < cfg.video_drop
+            assert s["blur"] >= cfg.photo_threshold
+        elif name in ("latentsync_demo2", "lp_d9"):  # real motion blur: caught against its clip
+            assert s["sharp"] - s["blur"] > cfg.video_drop
+
+
+@needs_shared
+@needs_yunet
+def test_real_defocus_photos_are_rejected():
+    det = create_detector("yunet", str(WEIGHTS))
+    cfg = BlurConfig.resolve()
+    for p in sorted((SHARED / "blur" / "defocus").glob("*")):
+        img = read_image(p)
+        assert blur_score(img, main_face(det.detect(img))).score < cfg.photo_threshold, p.name
+
+
+# ---- images that are awkward or broken ------------------------------------------------
+
+
+def _exif_orientation_jpeg(img: np.ndarray, orientation: int) -> bytes:
+    """A JPEG with an EXIF APP1 segment holding only the Orientation tag."""
+    ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, 95])
+    tiff = b"MM\x00*" + struct.pack(">I", 8) + struct.pack(">H", 1) + struct.pack(">HHIHH", 0x0112, 3, 1, orientation, 0) + struct.pack(">I", 0)
+    app1 = b"Exif\x00\x00" + tiff
+    data = buf.tobytes()
+    return data[:2] + b"\xff\xe1" + struct.pack(">H", len(app1) + 2) + app1 + data[2:]
+
+
+def test_read_image_variants(tmp_path):
+    img = np.zeros((40, 60, 3), np.uint8)
+    img[:, :30] = 255
+    cv2.imwrite(str(tmp_path / "grey.png"), img[:, :, 0])
+    cv2.imwrite(str(tmp_path / "deep.png"), img.astype(np.uint16) * 257)
+    cv2.imwrite(str(tmp_path / "rgba.png"), np.dstack([img, np.full((40, 60), 128, np.uint8)]))
+    (tmp_path / "rotated.jpg").write_bytes(_exif_orientation_jpeg(img, 6))  # 90 degrees clockwise
+    for name in ("grey.png", "deep.png", "rgba.png"):
+        out = read_image(tmp_path / name)
+        assert out.shape == (40, 60, 3) and out.dtype == np.uint8 and out[0, 0, 0] == 255 and out[0, 59, 0] == 0
+    rot = read_image(tmp_path / "rotated.jpg")
+    assert rot.shape == (60, 40, 3)  # upright: EXIF applied
+    assert rot[0, 20, 0] > 200 and rot[59, 20, 0] < 50
+
+
+@pytest.mark.parametrize(
+    "content, problem",
+    [(b"", "empty file"), (b"hello, not an image", "not a readable image"), (None, "truncated JPEG")],
+)
+def test_bad_images(tmp_path, content, problem):
+    p = tmp_path / "x.jpg"
+    if content is None:
+        ok, buf = cv2.imencode(".jpg", np.full((64, 64, 3), 90, np.uint8))
+        content = buf.tobytes()[: len(buf) // 2]
+    p.write_bytes(content)
+    with pytest.raises(PrepError, match=problem):
+        read_image(p)
+
+
+# ---- prep blur and prep frames --------------------------------------------------------
+
+
+def run(*args):
+    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+
+
+@pytest.fixture
+def photo_folder(tmp_path, face_photo):
+    img, _ = face_photo
+    d = tmp_path / "photos"
+    d.mkdir()
+    cv2.imwrite(str(d / "a_sharp.png"), img)
+    cv2.imwrite(str(d / "b_blurred.png"), apply_kernel(img, motion_kernel(15, 0.3)))
+    cv2.imwrite(str(d / "c_noface.png"), np.random.default_rng(0).integers(0, 255, (200, 200, 3), dtype=np.uint8))
+    (d / "d_broken.jpg").write_bytes(b"\xff\xd8 not really")
+    return d
+
+
+def test_blur_cli_json_move_and_sheet(photo_folder, tmp_path):
+    rej, sheet = tmp_path / "rejected", tmp_path / "sheet.png"
+    res = run("blur", photo_folder, "--json", "--move-rejected", rej, "--sheet", sheet)
+    assert res.exit_code == 1  # the broken file
+    assert res.stderr.startswith(f"prep: {photo_folder / 'd_broken.jpg'}: ") and "Traceback" not in res.stderr
+    lines = [json.loads(x) for x in res.stdout.splitlines()]
+    by = {x["path"].split("/")[-1]: x for x in lines}
+    assert not by["a_sharp.png"]["blurry"] and by["b_blurred.png"]["blurry"]
+    assert by["b_blurred.png"]["score"] < by["a_sharp.png"]["score"]
+    assert by["c_noface.png"]["on_face"] is False and "no face" in by["c_noface.png"]["reason"]
+    # moved, not deleted, with the reason logged
+    assert not (photo_folder / "b_blurred.png").exists() and (rej / "b_blurred.png").is_file()
+    log = [json.loads(x) for x in (rej / "rejected.jsonl").read_text().splitlines()]
+    assert log[0]["file"] == "b_blurred.png" and "below the photo threshold" in log[0]["reason"]
+    assert cv2.imread(str(sheet)) is not None
+
+
+def test_blur_threshold_option(photo_folder):
+    res = run("blur", photo_folder / "a_sharp.png", "--threshold", "5", "--json")
+    assert json.loads(res.stdout)["blurry"] is True
+
+
+@pytest.fixture(scope="module")
+def clip_with_blur(clips, tmp_path_factory):
+    """The sample clip with frames 30-34 smeared horizontally (a real-looking motion blur)."""
+    from conftest import ffmpeg
+
+    out = tmp_path_factory.mktemp("blurclip") / "smeared.mp4"
+    ffmpeg("-i", str(clips["sample"]), "-t", "3", "-vf", "avgblur=sizeX=9:sizeY=0:enable='between(n,30,34)'", "-c:v", "libx264", "-preset", "ultrafast", "-crf", "12", "-an", str(out))
+    return out
+
+
+def test_frames_sets_blurred_frames_aside(clip_with_blur, tmp_path):
+    out = tmp_path / "frames"
+    res = run("frames", clip_with_blur, "-o", out, "--reject-blur")
+    assert res.exit_code == 0, res.stderr
+    kept = sorted(p.name for p in out.glob("*.png"))
+    rejected = sorted(p.name for p in (out / "rejected").glob("*.png"))
+    assert kept[0] == "00001.png" and len(kept) + len(rejected) == 90
+    assert set(rejected) >= {f"{i + 1:05d}.png" for i in range(31, 34)}
+    assert len(rejected) <= 7
+    rep = json.loads((out / "frames.json").read_text())
+    assert rep["blurred_segments"] and len(rep["scores"]) == 90
+    again = run("frames", clip_with_blur, "-o", out, "--reject-blur")
+    assert "skip" in again.output
+
+
+@needs_yunet
+def test_crop_report_lists_blurred_frames(clip_with_blur, tmp_path):
+    from prep.config import CropConfig
+    from prep.crop import crop_video
+
+    rec = crop_video(clip_with_blur, tmp_path, CropConfig.resolve("default", size=128))
+    # source frames 30-34 at 30 fps are output frames 25-28 at 25 fps
+    flagged = set(rec["blur"]["blurred_frames"])
+    assert flagged & {25, 26, 27, 28} and len(flagged) <= 6
+    assert len(rec["blur"]["scores"]) == rec["output_info"]["frames"]
