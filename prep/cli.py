@@ -237,6 +237,61 @@ def frames(video: str, out_dir: str, fps: float | None, reject_blur: bool, detec
     _write_report(report_path, "frames", [rec], {})
 
 
+@main.command()
+@click.argument("source", type=click.Path())
+@click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False), required=True, help="Output folder for the pairs.")
+@click.option("--degrade", "degradation", default="bsrgan", show_default=True, help="Degradation preset: bsrgan, bsrgan-plus, realesrgan, gfpgan (files in presets/).")
+@click.option("--size", type=int, default=512, show_default=True, help="Side of the sharp (HQ) images.")
+@click.option("--scale", type=click.Choice(["1", "2", "4"]), default="1", show_default=True, help="1: restoration (LQ at HQ size); 2 or 4: super-resolution (LQ is HQ/scale).")
+@click.option("--val-fraction", type=float, default=0.05, show_default=True, help="Share of photos that go to val (chosen from the seed and the file, not at random per run).")
+@click.option("--copies", type=int, default=1, show_default=True, help="Degraded versions of each sharp image.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Same seed, same bytes, whatever --workers is.")
+@click.option("--align/--no-align", default=False, show_default=True, help="Find faces in in-the-wild photos and align each to the FFHQ template.")
+@click.option("--max-upscale", type=float, default=1.25, show_default=True, help="--align: skip faces that would have to be enlarged more than this to reach --size.")
+@click.option("--layout", type=click.Choice(["gpen", "basicsr", "gpen-native"]), default="gpen", show_default=True, help="Folder layout of the trainer.")
+@detector_options
+@click.option("--workers", type=int, default=1, show_default=True, help="Processes.")
+@report_option
+@_fail_cleanly
+def pairs(source: str, out_dir: str, degradation: str, size: int, scale: str, val_fraction: float, copies: int, seed: int, align: bool, max_upscale: float, layout: str, detector: str | None, weights_dir: str | None, workers: int, report_path: str | None) -> None:
+    """Make sharp/degraded training pairs from a folder of face photos.
+
+    Writes OUT/train/sharp, OUT/train/blurry, OUT/val/sharp, OUT/val/blurry (lossless PNG, a
+    pair shares its name) and OUT/degradations.jsonl with every drawn parameter. Photos
+    already done are skipped when the command runs again.
+    """
+    from .batch import expand_sources, item_ids, map_items
+    from .fsutil import check_writable_dir
+    from .images import IMAGE_EXTENSIONS
+    from .pairs import PairsConfig, finish, make_pairs
+
+    cfg = PairsConfig.resolve(degrade=degradation, size=size, scale=int(scale), val_fraction=val_fraction, copies=copies, seed=seed, align=align, max_upscale=max_upscale, layout=layout, detector=detector, weights_dir=weights_dir)
+    paths = expand_sources([source], IMAGE_EXTENSIONS)
+    if not paths:
+        raise PrepError(source, "no photos found")
+    check_writable_dir(out_dir)
+    items = [(str(p), i, out_dir, cfg) for p, i in zip(paths, item_ids(paths))]
+    records = []
+    for rec in map_items(make_pairs, items, workers, "pairs"):
+        records.append(rec)
+        if rec["status"] == "error":
+            click.echo(f"prep: {rec['message']}", err=True)
+        elif rec["status"] == "empty":
+            click.echo(f"skip {rec['source']}: {rec['reason']}")
+        elif rec["status"] == "ok" and rec["skipped_faces"]:
+            click.echo(f"     {rec['source']}: {len(rec['skipped_faces'])} face(s) too small for {cfg.size} px skipped, {len(rec['pairs'])} pair(s) kept")
+    summary = finish(out_dir, cfg, records)
+    n = summary["pairs"]
+    done = sum(r["status"] == "skipped" for r in records)
+    empty = sum(r["status"] == "empty" for r in records)
+    click.echo(f"{out_dir}: {n['train']} train and {n['val']} val pairs ({cfg.degrade}, scale {cfg.scale}, layout {cfg.layout})"
+               + (f"; {done} photos done before" if done else "") + (f"; {summary['faces_skipped']} faces too small" if summary["faces_skipped"] else "") + (f"; {empty} photos gave no pair" if empty else "")
+               + (f"; {summary['errors']} photos failed" if summary["errors"] else "") + f"; parameters in {Path(out_dir) / 'degradations.jsonl'}")
+    _write_report(report_path, "pairs", records, {"summary": summary})
+    if summary["errors"]:
+        sys.exit(1)
+
+
 def _finish(records: list[dict[str, Any]], quiet: bool = False) -> None:
     from .batch import summarize
 

@@ -39,3 +39,39 @@ def video_layout(name: str) -> VideoLayout:
         return VIDEO_LAYOUTS[name]
     except KeyError:
         raise PrepError(None, f"unknown video layout '{name}' (choose from {', '.join(VIDEO_LAYOUTS)})") from None
+
+
+@dataclass(frozen=True)
+class PairLayout:
+    """Where a sharp/degraded pair goes. ``lq`` is None where the trainer makes its own
+    degraded images (GPEN's own trainer degrades its training faces on the fly)."""
+
+    name: str
+    train_hq: str
+    train_lq: str | None
+    val_hq: str
+    val_lq: str
+    description: str
+
+    def paths(self, root: str | Path, split: str, name: str) -> tuple[Path, Path | None]:
+        hq, lq = (self.train_hq, self.train_lq) if split == "train" else (self.val_hq, self.val_lq)
+        return Path(root) / hq / name, (Path(root) / lq / name if lq else None)
+
+
+PAIR_LAYOUTS: dict[str, PairLayout] = {
+    # GPEN training guides: train/{sharp,blurry}, val/{sharp,blurry}, pairs share file names
+    "gpen": PairLayout("gpen", "train/sharp", "train/blurry", "val/sharp", "val/blurry", "OUT/{train,val}/{sharp,blurry}/<name>.png"),
+    # the same folders, plus basicsr_options.yml for BasicSR's PairedImageDataset
+    "basicsr": PairLayout("basicsr", "train/sharp", "train/blurry", "val/sharp", "val/blurry", "as gpen, plus OUT/basicsr_options.yml"),
+    # GPEN's own train_simple.py: one flat folder of sharp faces (--path), val/hq + val/lq
+    "gpen-native": PairLayout("gpen-native", "train", None, "val/hq", "val/lq", "OUT/train/<name>.png, OUT/val/{hq,lq}/<name>.png"),
+}
+
+
+def pair_layout(name: str) -> PairLayout:
+    from .errors import PrepError
+
+    try:
+        return PAIR_LAYOUTS[name]
+    except KeyError:
+        raise PrepError(None, f"unknown pair layout '{name}' (choose from {', '.join(PAIR_LAYOUTS)})") from None

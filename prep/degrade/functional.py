@@ -34,8 +34,8 @@ def covariance(l1: float, l2: float, theta: float) -> np.ndarray:
 def gaussian_kernel(size: int, cov: np.ndarray, shift: float = 0.0, beta: float = 1.0, plateau: bool = False) -> np.ndarray:
     """Gaussian (``beta`` 1), generalised Gaussian (``beta`` != 1) or plateau kernel.
 
-    ``shift`` moves the kernel's centre ``shift`` px towards the lower right (used to keep a
-    nearest-neighbour subsampling aligned; see :func:`nearest_downsample`).
+    ``shift`` moves the kernel's centre ``shift`` px towards the lower right (negative: upper
+    left, which keeps a nearest-neighbour subsampling aligned; see :func:`nearest_downsample`).
     """
     x, y = _grid(size, shift)
     inv = np.linalg.inv(cov)
@@ -79,9 +79,10 @@ def resize(img: np.ndarray, w: int, h: int, interp: int) -> np.ndarray:
 
 
 def nearest_downsample(img: np.ndarray, sf: int) -> np.ndarray:
-    """Keep every ``sf``-th pixel starting at 0. Pair it with a kernel shifted by ``(sf-1)/2``
-    (see :func:`gaussian_kernel`) so the kept pixel samples the centre of its ``sf x sf`` cell,
-    which keeps LQ aligned with HQ."""
+    """Keep every ``sf``-th pixel starting at 0. Pair it with a kernel whose centre is moved
+    ``(sf-1)/2`` px up and left (``gaussian_kernel(shift=-(sf-1)/2)``): after the convolution
+    each kept pixel then averages around the centre of its ``sf x sf`` cell, so LQ stays
+    aligned with HQ (BSRGAN's half-pixel compensation)."""
     return img[::sf, ::sf]
 
 

@@ -94,9 +94,9 @@ def bsrgan(hq: np.ndarray, rng: np.random.Generator, sf: int, p: dict) -> tuple[
                 steps.append({"op": "downsample", "factor": f, "method": F.INTERP_NAMES[it]})
             else:
                 sigma = _u(rng, p["down2_gauss_sigma"][0], p["down2_gauss_sigma"][1] * cur)
-                k = F.isotropic_sigma_kernel(p["down2_gauss_size"], sigma, shift=(cur - 1) / 2.0)
+                k = F.isotropic_sigma_kernel(p["down2_gauss_size"], sigma, shift=-(cur - 1) / 2.0)
                 img = np.clip(F.nearest_downsample(F.convolve(img, k), cur), 0, 1)
-                steps.append({"op": "downsample", "factor": cur, "method": "gaussian_nearest", "sigma": sigma})
+                steps.append({"op": "downsample", "factor": cur, "method": "gaussian_nearest", "sigma": sigma, "kernel_shift": -(cur - 1) / 2.0})
         elif op == 3:
             it = _interp(rng)
             img = F.resize(img, aw // cur, ah // cur, it)

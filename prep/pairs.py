@@ -1,0 +1,219 @@
+"""``prep pairs``: sharp/degraded training pairs for face restoration and super-resolution.
+
+The unit of work :func:`make_pairs` turns one photo into its samples (the photo itself, or
+each face aligned to the FFHQ template with ``align``), degrades each ``copies`` times and
+writes the pairs where the layout says. Its random state comes from (seed, item key, face,
+copy) only, so the bytes written do not depend on the number of workers or on what was done
+before. A small record per photo, written last under ``OUT/.prep/pairs/``, marks it done;
+:func:`finish` gathers the records into ``OUT/degradations.jsonl`` and the run report.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from .align import align, face_scale
+from .degrade import degrade, load_params
+from .errors import PrepError
+from .fsutil import write_json
+from .images import read_image, write_png
+from .layouts import pair_layout
+
+MARKERS = ".prep/pairs"
+
+
+@dataclass(frozen=True)
+class PairsConfig:
+    degrade: str = "bsrgan"
+    size: int = 512
+    scale: int = 1
+    val_fraction: float = 0.05
+    copies: int = 1
+    seed: int = 0
+    align: bool = False
+    layout: str = "gpen"
+    max_upscale: float = 1.25  # --align: faces needing more enlargement than this are skipped
+    min_face_score: float = 0.8
+    detector: str = "auto"
+    weights_dir: str | None = None
+    params: dict[str, Any] = field(default_factory=dict)  # the degradation preset, resolved
+
+    def __post_init__(self) -> None:
+        problems = []
+        if self.scale not in (1, 2, 4):
+            problems.append(f"scale must be 1, 2 or 4, got {self.scale}")
+        if self.size < 16 or self.size % self.scale:
+            problems.append(f"size must be at least 16 and divisible by the scale, got {self.size}")
+        if not 0 <= self.val_fraction < 1:
+            problems.append(f"val fraction must be in [0, 1), got {self.val_fraction}")
+        if self.copies < 1:
+            problems.append("copies must be at least 1")
+        pair_layout(self.layout)
+        if problems:
+            raise PrepError(None, "; ".join(problems))
+
+    @classmethod
+    def resolve(cls, **values: Any) -> "PairsConfig":
+        values = {k: v for k, v in values.items() if v is not None}
+        values["params"] = load_params(values.get("degrade", "bsrgan"))
+        return cls(**values)
+
+    def key(self) -> str:
+        """Fingerprint of everything that shapes a pair's bytes."""
+        d = dataclasses.asdict(self)
+        for k in ("weights_dir", "detector"):
+            d.pop(k)
+        return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def stable_int(*parts: Any) -> int:
+    return int.from_bytes(hashlib.blake2b("\x1f".join(map(str, parts)).encode(), digest_size=8).digest(), "little")
+
+
+def split_of(item_id: str, cfg: PairsConfig) -> str:
+    """train or val, from (seed, item) alone: stable across runs, orders and workers. All
+    samples of one photo (faces, copies) go to the same split, so val never sees a train face."""
+    u = stable_int("split", cfg.seed, item_id) / 2.0**64
+    return "val" if u < cfg.val_fraction else "train"
+
+
+def rng_for(cfg: PairsConfig, item_id: str, face: int, copy: int) -> np.random.Generator:
+    return np.random.default_rng([cfg.seed & 0xFFFFFFFF, stable_int(item_id) & 0xFFFFFFFF, face, copy])
+
+
+def square(img: np.ndarray, size: int) -> np.ndarray:
+    """Centre square, resized to ``size`` (area averaging when shrinking)."""
+    h, w = img.shape[:2]
+    s = min(h, w)
+    y0, x0 = (h - s) // 2, (w - s) // 2
+    crop = img[y0 : y0 + s, x0 : x0 + s]
+    if s == size:
+        return np.ascontiguousarray(crop)
+    return cv2.resize(crop, (size, size), interpolation=cv2.INTER_AREA if s > size else cv2.INTER_CUBIC)
+
+
+def marker_path(out: str | Path, item_id: str) -> Path:
+    return Path(out) / MARKERS / f"{item_id}.json"
+
+
+def samples_of(img: np.ndarray, src: str, cfg: PairsConfig) -> tuple[list[tuple[int, np.ndarray, dict]], list[dict]]:
+    """(face index, HQ image, facts) for each sample, and the faces skipped with reasons."""
+    if not cfg.align:
+        h, w = img.shape[:2]
+        facts = {"crop": "centre square" if h != w else "whole", "source_size": [w, h]}
+        return [(0, square(img, cfg.size), facts)], []
+    from .blurscan import DetectSettings, detector_for
+
+    faces = [f for f in detector_for(DetectSettings(cfg.detector, cfg.weights_dir)).detect(img) if f.score >= cfg.min_face_score]
+    if not faces:
+        return [], [{"face": None, "reason": "no face found (use --no-align for photos that are already face crops)"}]
+    faces.sort(key=lambda f: (f.box[0], f.box[1]))  # a stable order: left to right
+    out, skipped = [], []
+    for j, face in enumerate(faces):
+        up = face_scale(face, cfg.size)
+        if up > cfg.max_upscale:
+            skipped.append({"face": j, "box": [round(v) for v in face.box], "reason": f"face too small: would be enlarged {up:.1f}x to reach {cfg.size} px"})
+            continue
+        out.append((j, align(img, face, cfg.size), {"face": j, "box": [round(v, 1) for v in face.box], "enlarged": round(up, 3)}))
+    return out, skipped
+
+
+def make_pairs(src: str, item_id: str, out: str, cfg: PairsConfig) -> dict[str, Any]:
+    """Unit of work for one photo. Returns a record (status ok, skipped or error)."""
+    from .crop import error_record
+
+    try:
+        marker = marker_path(out, item_id)
+        if marker.is_file():
+            try:
+                old = json.loads(marker.read_text())
+                if old.get("config_key") == cfg.key():
+                    return {**old, "status": "skipped"}
+            except ValueError:
+                pass
+        img = read_image(src)
+        samples, skipped = samples_of(img, src, cfg)
+        layout = pair_layout(cfg.layout)
+        split = split_of(item_id, cfg)
+        written = []
+        for j, hq_in, facts in samples:
+            base = item_id if not cfg.align else f"{item_id}_{j:02d}"
+            for c in range(cfg.copies if (split == "val" or layout.train_lq) else 1):
+                name = base + (f"_{c}" if cfg.copies > 1 else "") + ".png"
+                hq_path, lq_path = layout.paths(out, split, name)
+                if lq_path is None:  # the trainer degrades on the fly: keep the sharp face only
+                    write_png(hq_path, hq_in)
+                    written.append({"name": name, "split": split, "copy": c, "source": src, **facts, "hq": str(hq_path)})
+                    continue
+                hq, lq, steps = degrade(hq_in, rng_for(cfg, item_id, j, c), cfg.scale, cfg.params)
+                write_png(hq_path, hq)
+                write_png(lq_path, lq)
+                written.append({"name": name, "split": split, "copy": c, "source": src, **facts, "hq": str(hq_path), "lq": str(lq_path), "degradation": cfg.degrade, "steps": steps})
+        record = {"source": src, "item": item_id, "status": "ok" if written else "empty", "reason": None if written else _why_empty(skipped, cfg), "config_key": cfg.key(), "split": split, "pairs": written, "skipped_faces": skipped}
+        write_json(marker, record)  # last: marks the photo as done
+        return record
+    except Exception as exc:  # noqa: BLE001 - an item's failure is a value
+        return error_record(src, exc)
+
+
+def _why_empty(skipped: list[dict], cfg: PairsConfig) -> str:
+    if skipped and skipped[0]["face"] is None:
+        return skipped[0]["reason"]
+    worst = min(float(s["reason"].split("enlarged ")[1].split("x")[0]) for s in skipped)
+    return f"{len(skipped)} face(s), all too small for {cfg.size} px (the largest would be enlarged {worst:.1f}x; at most {cfg.max_upscale}x allowed)"
+
+
+def finish(out: str | Path, cfg: PairsConfig, records: list[dict[str, Any]]) -> dict[str, Any]:
+    """Write ``degradations.jsonl`` (one line per pair, sorted by name), the BasicSR options
+    snippet for that layout, and return the summary."""
+    from .fsutil import atomic_path
+
+    out = Path(out)
+    lines = sorted((p for r in records if r["status"] in ("ok", "skipped", "empty") for p in r["pairs"]), key=lambda p: (p["split"], p["name"]))
+    with atomic_path(out / "degradations.jsonl") as tmp:
+        with open(tmp, "w") as f:
+            for p in lines:
+                f.write(json.dumps({k: v for k, v in p.items() if k not in ("hq", "lq")}, sort_keys=True) + "\n")
+    if cfg.layout == "basicsr":
+        write_basicsr_options(out, cfg)
+    counts = {s: sum(1 for p in lines if p["split"] == s) for s in ("train", "val")}
+    skipped_faces = sum(sum(1 for f in r.get("skipped_faces", []) if f["face"] is not None) for r in records if r["status"] != "error")
+    return {"pairs": counts, "faces_skipped": skipped_faces, "errors": sum(r["status"] == "error" for r in records)}
+
+
+def write_basicsr_options(out: Path, cfg: PairsConfig) -> Path:
+    """Dataset options for BasicSR's PairedImageDataset, loadable as they are."""
+    import yaml
+
+    from .fsutil import atomic_path
+
+    root = out.resolve()
+    layout = pair_layout(cfg.layout)
+
+    def ds(split: str) -> dict[str, Any]:
+        hq, lq = (layout.train_hq, layout.train_lq) if split == "train" else (layout.val_hq, layout.val_lq)
+        d: dict[str, Any] = {
+            "name": f"prep_{split}",
+            "type": "PairedImageDataset",
+            "dataroot_gt": str(root / hq),
+            "dataroot_lq": str(root / lq),
+            "filename_tmpl": "{}",
+            "io_backend": {"type": "disk"},
+        }
+        if split == "train":
+            d.update({"gt_size": min(cfg.size, 256), "use_hflip": True, "use_rot": False, "scale": cfg.scale})
+        return d
+
+    doc = {"scale": cfg.scale, "datasets": {"train": ds("train"), "val": ds("val")}}
+    dest = out / "basicsr_options.yml"
+    with atomic_path(dest) as tmp:
+        tmp.write_text("# Written by prep pairs: BasicSR PairedImageDataset options (merge into your training options).\n" + yaml.safe_dump(doc, sort_keys=False))
+    return dest
