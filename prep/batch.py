@@ -8,6 +8,7 @@ Records come back in input order whatever the number of workers.
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -60,7 +61,10 @@ def map_items(fn: Callable[..., dict[str, Any]], items: list[tuple], workers: in
             yield fn(*item)
         return
     workers = min(workers, len(items), os.cpu_count() or 1)
-    with ProcessPoolExecutor(max_workers=workers, initializer=_worker_init) as pool:
+    # Workers start from a clean process, never a fork of this one: a fork taken while
+    # OpenCV's or BLAS's thread pools are running can deadlock in the child.
+    ctx = multiprocessing.get_context("forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn")
+    with ProcessPoolExecutor(max_workers=workers, initializer=_worker_init, mp_context=ctx) as pool:
         futures = [pool.submit(fn, *item) for item in items]
         for fut in progress(futures, len(futures), desc, "file", show_progress):
             yield fut.result()

@@ -65,9 +65,36 @@ def sinc_kernel(size: int, cutoff: float, pad_to: int = 0) -> np.ndarray:
     return k.astype(np.float32)
 
 
+def separable_terms(kernel: np.ndarray, tol: float = 1e-7) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The kernel as a short sum of outer products (column x row), from its SVD.
+
+    Terms are added until the energy left out is below ``tol`` of the kernel's, so the sum
+    differs from the kernel by far less than one 8-bit level in any output; a Gaussian
+    kernel needs one to four terms instead of a full 2-D pass.
+    """
+    u, sv, vt = np.linalg.svd(kernel.astype(np.float64))
+    energy = np.cumsum(sv**2) / max(float(np.sum(sv**2)), 1e-30)
+    r = int(np.searchsorted(energy, 1.0 - tol) + 1)
+    return [((u[:, i] * sv[i]).astype(np.float32), vt[i].astype(np.float32)) for i in range(min(r, len(sv)))]
+
+
 def convolve(img: np.ndarray, kernel: np.ndarray) -> np.ndarray:
-    """Same-size convolution with mirrored borders (kernel flipped: a true convolution)."""
-    return cv2.filter2D(img, -1, kernel[::-1, ::-1], borderType=cv2.BORDER_REFLECT_101)
+    """Same-size convolution with mirrored borders (kernel flipped: a true convolution).
+
+    Large kernels are applied as a few separable passes (:func:`separable_terms`) when that
+    is cheaper than one 2-D pass; the result is the same to within float rounding.
+    """
+    k = kernel[::-1, ::-1]
+    n = k.shape[0]
+    if n >= 7:
+        terms = separable_terms(k)
+        if len(terms) * n <= 120:  # measured: one 25-tap pair of passes ~2 ms, a 2-D (DFT) pass ~14 ms at 512 px
+            out = None
+            for col, row in terms:
+                part = cv2.sepFilter2D(img, -1, row, col, borderType=cv2.BORDER_REFLECT_101)
+                out = part if out is None else out + part
+            return out
+    return cv2.filter2D(img, -1, k, borderType=cv2.BORDER_REFLECT_101)
 
 
 # ---- resampling -----------------------------------------------------------------------------
@@ -127,9 +154,9 @@ def noise_field(rng: np.random.Generator, shape: tuple[int, ...], sigma: float, 
     U a random orthonormal basis)."""
     h, w = shape[:2]
     if mode == "color":
-        return rng.normal(0.0, sigma, (h, w, 3)).astype(np.float32)
+        return rng.standard_normal((h, w, 3), dtype=np.float32) * np.float32(sigma)
     if mode == "gray":
-        return rng.normal(0.0, sigma, (h, w, 1)).astype(np.float32)
+        return rng.standard_normal((h, w, 1), dtype=np.float32) * np.float32(sigma)
     d = np.diag(rng.random(3))
     u, _ = np.linalg.qr(rng.random((3, 3)))
     cov = np.abs((corr_scale if corr_scale is not None else sigma) ** 2 * (u.T @ d @ u))
@@ -163,7 +190,8 @@ def poisson_noise_scaled(img: np.ndarray, rng: np.random.Generator, scale: float
     power of two), the resulting noise multiplied by ``scale``."""
     q = np.clip(np.round(img * 255.0), 0, 255) / 255.0
     src = cv2.cvtColor(q.astype(np.float32), cv2.COLOR_BGR2GRAY)[:, :, None] if gray else q
-    vals = 2 ** math.ceil(math.log2(max(2, len(np.unique(np.round(src * 255))))))
+    levels = int(np.count_nonzero(np.bincount(np.round(src * 255).astype(np.uint8).ravel(), minlength=256)))
+    vals = 2 ** math.ceil(math.log2(max(2, levels)))
     noise = rng.poisson(src * vals) / float(vals) - src
     return np.clip(img + (noise * scale).astype(np.float32), 0.0, 1.0)
 

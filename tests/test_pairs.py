@@ -1,0 +1,140 @@
+"""prep pairs end to end: layouts, names, sizes, determinism across workers, resume, bad files."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from prep.cli import main
+
+from checks import frames_at
+from conftest import SHARED, WEIGHTS, needs_shared
+
+
+def run(*args):
+    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+
+
+def tree(d: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(d)): p.read_bytes() for p in sorted(d.rglob("*")) if p.is_file() and ".prep" not in p.parts}
+
+
+@pytest.fixture(scope="module")
+def faces_dir(clips, tmp_path_factory) -> Path:
+    """Eight 128 px face crops cut from the sample clip (already face-centred squares)."""
+    d = tmp_path_factory.mktemp("ffhq_like")
+    for k, img in enumerate(frames_at(clips["sample"], [0.3 + 0.7 * k for k in range(8)])):
+        crop = img[250:250 + 400, 40:40 + 400]
+        cv2.imwrite(str(d / f"{k:03d}.png"), cv2.resize(crop, (128, 128), interpolation=cv2.INTER_AREA))
+    return d
+
+
+def test_gpen_layout_names_sizes_and_params(faces_dir, tmp_path):
+    out = tmp_path / "out"
+    res = run("pairs", faces_dir, "-o", out, "--size", "128", "--scale", "4", "--val-fraction", "0.25", "--seed", "3")
+    assert res.exit_code == 0, res.stderr
+    for split in ("train", "val"):
+        sharp = sorted(p.name for p in (out / split / "sharp").glob("*.png"))
+        blurry = sorted(p.name for p in (out / split / "blurry").glob("*.png"))
+        assert sharp == blurry  # a pair shares its name and extension
+        for name in sharp:
+            assert cv2.imread(str(out / split / "sharp" / name)).shape == (128, 128, 3)
+            assert cv2.imread(str(out / split / "blurry" / name)).shape == (32, 32, 3)
+    n_train = len(list((out / "train" / "sharp").glob("*.png")))
+    n_val = len(list((out / "val" / "sharp").glob("*.png")))
+    assert n_train + n_val == 8 and n_val >= 1
+    lines = [json.loads(x) for x in (out / "degradations.jsonl").read_text().splitlines()]
+    assert len(lines) == 8 and all(x["degradation"] == "bsrgan" and x["steps"] for x in lines)
+    assert "8 " not in res.stderr
+
+
+def test_same_seed_same_bytes_whatever_the_workers(faces_dir, tmp_path):
+    args = ["pairs", faces_dir, "--size", "128", "--copies", "2", "--seed", "7", "--degrade", "realesrgan"]
+    run(*args, "-o", tmp_path / "one", "--workers", "1")
+    run(*args, "-o", tmp_path / "two", "--workers", "2")
+    a, b = tree(tmp_path / "one"), tree(tmp_path / "two")
+    assert a.keys() == b.keys() and len(a) == 8 * 2 * 2 + 1
+    assert all(a[k] == b[k] for k in a)
+    other = tree(tmp_path / "one")
+    run(*args[:-2], "--seed", "8", "-o", tmp_path / "three")
+    assert tree(tmp_path / "three")["train/blurry/000_0.png"] != other["train/blurry/000_0.png"]
+
+
+def test_resume_skips_finished_photos(faces_dir, tmp_path):
+    out = tmp_path / "out"
+    run("pairs", faces_dir, "-o", out, "--size", "128")
+    first = tree(out)
+    marker = next((out / ".prep" / "pairs").glob("003.json"))
+    marker.unlink()  # as if the run had been cut before this photo finished
+    res = run("pairs", faces_dir, "-o", out, "--size", "128")
+    assert "7 photos done before" in res.output
+    assert tree(out) == first
+
+
+def test_basicsr_options_load_and_point_at_pairs(faces_dir, tmp_path):
+    out = tmp_path / "out"
+    run("pairs", faces_dir, "-o", out, "--size", "128", "--scale", "2", "--layout", "basicsr", "--val-fraction", "0.3")
+    opts = yaml.safe_load((out / "basicsr_options.yml").read_text())
+    assert opts["scale"] == 2
+    for split in ("train", "val"):
+        ds = opts["datasets"][split]
+        assert ds["type"] == "PairedImageDataset" and ds["io_backend"] == {"type": "disk"}
+        gt, lq = Path(ds["dataroot_gt"]), Path(ds["dataroot_lq"])
+        # BasicSR pairs by name: every GT file has an LQ file of the same name
+        assert sorted(p.name for p in gt.iterdir()) == sorted(p.name for p in lq.iterdir())
+    assert opts["datasets"]["train"]["gt_size"] <= 128
+
+
+def test_gpen_native_layout(faces_dir, tmp_path):
+    out = tmp_path / "out"
+    run("pairs", faces_dir, "-o", out, "--size", "128", "--layout", "gpen-native", "--val-fraction", "0.3", "--copies", "3")
+    train = sorted(p.name for p in (out / "train").glob("*.png"))
+    hq = sorted(p.name for p in (out / "val" / "hq").glob("*.png"))
+    lq = sorted(p.name for p in (out / "val" / "lq").glob("*.png"))
+    assert train and hq == lq and len(hq) % 3 == 0
+    assert not (out / "train" / "sharp").exists()  # GPEN degrades its training faces itself
+    assert all(n.endswith("_0.png") for n in train)  # one sharp copy per face, not three
+
+
+def test_bad_files_are_reported_and_the_rest_goes_on(faces_dir, tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    for p in list(faces_dir.glob("*.png"))[:3]:
+        (src / p.name).write_bytes(p.read_bytes())
+    (src / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 nothing")
+    (src / "notes.png").write_text("not an image")
+    res = run("pairs", src, "-o", tmp_path / "out", "--size", "128")
+    assert res.exit_code == 1
+    assert sorted(l.split(":")[1].strip().split("/")[-1] for l in res.stderr.splitlines()) == ["broken.jpg", "notes.png"]
+    assert "Traceback" not in res.stderr
+    assert len(list((tmp_path / "out").rglob("sharp/*.png"))) == 3
+
+
+@needs_shared
+@pytest.mark.skipif(not WEIGHTS.is_dir(), reason="YuNet model not found")
+def test_align_in_the_wild_photos(tmp_path):
+    from prep.align import template
+    from prep.detect import create_detector
+
+    out = tmp_path / "out"
+    res = run("pairs", SHARED / "images", "-o", out, "--align", "--size", "256", "--val-fraction", "0")
+    assert res.exit_code == 0, res.stderr
+    assert "face(s), all too small" in res.output and "no face found" in res.output  # reported, not failed
+    names = sorted(p.name for p in (out / "train" / "sharp").glob("*.png"))
+    assert len(names) >= 15
+    assert "facerec__test__obama_and_biden_00.png" in names and "facerec__test__obama_and_biden_01.png" in names
+    det = create_detector("yunet", str(WEIGHTS))
+    errs = []
+    for n in names[:10]:
+        faces = det.detect(cv2.imread(str(out / "train" / "sharp" / n)))
+        if faces:
+            f = max(faces, key=lambda q: q.size)
+            errs.append(np.abs(f.landmarks[:2] - template(256)[:2]).max())
+    assert np.median(errs) < 6  # eyes land on the FFHQ template
+    assert len(list((out / "train" / "blurry").glob("*.png"))) == len(names)
