@@ -292,6 +292,36 @@ def pairs(source: str, out_dir: str, degradation: str, size: int, scale: str, va
         sys.exit(1)
 
 
+@main.command()
+@click.argument("path", type=click.Path())
+@click.option("--layout", type=click.Choice(["geneface", "hallo", "gpen", "basicsr", "gpen-native", "dfl"]), default=None, help="Layout to check against (default: guessed from the folders).")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@detector_options
+@_fail_cleanly
+def check(path: str, layout: str | None, as_json: bool, detector: str | None, weights_dir: str | None) -> None:
+    """Validate a dataset before training: every problem with its file and its fix.
+
+    Exit code 0 when clean (warnings allowed), 1 when there are errors.
+    """
+    from .check import check as run_check
+    from .detect import create_detector
+
+    det = create_detector(detector or "auto", weights_dir)
+    rep = run_check(path, layout, det)
+    if as_json:
+        click.echo(json.dumps(rep.to_dict(), indent=2))
+    else:
+        facts = ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in rep.facts.items())
+        click.echo(f"{path}: layout {rep.layout}; {facts}")
+        if rep.problems:
+            w = max(len(p.file) for p in rep.problems)
+            for p in rep.problems:
+                click.echo(f"{p.level:7} {p.file:{w}}  {p.problem}  -> {p.fix}")
+        click.echo(f"{len(rep.errors)} errors, {len(rep.warnings)} warnings")
+    if rep.errors:
+        sys.exit(1)
+
+
 def _finish(records: list[dict[str, Any]], quiet: bool = False) -> None:
     from .batch import summarize
 

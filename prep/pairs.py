@@ -156,7 +156,7 @@ def make_pairs(src: str, item_id: str, out: str, cfg: PairsConfig) -> dict[str, 
                 hq, lq, steps = degrade(hq_in, rng_for(cfg, item_id, j, c), cfg.scale, cfg.params)
                 write_png(hq_path, hq)
                 write_png(lq_path, lq)
-                written.append({"name": name, "split": split, "copy": c, "source": src, **facts, "hq": str(hq_path), "lq": str(lq_path), "degradation": cfg.degrade, "steps": steps})
+                written.append({"name": name, "split": split, "copy": c, "source": src, **facts, "hq": str(hq_path), "lq": str(lq_path), "degradation": cfg.degrade, "scale": cfg.scale, "steps": steps})
         record = {"source": src, "item": item_id, "status": "ok" if written else "empty", "reason": None if written else _why_empty(skipped, cfg), "config_key": cfg.key(), "split": split, "pairs": written, "skipped_faces": skipped}
         write_json(marker, record)  # last: marks the photo as done
         return record

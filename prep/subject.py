@@ -105,10 +105,16 @@ def choose_subject(
         if np.hypot(*(tr.median_center() - c0)) <= 0.75 * s0 and 0.6 <= tr.median_size() / s0 <= 1.6:
             frames.update(zip(tr.frames, tr.faces))
     size = float(np.median([f.size for f in frames.values()]))
+    # a second face counts only if it persists (seen on two analysed frames or more): a lone
+    # detection on one frame is detector noise, a real second person stays
+    persistent = {id(f) for tr in tracks if len(tr.frames) >= 2 for f in tr.faces}
     others: dict[int, list[Face]] = {}
     for i in sampled:
         subj = frames.get(i)
-        extra = [f for f in detections[i] if f is not subj and f.size >= other_min_fraction * size and f.score >= other_min_score]
+        extra = [
+            f for f in detections[i]
+            if f is not subj and id(f) in persistent and f.size >= other_min_fraction * size and f.score >= other_min_score
+        ]
         if extra:
             others[i] = extra
     return SubjectResult(sampled=sampled, subject=frames, others=others, subject_size=size)

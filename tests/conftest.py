@@ -70,3 +70,17 @@ def face_in(frame: np.ndarray):
     det = create_detector("yunet", str(WEIGHTS) if WEIGHTS.is_dir() else None, max_side=None)
     faces = [f for f in det.detect(frame) if f.score >= 0.75]
     return faces
+
+
+@pytest.fixture(scope="session")
+def faces_dir(clips, tmp_path_factory) -> Path:
+    """Eight 128 px face crops cut from the sample clip (already face-centred squares)."""
+    import cv2
+
+    from checks import frames_at
+
+    d = tmp_path_factory.mktemp("ffhq_like")
+    for k, img in enumerate(frames_at(clips["sample"], [0.3 + 0.7 * k for k in range(8)])):
+        crop = img[250 : 250 + 400, 40 : 40 + 400]
+        cv2.imwrite(str(d / f"{k:03d}.png"), cv2.resize(crop, (128, 128), interpolation=cv2.INTER_AREA))
+    return d

@@ -25,16 +25,6 @@ def tree(d: Path) -> dict[str, bytes]:
     return {str(p.relative_to(d)): p.read_bytes() for p in sorted(d.rglob("*")) if p.is_file() and ".prep" not in p.parts}
 
 
-@pytest.fixture(scope="module")
-def faces_dir(clips, tmp_path_factory) -> Path:
-    """Eight 128 px face crops cut from the sample clip (already face-centred squares)."""
-    d = tmp_path_factory.mktemp("ffhq_like")
-    for k, img in enumerate(frames_at(clips["sample"], [0.3 + 0.7 * k for k in range(8)])):
-        crop = img[250:250 + 400, 40:40 + 400]
-        cv2.imwrite(str(d / f"{k:03d}.png"), cv2.resize(crop, (128, 128), interpolation=cv2.INTER_AREA))
-    return d
-
-
 def test_gpen_layout_names_sizes_and_params(faces_dir, tmp_path):
     out = tmp_path / "out"
     res = run("pairs", faces_dir, "-o", out, "--size", "128", "--scale", "4", "--val-fraction", "0.25", "--seed", "3")

@@ -1,0 +1,266 @@
+"""``prep check``: validate a dataset before a GPU is spent on it.
+
+:func:`check` guesses the layout when not told, runs the checks that layout needs and returns
+every problem with its file and its fix. Errors fail the check; warnings do not.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from .errors import PrepError
+from .images import IMAGE_EXTENSIONS
+from .layouts import PAIR_LAYOUTS
+
+# Video layouts: size, fps, face box / side range, minimum useful duration (s), faces per frame.
+VIDEO_RULES: dict[str, dict[str, Any]] = {
+    # GeneFace++: 512x512 at 25 fps (its guide); 1-5 minutes work (its authors, GeneFace++ issue #25)
+    "geneface": {"folder": "data/raw/videos", "size": 512, "fps": 25, "face": (0.35, 0.7), "min_s": 60, "single_face": False, "audio": True},
+    # Hallo: square, face 50-70% of the image, one face (its README); 25 fps frames
+    "hallo": {"folder": "videos", "size": 512, "fps": 25, "face": (0.5, 0.7), "min_s": 0, "single_face": True, "audio": True},
+}
+SAMPLED_FRAMES = 8
+
+
+@dataclass
+class Problem:
+    level: str  # error | warning
+    file: str
+    problem: str
+    fix: str
+
+
+@dataclass
+class CheckReport:
+    path: str
+    layout: str
+    problems: list[Problem] = field(default_factory=list)
+    facts: dict[str, Any] = field(default_factory=dict)
+
+    def add(self, level: str, file: str | Path, problem: str, fix: str) -> None:
+        self.problems.append(Problem(level, str(file), problem, fix))
+
+    @property
+    def errors(self) -> list[Problem]:
+        return [p for p in self.problems if p.level == "error"]
+
+    @property
+    def warnings(self) -> list[Problem]:
+        return [p for p in self.problems if p.level == "warning"]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"path": self.path, "layout": self.layout, "ok": not self.errors, "errors": len(self.errors), "warnings": len(self.warnings), "facts": self.facts, "problems": [asdict(p) for p in self.problems]}
+
+
+def guess_layout(root: Path) -> str:
+    if (root / "data" / "raw" / "videos").is_dir():
+        return "geneface"
+    if (root / "workspace" / "data_src").is_dir() or (root / "data_src").is_dir():
+        return "dfl"
+    if (root / "videos").is_dir():
+        return "hallo"
+    if (root / "train" / "sharp").is_dir():
+        return "basicsr" if (root / "basicsr_options.yml").is_file() else "gpen"
+    if (root / "val" / "hq").is_dir():
+        return "gpen-native"
+    raise PrepError(root, "cannot tell the layout (no data/raw/videos, videos, train/sharp, val/hq or workspace/data_src); give --layout")
+
+
+def check(path: str | Path, layout: str | None = None, detector: Any = None) -> CheckReport:
+    root = Path(path)
+    if not root.is_dir():
+        raise PrepError(root, "not a folder")
+    layout = layout or guess_layout(root)
+    rep = CheckReport(str(root), layout)
+    if layout in VIDEO_RULES:
+        check_videos(root / VIDEO_RULES[layout]["folder"], VIDEO_RULES[layout], rep, detector)
+    elif layout in PAIR_LAYOUTS:
+        check_pairs(root, layout, rep)
+    elif layout == "dfl":
+        ws = root / "workspace" if (root / "workspace").is_dir() else root
+        for side in ("data_src", "data_dst"):
+            if (ws / side).is_dir():
+                check_images(sorted(p for p in (ws / side).glob("*") if p.suffix.lower() in IMAGE_EXTENSIONS), rep, f"{side} frames")
+    else:
+        raise PrepError(None, f"unknown layout '{layout}'")
+    return rep
+
+
+# ---- videos -----------------------------------------------------------------------------------
+
+
+def check_videos(folder: Path, rules: dict[str, Any], rep: CheckReport, detector: Any) -> None:
+    from .decode import iter_frames
+    from .probe import VIDEO_EXTENSIONS, probe_video
+
+    vids = sorted(p for p in folder.glob("*") if p.suffix.lower() in VIDEO_EXTENSIONS) if folder.is_dir() else []
+    rep.facts["videos"] = len(vids)
+    if not vids:
+        rep.add("error", folder, "no videos", f"put the clips in {folder} (prep crop --preset {rep.layout} does)")
+        return
+    if detector is None:
+        from .detect import create_detector
+
+        detector = create_detector("auto")
+    size, fps = rules["size"], rules["fps"]
+    for v in vids:
+        try:
+            info = probe_video(v)
+        except PrepError as exc:
+            rep.add("error", v, exc.problem, "re-encode or remove the file")
+            continue
+        fix_crop = f"prep crop {v.name} --preset {rep.layout}"
+        if info.display_width != info.display_height:
+            rep.add("error", v, f"not square: {info.display_width}x{info.display_height}", f"{fix_crop} (never stretch it)")
+        elif info.display_width != size:
+            rep.add("error", v, f"{info.display_width}x{info.display_height}, the layout needs {size}x{size}", fix_crop)
+        if info.sar != 1:
+            rep.add("error", v, f"non-square pixels (SAR {info.sar})", fix_crop)
+        if info.vfr:
+            rep.add("error", v, f"variable frame rate (average {info.fps:g} fps)", fix_crop)
+        if abs(info.fps - fps) > 0.01:
+            rep.add("error", v, f"{info.fps:g} fps, the layout needs {fps} fps (such clips are dropped or misaligned with their audio)", fix_crop)
+        if rules["audio"] and not info.has_audio:
+            rep.add("error", v, "no audio track", "use a clip with its sound; the trainer learns from audio")
+        if info.duration < rules["min_s"]:
+            rep.add("warning", v, f"only {info.duration:.0f} s long; {rep.layout} works best with at least {rules['min_s']} s (its authors: 1-5 minutes)", "use a longer clip")
+        n = info.frame_count
+        want = {int((k + 0.5) * n / SAMPLED_FRAMES) for k in range(SAMPLED_FRAMES)}
+        counts, scales = [], []
+        for i, frame in enumerate(iter_frames(info, None, max_side=640)):
+            if i in want:
+                faces = [f for f in detector.detect(frame) if f.score >= 0.75]
+                counts.append((i, len(faces)))
+                if faces:
+                    scales.append(max(f.size for f in faces) / max(frame.shape[:2]))
+        none = [i for i, c in counts if c == 0]
+        many = [i for i, c in counts if c > 1]
+        if none:
+            rep.add("error", v, f"no face in sampled frames {none}", "cut those parts out or use another clip (a sample without a face gives NaN losses)")
+        if many:
+            rep.add("error" if rules["single_face"] else "warning", v, f"several faces in sampled frames {many}", "crop to one person or use another clip")
+        if scales:
+            lo, hi = rules["face"]
+            med = float(np.median(scales))
+            if not lo <= med <= hi:
+                rep.add("error" if rules["single_face"] else "warning", v, f"face box is {med:.0%} of the side, the layout wants {lo:.0%}-{hi:.0%}", fix_crop)
+
+
+# ---- images and pairs ---------------------------------------------------------------------
+
+
+def _load(path: Path, rep: CheckReport) -> np.ndarray | None:
+    """Decode one image and report what a trainer would trip over. Returns it as read."""
+    if path.stat().st_size == 0:
+        rep.add("error", path, "empty file (0 bytes)", "remove it or write it again")
+        return None
+    img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if img is None:
+        rep.add("error", path, "does not decode", "remove it or write it again")
+        return None
+    if img.dtype.kind == "f":
+        if not np.isfinite(img).all():
+            rep.add("error", path, "NaN or infinite values", "write it again as 8-bit PNG")
+        else:
+            rep.add("error", path, f"floating-point image ({img.dtype})", "write it as 8-bit PNG")
+        return None
+    if img.dtype != np.uint8:
+        rep.add("error", path, f"{img.dtype.itemsize * 8}-bit image; trainers expect 8-bit", "convert to 8-bit")
+    if img.ndim == 2:
+        rep.add("warning", path, "greyscale (one channel); trainers read 3-channel RGB", "convert to RGB if the trainer does not")
+    elif img.shape[2] == 4:
+        rep.add("error", path, "has an alpha channel (RGBA)", "drop the alpha channel")
+    x = img.astype(np.float64) / (255.0 if img.dtype == np.uint8 else 65535.0)
+    if not np.isfinite(x).all():
+        rep.add("error", path, "NaN or infinite values after conversion to float", "write it again")
+    if float(x.std()) < 1e-3:
+        rep.add("error", path, "constant image (one colour)", "remove it")
+    elif float(x.mean()) < 0.03:
+        rep.add("error", path, f"near-black image (mean {x.mean() * 255:.1f} of 255)", "remove it")
+    return img
+
+
+def check_images(files: list[Path], rep: CheckReport, what: str) -> dict[str, np.ndarray]:
+    rep.facts[what] = len(files)
+    return {str(f): img for f in files if (img := _load(f, rep)) is not None}
+
+
+def _digest(img: np.ndarray) -> str:
+    return hashlib.blake2b(img.tobytes() + str(img.shape).encode(), digest_size=16).hexdigest()
+
+
+def check_pairs(root: Path, layout_name: str, rep: CheckReport) -> None:
+    layout = PAIR_LAYOUTS[layout_name]
+    scale = _scale_of(root)
+    digests: dict[str, dict[str, str]] = {}
+    for split in ("train", "val"):
+        hq_dir = root / (layout.train_hq if split == "train" else layout.val_hq)
+        lq_rel = layout.train_lq if split == "train" else layout.val_lq
+        lq_dir = root / lq_rel if lq_rel else None
+        hq_files = sorted(p for p in hq_dir.glob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS) if hq_dir.is_dir() else []
+        rep.facts[f"{split}_pairs" if lq_dir else f"{split}_images"] = len(hq_files)
+        if not hq_files:
+            rep.add("error" if split == "train" else "warning", hq_dir, f"no {split} images", "run prep pairs" if split == "train" else "keep a validation set (--val-fraction)")
+            continue
+        seen: dict[str, str] = {}
+        for hq in hq_files:
+            img = _load(hq, rep)
+            if img is not None:
+                seen[_digest(img)] = str(hq)
+            if lq_dir is None:
+                continue
+            lq = lq_dir / hq.name
+            if not lq.is_file():
+                same_stem = [p.name for p in lq_dir.glob(hq.stem + ".*")] if lq_dir.is_dir() else []
+                why = f"its partner {lq_rel}/{hq.name} is missing" + (f" (found {same_stem[0]}: extensions must match)" if same_stem else "")
+                rep.add("error", hq, why, "pairs must share name and extension; run prep pairs again")
+                continue
+            low = _load(lq, rep)
+            if img is not None and low is not None:
+                h, w = img.shape[:2]
+                if low.shape[:2] != (h // scale, w // scale) or h % scale or w % scale:
+                    rep.add("error", lq, f"{low.shape[1]}x{low.shape[0]} does not match {w}x{h} at scale {scale}", "regenerate the pair")
+        if lq_dir is not None and lq_dir.is_dir():
+            orphans = sorted({p.name for p in lq_dir.glob("*") if p.is_file()} - {p.name for p in hq_files})
+            for name in orphans:
+                rep.add("error", lq_dir / name, "degraded image without a sharp partner", "remove it or regenerate the pair")
+        digests[split] = seen
+    for d, path in digests.get("val", {}).items():
+        if d in digests.get("train", {}):
+            rep.add("error", path, f"the same image is in train ({Path(digests['train'][d]).name})", "remove it from one side: validation must not see training images")
+
+
+def _scale_of(root: Path) -> int:
+    opts = root / "basicsr_options.yml"
+    if opts.is_file():
+        import yaml
+
+        try:
+            return int(yaml.safe_load(opts.read_text()).get("scale", 1))
+        except (ValueError, AttributeError, yaml.YAMLError):
+            return 1
+    deg = root / "degradations.jsonl"
+    if deg.is_file():
+        import json
+
+        first = deg.read_text().splitlines()[:1]
+        if first:
+            rec = json.loads(first[0])
+            return int(rec.get("scale", 1))
+    return _infer_scale(root)
+
+
+def _infer_scale(root: Path) -> int:
+    for hq_dir, lq_dir in (("train/sharp", "train/blurry"), ("val/hq", "val/lq"), ("val/sharp", "val/blurry")):
+        for hq in sorted((root / hq_dir).glob("*.png"))[:1]:
+            lq = root / lq_dir / hq.name
+            a, b = cv2.imread(str(hq), cv2.IMREAD_UNCHANGED), cv2.imread(str(lq), cv2.IMREAD_UNCHANGED)
+            if a is not None and b is not None and b.shape[0] and a.shape[0] % b.shape[0] == 0:
+                return a.shape[0] // b.shape[0]
+    return 1
