@@ -214,10 +214,12 @@ def _blur_sheet(path: str, records: list[dict[str, Any]], det: Any) -> None:
 @click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False), required=True, help="Folder for the frames (00001.png, ...) and frames.json.")
 @click.option("--fps", type=float, default=None, help="Frame rate to extract at (default: every frame of the source).")
 @click.option("--reject-blur", is_flag=True, help="Put frames blurred relative to their clip in OUT/rejected/ instead of the kept set.")
+@click.option("--layout", type=click.Choice(["plain", "dfl"]), default="plain", show_default=True, help="dfl: a DeepFaceLab workspace, OUT/workspace/data_src.mp4 and OUT/workspace/data_src/%05d.png.")
+@click.option("--dst", is_flag=True, help="With --layout dfl: write data_dst instead of data_src.")
 @detector_options
 @report_option
 @_fail_cleanly
-def frames(video: str, out_dir: str, fps: float | None, reject_blur: bool, detector: str | None, weights_dir: str | None, report_path: str | None) -> None:
+def frames(video: str, out_dir: str, fps: float | None, reject_blur: bool, layout: str, dst: bool, detector: str | None, weights_dir: str | None, report_path: str | None) -> None:
     """Extract a video's frames as PNG files named as DeepFaceLab expects (00001.png, ...).
 
     Every face is scored for blur; with --reject-blur the frames judged blurred against the
@@ -226,7 +228,17 @@ def frames(video: str, out_dir: str, fps: float | None, reject_blur: bool, detec
     from .blurdecide import BlurConfig
     from .frames import extract_frames
 
+    video_copy = None
+    if layout == "dfl":
+        from .layouts import dfl_workspace
+
+        video_copy, frames_dir = dfl_workspace(out_dir, video, "data_dst" if dst else "data_src")
+        out_dir = str(frames_dir)
     rec = extract_frames(video, out_dir, _detect_settings(detector, weights_dir), BlurConfig.resolve(), fps, reject_blur)
+    if video_copy is not None and rec["status"] == "ok":
+        from .fsutil import copy_atomic
+
+        copy_atomic(video, video_copy)
     if rec["status"] == "error":
         raise PrepError(None, rec["message"])
     if rec["status"] == "skipped":
@@ -290,6 +302,40 @@ def pairs(source: str, out_dir: str, degradation: str, size: int, scale: str, va
     _write_report(report_path, "pairs", records, {"summary": summary})
     if summary["errors"]:
         sys.exit(1)
+
+
+@main.command()
+@click.argument("source", type=click.Path())
+@click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False), required=True, help="Output folder (mirrors the source's folders).")
+@click.option("--preset", default="dfl", show_default=True, help="Augmentation preset: dfl (colour and light, images) or pairs (train/sharp + train/blurry, aligned).")
+@click.option("--copies", type=int, default=1, show_default=True, help="Augmented versions of each image or pair.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Same seed, same bytes, whatever --workers is.")
+@click.option("--workers", type=int, default=1, show_default=True, help="Processes.")
+@report_option
+@_fail_cleanly
+def augment(source: str, out_dir: str, preset: str, copies: int, seed: int, workers: int, report_path: str | None) -> None:
+    """Write augmented copies of photos or of sharp/degraded pairs (albumentations 2 pipelines from presets/).
+
+    Files are named <name>__aug<k>.png so each shows its source and its copy number.
+    """
+    from .augment import AugmentConfig, augment_item, plan
+    from .batch import map_items
+    from .fsutil import check_writable_dir
+
+    cfg = AugmentConfig.resolve(preset, copies, seed)
+    items = plan(source, cfg)
+    if not items:
+        raise PrepError(source, "no images found")
+    check_writable_dir(out_dir)
+    records = []
+    for rec in map_items(augment_item, [(src, out_dir, cfg, lq, rel) for src, lq, rel in items], workers, "augment"):
+        records.append(rec)
+        if rec["status"] == "error":
+            click.echo(f"prep: {rec['message']}", err=True)
+    n = sum(len(r.get("outputs", [])) for r in records)
+    click.echo(f"{out_dir}: {n} augmented {'pairs' if cfg.mode == 'pairs' else 'images'} from {len(items)} sources (preset {cfg.preset}, seed {seed})")
+    _write_report(report_path, "augment", records, {})
+    _finish(records, quiet=True)
 
 
 @main.command()

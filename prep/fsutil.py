@@ -36,6 +36,14 @@ def atomic_path(dest: str | Path, suffix: str | None = None) -> Iterator[Path]:
         raise
 
 
+def copy_atomic(src: str | Path, dest: str | Path) -> None:
+    """Copy a file under a temporary name and rename it into place."""
+    import shutil
+
+    with atomic_path(dest) as tmp:
+        shutil.copyfile(src, tmp)
+
+
 def write_json(dest: str | Path, data: Any) -> None:
     """Write ``data`` as pretty JSON, atomically."""
     with atomic_path(dest) as tmp:

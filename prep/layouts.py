@@ -75,3 +75,10 @@ def pair_layout(name: str) -> PairLayout:
         return PAIR_LAYOUTS[name]
     except KeyError:
         raise PrepError(None, f"unknown pair layout '{name}' (choose from {', '.join(PAIR_LAYOUTS)})") from None
+
+
+def dfl_workspace(root: str | Path, src: str | Path, side: str = "data_src") -> tuple[Path, Path]:
+    """DeepFaceLab's workspace: ``workspace/data_src.<ext>`` (the video) and
+    ``workspace/data_src/`` (its frames, ``%05d.png``), or the same with ``data_dst``."""
+    ws = Path(root) / "workspace"
+    return ws / f"{side}{Path(src).suffix.lower()}", ws / side

@@ -226,3 +226,15 @@ def test_crop_report_lists_blurred_frames(clip_with_blur, tmp_path):
     flagged = set(rec["blur"]["blurred_frames"])
     assert flagged & {25, 26, 27, 28} and len(flagged) <= 6
     assert len(rec["blur"]["scores"]) == rec["output_info"]["frames"]
+
+
+def test_frames_dfl_workspace(clip_with_blur, tmp_path):
+    res = run("frames", clip_with_blur, "-o", tmp_path, "--layout", "dfl", "--reject-blur")
+    assert res.exit_code == 0, res.stderr
+    ws = tmp_path / "workspace"
+    assert (ws / "data_src.mp4").read_bytes() == clip_with_blur.read_bytes()
+    assert (ws / "data_src" / "00001.png").is_file() and (ws / "data_src" / "rejected").is_dir()
+    check = run("check", tmp_path)
+    assert "layout dfl" in check.output and check.exit_code == 0
+    assert run("frames", clip_with_blur, "-o", tmp_path, "--layout", "dfl", "--dst").exit_code == 0
+    assert (ws / "data_dst.mp4").is_file() and (ws / "data_dst" / "00090.png").is_file()

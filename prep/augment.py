@@ -1,0 +1,162 @@
+"""``prep augment``: albumentations 2.x pipelines defined in ``presets/`` (see ``dfl``, ``pairs``).
+
+A pipeline is built once per process from the preset; each output's random state is set
+from (seed, file, copy), so the same seed gives the same bytes whatever the number of
+workers. In ``pairs`` mode the sharp and the degraded image go through one call, as the
+``image`` and an additional ``lq`` target, so both get the very same parameters.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from .config import load_preset
+from .errors import PrepError
+from .images import IMAGE_EXTENSIONS, read_image, write_png
+from .pairs import stable_int
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    preset: str
+    mode: str  # images | pairs
+    transforms: tuple  # the preset's [[transform]] tables, frozen for pickling
+    copies: int = 1
+    seed: int = 0
+
+    @classmethod
+    def resolve(cls, preset: str, copies: int = 1, seed: int = 0) -> "AugmentConfig":
+        data = load_preset(preset)
+        if data.get("kind") != "augmentation":
+            raise PrepError(None, f"preset {preset} is not an augmentation preset")
+        if copies < 1:
+            raise PrepError(None, "copies must be at least 1")
+        cfg = cls(data["name"], data.get("mode", "images"), _freeze(data.get("transform", [])), copies, seed)
+        build(cfg)  # validate now, at the edge
+        return cfg
+
+
+def _freeze(x: Any) -> Any:
+    if isinstance(x, dict):
+        return tuple(sorted((k, _freeze(v)) for k, v in x.items()))
+    if isinstance(x, list):
+        return tuple(_freeze(v) for v in x)
+    return x
+
+
+def _thaw_table(t: tuple) -> dict[str, Any]:
+    return {k: v for k, v in t}
+
+
+def _transform(spec: tuple, where: str) -> Any:
+    import albumentations as A
+
+    d = _thaw_table(spec)
+    name = d.pop("name", None)
+    cls = getattr(A, str(name), None)
+    if cls is None or not isinstance(cls, type):
+        raise PrepError(None, f"{where}: unknown albumentations transform {name!r}")
+    if "transforms" in d:
+        d["transforms"] = [_transform(t, f"{where} > {name}") for t in d["transforms"]]
+    args = {k: (v if not isinstance(v, tuple) or k == "transforms" else tuple(v)) for k, v in d.items()}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # albumentations 2 only warns about arguments it ignores
+        try:
+            return cls(**args)
+        except Exception as exc:  # noqa: BLE001 - pydantic validation or an ignored argument
+            msg = " ".join(str(exc).split())
+            raise PrepError(None, f"{where}: {name}: {msg[:300]}") from None
+
+
+_built: dict[AugmentConfig, Any] = {}
+
+
+def build(cfg: AugmentConfig) -> Any:
+    """The albumentations Compose for ``cfg`` (cached per process)."""
+    import albumentations as A
+
+    if cfg not in _built:
+        ts = [_transform(t, f"preset {cfg.preset}") for t in cfg.transforms]
+        extra = {"lq": "image"} if cfg.mode == "pairs" else None
+        _built[cfg] = A.Compose(ts, additional_targets=extra, seed=cfg.seed, is_check_shapes=False)
+    return _built[cfg]
+
+
+def aug_name(stem: str, copy: int) -> str:
+    """``photo__aug0.png``: where it came from, and which copy."""
+    return f"{stem}__aug{copy}.png"
+
+
+def augment_item(src: str, out: str, cfg: AugmentConfig, lq_src: str | None = None, rel: str = "") -> dict[str, Any]:
+    """Unit of work: ``copies`` augmented versions of one image (or one pair)."""
+    from .crop import error_record
+
+    try:
+        stem = Path(src).stem
+        outs = []
+        for c in range(cfg.copies):
+            name = aug_name(stem, c)
+            if cfg.mode == "pairs":
+                hq_dest, lq_dest = Path(out) / rel / "sharp" / name, Path(out) / rel / "blurry" / name
+            else:
+                hq_dest, lq_dest = Path(out) / rel / name, None
+            outs.append((c, hq_dest, lq_dest))
+        if all(h.is_file() and (lq is None or lq.is_file()) for _, h, lq in outs):
+            return {"source": src, "status": "skipped", "outputs": [str(h) for _, h, _ in outs]}
+        img = read_image(src)
+        lq = read_image(lq_src) if lq_src else None
+        compose = build(cfg)
+        written = []
+        for c, hq_dest, lq_dest in outs:
+            compose.set_random_seed(stable_int("augment", cfg.seed, rel, stem, c) % (2**32))
+            if lq is None:
+                write_png(hq_dest, compose(image=img)["image"])
+            else:
+                a, b = paired(compose, img, lq)
+                write_png(hq_dest, a)
+                write_png(lq_dest, b)
+            written.append(str(hq_dest))
+        return {"source": src, "status": "ok", "outputs": written}
+    except Exception as exc:  # noqa: BLE001
+        return error_record(src, exc)
+
+
+def paired(compose: Any, hq: np.ndarray, lq: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Apply one draw of ``compose`` to both members of a pair.
+
+    Members of different sizes (super-resolution pairs) are brought to the same grid first:
+    the LQ image is enlarged by pixel replication, transformed with the HQ image, and
+    area-averaged back, which keeps it aligned to within the transform's own interpolation.
+    """
+    h, w = hq.shape[:2]
+    f = h // lq.shape[0] if lq.shape[0] else 1
+    if lq.shape[:2] != (h, w):
+        if h % lq.shape[0] or w % lq.shape[1] or w // lq.shape[1] != f:
+            raise PrepError(None, f"pair sizes {hq.shape[:2]} and {lq.shape[:2]} do not differ by a whole factor")
+        big = cv2.resize(lq, (w, h), interpolation=cv2.INTER_NEAREST)
+        r = compose(image=hq, lq=big)
+        return r["image"], cv2.resize(r["lq"], (w // f, h // f), interpolation=cv2.INTER_AREA)
+    r = compose(image=hq, lq=lq)
+    return r["image"], r["lq"]
+
+
+def plan(src: str | Path, cfg: AugmentConfig) -> list[tuple[str, str | None, str]]:
+    """Items as (image, partner or None, relative output folder)."""
+    root = Path(src)
+    if cfg.mode == "pairs":
+        sharp = root / "train" / "sharp"
+        if not sharp.is_dir():
+            raise PrepError(root, "no train/sharp folder (the pairs preset augments a prep pairs set)")
+        items = []
+        for p in sorted(q for q in sharp.iterdir() if q.suffix.lower() in IMAGE_EXTENSIONS):
+            partner = root / "train" / "blurry" / p.name
+            items.append((str(p), str(partner), "train"))
+        return items
+    files = [root] if root.is_file() else sorted(q for q in root.rglob("*") if q.is_file() and q.suffix.lower() in IMAGE_EXTENSIONS)
+    return [(str(f), None, "" if root.is_file() else str(f.parent.relative_to(root))) for f in files]
