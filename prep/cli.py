@@ -46,6 +46,20 @@ def main() -> None:
     """Prepare face datasets for talking-head and face-restoration trainers."""
 
 
+def _parse_tiers(ctx: Any, param: Any, value: str | None) -> tuple[int, ...] | None:
+    if not value:
+        return None
+    try:
+        tiers = tuple(sorted({int(v) for v in value.split(",") if v.strip()}))
+    except ValueError:
+        raise click.BadParameter("a comma-separated list of sizes, e.g. 128,256,512") from None
+    return tiers or None
+
+
+def tiers_option(fn: Callable) -> Callable:
+    return click.option("--tiers", callback=_parse_tiers, default=None, help="Write the same set at several sizes, e.g. 128,256,512, in sibling folders OUT/128, OUT/256, ...")(fn)
+
+
 def detector_options(fn: Callable) -> Callable:
     from .detect import DETECTOR_CHOICES
 
@@ -76,11 +90,12 @@ def _write_report(path: str | None, command: str, records: list[dict[str, Any]],
 @click.option("--fps", type=float, default=None, help="Output frame rate (preset: 25).")
 @click.option("--mode", type=click.Choice(["fixed", "track"]), default=None, help="fixed: one window for the clip; track: a smoothed window that follows the face.")
 @click.option("--pad", type=click.Choice(["black", "edge", "mirror"]), default=None, help="How to fill where the window leaves the frame.")
+@tiers_option
 @detector_options
 @click.option("--workers", type=int, default=1, show_default=True, help="Clips processed at once (each ffmpeg already uses several threads).")
 @report_option
 @_fail_cleanly
-def crop(sources: tuple[str, ...], out_dir: str, preset: str, size: int | None, fps: float | None, mode: str | None, pad: str | None, detector: str | None, weights_dir: str | None, workers: int, report_path: str | None) -> None:
+def crop(sources: tuple[str, ...], out_dir: str, preset: str, size: int | None, fps: float | None, mode: str | None, pad: str | None, tiers: tuple[int, ...] | None, detector: str | None, weights_dir: str | None, workers: int, report_path: str | None) -> None:
     """Cut a steady, face-centred square clip from each video (files or folders of videos).
 
     Writes OUT/<name>.mp4 (H.264, square pixels, constant frame rate, audio in sync) and
@@ -92,7 +107,7 @@ def crop(sources: tuple[str, ...], out_dir: str, preset: str, size: int | None, 
     from .fsutil import check_writable_dir
     from .probe import VIDEO_EXTENSIONS
 
-    cfg = CropConfig.resolve(preset, size=size, fps=fps, mode=mode, pad=pad, detector=detector, weights_dir=weights_dir)
+    cfg = CropConfig.resolve(preset, size=size, fps=fps, mode=mode, pad=pad, detector=detector, weights_dir=weights_dir, tiers=tiers)
     paths = expand_sources(sources, VIDEO_EXTENSIONS)
     if not paths:
         raise PrepError(None, f"no video files in {', '.join(sources)}")
@@ -120,6 +135,8 @@ def _echo_crop(rec: dict[str, Any]) -> None:
     )
     for warning in rec["warnings"]:
         click.echo(f"     warning: {warning}")
+    for tier in rec.get("tiers", [])[1:]:
+        click.echo(f"     also {tier['output']}")
 
 
 def _detect_settings(detector: str | None, weights_dir: str | None):
@@ -261,26 +278,38 @@ def frames(video: str, out_dir: str, fps: float | None, reject_blur: bool, layou
 @click.option("--align/--no-align", default=False, show_default=True, help="Find faces in in-the-wild photos and align each to the FFHQ template.")
 @click.option("--max-upscale", type=float, default=1.25, show_default=True, help="--align: skip faces that would have to be enlarged more than this to reach --size.")
 @click.option("--layout", type=click.Choice(["gpen", "basicsr", "gpen-native"]), default="gpen", show_default=True, help="Folder layout of the trainer.")
+@tiers_option
 @detector_options
 @click.option("--workers", type=int, default=1, show_default=True, help="Processes.")
 @report_option
 @_fail_cleanly
-def pairs(source: str, out_dir: str, degradation: str, size: int, scale: str, val_fraction: float, copies: int, seed: int, align: bool, max_upscale: float, layout: str, detector: str | None, weights_dir: str | None, workers: int, report_path: str | None) -> None:
+def pairs(source: str, out_dir: str, degradation: str, size: int, scale: str, val_fraction: float, copies: int, seed: int, align: bool, max_upscale: float, layout: str, tiers: tuple[int, ...] | None, detector: str | None, weights_dir: str | None, workers: int, report_path: str | None) -> None:
     """Make sharp/degraded training pairs from a folder of face photos.
 
     Writes OUT/train/sharp, OUT/train/blurry, OUT/val/sharp, OUT/val/blurry (lossless PNG, a
     pair shares its name) and OUT/degradations.jsonl with every drawn parameter. Photos
     already done are skipped when the command runs again.
     """
-    from .batch import expand_sources, item_ids, map_items
-    from .fsutil import check_writable_dir
+    from .batch import expand_sources
     from .images import IMAGE_EXTENSIONS
-    from .pairs import PairsConfig, finish, make_pairs
+    from .pairs import PairsConfig
 
-    cfg = PairsConfig.resolve(degrade=degradation, size=size, scale=int(scale), val_fraction=val_fraction, copies=copies, seed=seed, align=align, max_upscale=max_upscale, layout=layout, detector=detector, weights_dir=weights_dir)
     paths = expand_sources([source], IMAGE_EXTENSIONS)
     if not paths:
         raise PrepError(source, "no photos found")
+    failed = False
+    for tier in tiers or (size,):
+        cfg = PairsConfig.resolve(degrade=degradation, size=tier, scale=int(scale), val_fraction=val_fraction, copies=copies, seed=seed, align=align, max_upscale=max_upscale, layout=layout, detector=detector, weights_dir=weights_dir)
+        failed |= _pairs_run(paths, str(Path(out_dir) / str(tier)) if tiers else out_dir, cfg, workers, report_path)
+    if failed:
+        sys.exit(1)
+
+
+def _pairs_run(paths: list[Path], out_dir: str, cfg: Any, workers: int, report_path: str | None) -> bool:
+    from .batch import item_ids, map_items
+    from .fsutil import check_writable_dir
+    from .pairs import finish, make_pairs
+
     check_writable_dir(out_dir)
     items = [(str(p), i, out_dir, cfg) for p, i in zip(paths, item_ids(paths))]
     records = []
@@ -299,9 +328,8 @@ def pairs(source: str, out_dir: str, degradation: str, size: int, scale: str, va
     click.echo(f"{out_dir}: {n['train']} train and {n['val']} val pairs ({cfg.degrade}, scale {cfg.scale}, layout {cfg.layout})"
                + (f"; {done} photos done before" if done else "") + (f"; {summary['faces_skipped']} faces too small" if summary["faces_skipped"] else "") + (f"; {empty} photos gave no pair" if empty else "")
                + (f"; {summary['errors']} photos failed" if summary["errors"] else "") + f"; parameters in {Path(out_dir) / 'degradations.jsonl'}")
-    _write_report(report_path, "pairs", records, {"summary": summary})
-    if summary["errors"]:
-        sys.exit(1)
+    _write_report(report_path, "pairs", records, {"summary": summary, "out": out_dir})
+    return bool(summary["errors"])
 
 
 @main.command()

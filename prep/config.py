@@ -73,6 +73,7 @@ class CropConfig:
     crf: int = 18
     x264_preset: str = "medium"
     audio_bitrate: str = "192k"
+    tiers: tuple[int, ...] = ()  # several output sizes, one sibling folder OUT/<size> each
 
     def __post_init__(self) -> None:
         problems = []
@@ -91,6 +92,8 @@ class CropConfig:
             problems.append(f"face_y must be in [0, 1], got {self.face_y}")
         if self.pad not in ("black", "edge", "mirror"):
             problems.append(f"pad must be black, edge or mirror, got {self.pad!r}")
+        if any(t < 16 or t % 2 for t in self.tiers):
+            problems.append(f"tiers must be even sizes of at least 16, got {self.tiers}")
         if self.detect_every < 1:
             problems.append("detect_every must be at least 1")
         if not 0 <= self.min_presence <= 1:

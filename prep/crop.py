@@ -11,6 +11,7 @@ it is the resume marker).
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import time
@@ -217,17 +218,41 @@ def crop_video(src: str | Path, out_root: str | Path, cfg: CropConfig, item_id: 
 
 
 def _crop(src: str, out_root: str | Path, cfg: CropConfig, item_id: str | None, show_progress: bool | None) -> dict[str, Any]:
+    """Analyse once, then encode and report every size asked for (``cfg.tiers``: one folder each)."""
     t0 = time.perf_counter()
-    video_path, report_path = output_paths(src, out_root, cfg, item_id)
-    key = config_key(cfg)
-    done = _previous(report_path, video_path, key)
-    if done is not None:
-        return {**done, "status": "skipped", "note": "done in an earlier run"}
+    targets = [(dataclasses.replace(cfg, size=t, tiers=()), Path(out_root) / str(t)) for t in cfg.tiers] if cfg.tiers else [(cfg, Path(out_root))]
+    records, pending = [], []
+    for c, root in targets:
+        video_path, report_path = output_paths(src, root, c, item_id)
+        done = _previous(report_path, video_path, config_key(c))
+        if done is not None:
+            records.append({**done, "status": "skipped", "note": "done in an earlier run"})
+        else:
+            pending.append((c, video_path, report_path))
+    if not pending:
+        return _combine(records)
     info = probe_video(src)
     t1 = time.perf_counter()
     an = analyse(info, cfg, show_progress=show_progress)
-    geo = plan(info, cfg, an)
     t2 = time.perf_counter()
+    for c, video_path, report_path in pending:
+        records.append(_encode(src, info, an, c, video_path, report_path, show_progress, {"probe": t1 - t0, "analyse": t2 - t1}))
+    return _combine(records)
+
+
+def _combine(records: list[dict[str, Any]]) -> dict[str, Any]:
+    """One record per clip: the first size's, with the other sizes listed under ``tiers``."""
+    first = dict(records[0])
+    if len(records) > 1:
+        first["tiers"] = [{k: r[k] for k in ("status", "output", "report") if k in r} for r in records]
+        if any(r["status"] == "ok" for r in records):
+            first["status"] = "ok"
+    return first
+
+
+def _encode(src: str, info: VideoInfo, an: Analysis, cfg: CropConfig, video_path: Path, report_path: Path, show_progress: bool | None, timings: dict[str, float]) -> dict[str, Any]:
+    t2 = time.perf_counter()
+    geo = plan(info, cfg, an)
     try:
         with atomic_path(video_path) as tmp:
             if cfg.mode == "fixed":
@@ -239,6 +264,7 @@ def _crop(src: str, out_root: str | Path, cfg: CropConfig, item_id: str | None, 
         raise PrepError(video_path, f"cannot write output ({exc.strerror or exc})") from None
     t3 = time.perf_counter()
     windows = geo["windows"]
+    key = config_key(cfg)
     record = {
         "source": src,
         "status": "ok",
@@ -259,7 +285,7 @@ def _crop(src: str, out_root: str | Path, cfg: CropConfig, item_id: str | None, 
         "frames_without_face": an.subject.no_face_frames(),
         "frames_with_several_faces": an.subject.multi_face_frames(),
         "warnings": geo["warnings"],
-        "timings": {"probe": round(t1 - t0, 3), "analyse": round(t2 - t1, 3), "encode": round(t3 - t2, 3), "total": round(t3 - t0, 3)},
+        "timings": {"probe": round(timings["probe"], 3), "analyse": round(timings["analyse"], 3), "encode": round(t3 - t2, 3), "total": round(sum(timings.values()) + t3 - t2, 3)},
     }
     write_json(report_path, record)  # last: the report marks the clip as done
     return record

@@ -168,3 +168,14 @@ def test_real_clips(tmp_path, name, preset):
     assert rec["frames_with_several_faces"] == [] and rec["frames_without_face"] == []
     if cfg.mode == "track":
         assert rec["window"]["jitter"] < 0.002  # < 1 px RMS change of velocity per frame at 512 px, real motion included
+
+
+@needs_yunet
+def test_tiers_one_analysis_several_sizes(clips, tmp_path):
+    rec = crop_video(clips["odd_noaudio"], tmp_path, CropConfig.resolve("default", tiers=(64, 128)))
+    assert rec["status"] == "ok" and len(rec["tiers"]) == 2
+    for size in (64, 128):
+        info = probe_video(tmp_path / str(size) / "odd_noaudio.mp4")
+        assert (info.display_width, info.display_height) == (size, size)
+    again = crop_video(clips["odd_noaudio"], tmp_path, CropConfig.resolve("default", tiers=(64, 128)))
+    assert again["status"] == "skipped"

@@ -128,3 +128,15 @@ def test_align_in_the_wild_photos(tmp_path):
             errs.append(np.abs(f.landmarks[:2] - template(256)[:2]).max())
     assert np.median(errs) < 6  # eyes land on the FFHQ template
     assert len(list((out / "train" / "blurry").glob("*.png"))) == len(names)
+
+
+def test_tiers_write_sibling_sets(faces_dir, tmp_path):
+    out = tmp_path / "out"
+    res = run("pairs", faces_dir, "-o", out, "--tiers", "64,128", "--scale", "2", "--val-fraction", "0.3")
+    assert res.exit_code == 0, res.stderr
+    for size in (64, 128):
+        names = sorted(p.name for p in (out / str(size) / "train" / "sharp").glob("*.png"))
+        assert names and cv2.imread(str(out / str(size) / "train" / "sharp" / names[0])).shape[0] == size
+        assert cv2.imread(str(out / str(size) / "train" / "blurry" / names[0])).shape[0] == size // 2
+    # the same photos on the same side of the split at every size
+    assert sorted(p.name for p in (out / "64/val/sharp").glob("*")) == sorted(p.name for p in (out / "128/val/sharp").glob("*"))
