@@ -19,6 +19,7 @@ import numpy as np
 from .config import load_preset
 from .errors import PrepError
 from .images import IMAGE_EXTENSIONS, read_image, write_png
+from .layouts import PAIR_LAYOUTS
 from .pairs import stable_int
 
 
@@ -94,7 +95,8 @@ def aug_name(stem: str, copy: int) -> str:
 
 
 def augment_item(src: str, out: str, cfg: AugmentConfig, lq_src: str | None = None, rel: str = "") -> dict[str, Any]:
-    """Unit of work: ``copies`` augmented versions of one image (or one pair)."""
+    """Unit of work: ``copies`` augmented versions of one image (or one pair; ``rel`` is then
+    the split, and the outputs go where the ``gpen`` pair layout puts that split's pairs)."""
     from .crop import error_record
 
     try:
@@ -103,7 +105,7 @@ def augment_item(src: str, out: str, cfg: AugmentConfig, lq_src: str | None = No
         for c in range(cfg.copies):
             name = aug_name(stem, c)
             if cfg.mode == "pairs":
-                hq_dest, lq_dest = Path(out) / rel / "sharp" / name, Path(out) / rel / "blurry" / name
+                hq_dest, lq_dest = PAIR_LAYOUTS["gpen"].paths(out, rel, name)
             else:
                 hq_dest, lq_dest = Path(out) / rel / name, None
             outs.append((c, hq_dest, lq_dest))
@@ -150,12 +152,13 @@ def plan(src: str | Path, cfg: AugmentConfig) -> list[tuple[str, str | None, str
     """Items as (image, partner or None, relative output folder)."""
     root = Path(src)
     if cfg.mode == "pairs":
-        sharp = root / "train" / "sharp"
+        layout = PAIR_LAYOUTS["gpen"]
+        sharp = root / layout.train_hq
         if not sharp.is_dir():
-            raise PrepError(root, "no train/sharp folder (the pairs preset augments a prep pairs set)")
+            raise PrepError(root, f"no {layout.train_hq} folder (the pairs preset augments a prep pairs set)")
         items = []
         for p in sorted(q for q in sharp.iterdir() if q.suffix.lower() in IMAGE_EXTENSIONS):
-            partner = root / "train" / "blurry" / p.name
+            _, partner = layout.paths(root, "train", p.name)
             items.append((str(p), str(partner), "train"))
         return items
     files = [root] if root.is_file() else sorted(q for q in root.rglob("*") if q.is_file() and q.suffix.lower() in IMAGE_EXTENSIONS)

@@ -16,14 +16,14 @@ import numpy as np
 
 from .errors import PrepError
 from .images import IMAGE_EXTENSIONS
-from .layouts import PAIR_LAYOUTS
+from .layouts import PAIR_LAYOUTS, VIDEO_LAYOUTS
 
 # Video layouts: size, fps, face box / side range, minimum useful duration (s), faces per frame.
 VIDEO_RULES: dict[str, dict[str, Any]] = {
     # GeneFace++: 512x512 at 25 fps (its guide); 1-5 minutes work (its authors, GeneFace++ issue #25)
-    "geneface": {"folder": "data/raw/videos", "size": 512, "fps": 25, "face": (0.35, 0.7), "min_s": 60, "single_face": False, "audio": True},
+    "geneface": {"size": 512, "fps": 25, "face": (0.35, 0.7), "min_s": 60, "single_face": False, "audio": True},
     # Hallo: square, face 50-70% of the image, one face (its README); 25 fps frames
-    "hallo": {"folder": "videos", "size": 512, "fps": 25, "face": (0.5, 0.7), "min_s": 0, "single_face": True, "audio": True},
+    "hallo": {"size": 512, "fps": 25, "face": (0.5, 0.7), "min_s": 0, "single_face": True, "audio": True},
 }
 SAMPLED_FRAMES = 8
 
@@ -59,11 +59,11 @@ class CheckReport:
 
 
 def guess_layout(root: Path) -> str:
-    if (root / "data" / "raw" / "videos").is_dir():
+    if (root / VIDEO_LAYOUTS["geneface"].folder).is_dir():
         return "geneface"
     if (root / "workspace" / "data_src").is_dir() or (root / "data_src").is_dir():
         return "dfl"
-    if (root / "videos").is_dir():
+    if (root / VIDEO_LAYOUTS["hallo"].folder).is_dir():
         return "hallo"
     if (root / "train" / "sharp").is_dir():
         return "basicsr" if (root / "basicsr_options.yml").is_file() else "gpen"
@@ -79,7 +79,7 @@ def check(path: str | Path, layout: str | None = None, detector: Any = None) -> 
     layout = layout or guess_layout(root)
     rep = CheckReport(str(root), layout)
     if layout in VIDEO_RULES:
-        check_videos(root / VIDEO_RULES[layout]["folder"], VIDEO_RULES[layout], rep, detector)
+        check_videos(root / VIDEO_LAYOUTS[layout].folder, VIDEO_RULES[layout], rep, detector)
     elif layout in PAIR_LAYOUTS:
         check_pairs(root, layout, rep)
     elif layout == "dfl":

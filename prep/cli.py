@@ -233,10 +233,11 @@ def _blur_sheet(path: str, records: list[dict[str, Any]], det: Any) -> None:
 @click.option("--reject-blur", is_flag=True, help="Put frames blurred relative to their clip in OUT/rejected/ instead of the kept set.")
 @click.option("--layout", type=click.Choice(["plain", "dfl"]), default="plain", show_default=True, help="dfl: a DeepFaceLab workspace, OUT/workspace/data_src.mp4 and OUT/workspace/data_src/%05d.png.")
 @click.option("--dst", is_flag=True, help="With --layout dfl: write data_dst instead of data_src.")
+@tiers_option
 @detector_options
 @report_option
 @_fail_cleanly
-def frames(video: str, out_dir: str, fps: float | None, reject_blur: bool, layout: str, dst: bool, detector: str | None, weights_dir: str | None, report_path: str | None) -> None:
+def frames(video: str, out_dir: str, fps: float | None, reject_blur: bool, layout: str, dst: bool, tiers: tuple[int, ...] | None, detector: str | None, weights_dir: str | None, report_path: str | None) -> None:
     """Extract a video's frames as PNG files named as DeepFaceLab expects (00001.png, ...).
 
     Every face is scored for blur; with --reject-blur the frames judged blurred against the
@@ -251,7 +252,7 @@ def frames(video: str, out_dir: str, fps: float | None, reject_blur: bool, layou
 
         video_copy, frames_dir = dfl_workspace(out_dir, video, "data_dst" if dst else "data_src")
         out_dir = str(frames_dir)
-    rec = extract_frames(video, out_dir, _detect_settings(detector, weights_dir), BlurConfig.resolve(), fps, reject_blur)
+    rec = extract_frames(video, out_dir, _detect_settings(detector, weights_dir), BlurConfig.resolve(), fps, reject_blur, tiers=tiers or ())
     if video_copy is not None and rec["status"] == "ok":
         from .fsutil import copy_atomic
 

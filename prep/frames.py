@@ -28,24 +28,45 @@ from .videoscan import FrameAnalyzer
 REPORT = "frames.json"
 
 
+def shrink(frame: np.ndarray, longer: int) -> np.ndarray:
+    """The frame with its longer side ``longer`` px (never enlarged)."""
+    import cv2
+
+    h, w = frame.shape[:2]
+    f = longer / max(h, w)
+    if f >= 1:
+        return frame
+    return cv2.resize(frame, (max(1, round(w * f)), max(1, round(h * f))), interpolation=cv2.INTER_AREA)
+
+
 def frame_name(index: int) -> str:
     """DeepFaceLab's naming: 00001.png for the first frame."""
     return f"{index + 1:05d}.png"
 
 
 def extract_frames(
-    src: str, out_dir: str, det: DetectSettings, bcfg: BlurConfig, fps: float | None = None, reject_blur: bool = False, show_progress: bool | None = None
+    src: str,
+    out_dir: str,
+    det: DetectSettings,
+    bcfg: BlurConfig,
+    fps: float | None = None,
+    reject_blur: bool = False,
+    show_progress: bool | None = None,
+    tiers: tuple[int, ...] = (),
 ) -> dict[str, Any]:
+    """``tiers``: also (instead) write the frames shrunk so their longer side is each size, in
+    ``OUT/<size>/``; scores are measured once, on the full frames."""
     from .crop import error_record
 
     try:
-        return _extract(src, Path(out_dir), det, bcfg, fps, reject_blur, show_progress)
+        return _extract(src, Path(out_dir), det, bcfg, fps, reject_blur, show_progress, tiers)
     except Exception as exc:  # noqa: BLE001 - an item's failure is a value
         return {**error_record(src, exc)}
 
 
-def _extract(src: str, out: Path, det: DetectSettings, bcfg: BlurConfig, fps: float | None, reject_blur: bool, show_progress: bool | None) -> dict[str, Any]:
-    settings = {"fps": fps, "reject_blur": reject_blur, "blur": bcfg.__dict__, "detector": det.detector}
+def _extract(src: str, out: Path, det: DetectSettings, bcfg: BlurConfig, fps: float | None, reject_blur: bool, show_progress: bool | None, tiers: tuple[int, ...]) -> dict[str, Any]:
+    settings = {"fps": fps, "reject_blur": reject_blur, "blur": bcfg.__dict__, "detector": det.detector, "tiers": list(tiers)}
+    folders = [(out / str(t), t) for t in tiers] or [(out, None)]
     report = out / REPORT
     if report.is_file():
         try:
@@ -59,7 +80,8 @@ def _extract(src: str, out: Path, det: DetectSettings, bcfg: BlurConfig, fps: fl
     analyzer = FrameAnalyzer(detector_for(det), every=2)
     scores = []
     for i, frame in enumerate(progress(iter_frames(info, fps), None, Path(src).name, "frame", show_progress)):
-        write_png(out / frame_name(i), frame)
+        for folder, size in folders:
+            write_png(folder / frame_name(i), frame if size is None else shrink(frame, size))
         scores.append(analyzer.step(i, frame)[1])
     if not scores:
         raise PrepError(src, "no frames decoded")
@@ -68,10 +90,11 @@ def _extract(src: str, out: Path, det: DetectSettings, bcfg: BlurConfig, fps: fl
     flags = blurred_frames(s, rate, bcfg)
     rejected = [int(i) for i in np.flatnonzero(flags)]
     if reject_blur and rejected:
-        rej = out / "rejected"
-        rej.mkdir(exist_ok=True)
-        for i in rejected:
-            os.replace(out / frame_name(i), rej / frame_name(i))
+        for folder, _ in folders:
+            rej = folder / "rejected"
+            rej.mkdir(exist_ok=True)
+            for i in rejected:
+                os.replace(folder / frame_name(i), rej / frame_name(i))
     record = {
         "source": src,
         "status": "ok",

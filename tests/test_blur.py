@@ -238,3 +238,12 @@ def test_frames_dfl_workspace(clip_with_blur, tmp_path):
     assert "layout dfl" in check.output and check.exit_code == 0
     assert run("frames", clip_with_blur, "-o", tmp_path, "--layout", "dfl", "--dst").exit_code == 0
     assert (ws / "data_dst.mp4").is_file() and (ws / "data_dst" / "00090.png").is_file()
+
+
+def test_frames_tiers(clip_with_blur, tmp_path):
+    res = run("frames", clip_with_blur, "-o", tmp_path, "--tiers", "64,128", "--reject-blur", "--fps", "10")
+    assert res.exit_code == 0, res.stderr
+    for size in (64, 128):
+        kept = sorted((tmp_path / str(size)).glob("*.png"))
+        assert kept and max(cv2.imread(str(kept[0])).shape[:2]) == size
+    assert sorted(p.name for p in (tmp_path / "64" / "rejected").glob("*")) == sorted(p.name for p in (tmp_path / "128" / "rejected").glob("*"))
