@@ -133,6 +133,8 @@ def _echo_crop(rec: dict[str, Any]) -> None:
         f"ok   {rec['source']} -> {rec['output']} ({o['size']}x{o['size']}, {o['fps']:g} fps, {o['frames']} frames, "
         f"{'audio' if o['audio'] else 'no audio'}; {rec['mode']} window {w['side']:.0f} px, detector {d['name']}; report {rec['report']})"
     )
+    if d.get("note"):
+        click.echo(f"     note: detector {d['name']} chosen because {d['note']}")
     for warning in rec["warnings"]:
         click.echo(f"     warning: {warning}")
     for tier in rec.get("tiers", [])[1:]:
