@@ -8,8 +8,10 @@ works in one coordinate system: upright, square pixels (``VideoInfo.display_*``)
 
 from __future__ import annotations
 
+import queue
 import subprocess
 import tempfile
+import threading
 from pathlib import Path
 from typing import Iterator
 
@@ -19,6 +21,9 @@ import numpy as np
 from .errors import PrepError
 from .ffmpeg import ffmpeg_exe
 from .probe import VideoInfo
+
+
+QUEUE = 4  # decoded frames kept ready ahead of the caller
 
 
 def frame_count_at(info: VideoInfo, fps: float | None) -> int:
@@ -70,25 +75,62 @@ def iter_frames(
     args = out.global_args("-nostdin", "-hide_banner", "-loglevel", "error").compile(cmd=ffmpeg_exe())
     frame_bytes = w * h * 3
     with tempfile.TemporaryFile() as err:
-        proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=err, bufsize=frame_bytes)
+        proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=err, bufsize=0)
         assert proc.stdout is not None
+        # A reader thread keeps a few frames ready, so ffmpeg decodes the next frames while the
+        # caller works on this one (a pipe holds less than one frame). Memory: QUEUE frames.
+        frames: queue.Queue = queue.Queue(maxsize=QUEUE)
+        stop = threading.Event()
+
+        def reader() -> None:
+            try:
+                while not stop.is_set():
+                    buf = _read_exact(proc.stdout, frame_bytes)
+                    if buf is None:
+                        break
+                    frames.put(buf)
+            finally:
+                frames.put(None)
+
+        thread = threading.Thread(target=reader, daemon=True)
+        thread.start()
         count = 0
         try:
             while True:
-                buf = proc.stdout.read(frame_bytes)
-                if len(buf) < frame_bytes:
+                buf = frames.get()
+                if buf is None:
                     break
                 count += 1
                 yield np.frombuffer(buf, np.uint8).reshape(h, w, 3)
         finally:
-            proc.stdout.close()
+            stop.set()
             if proc.poll() is None:
                 proc.kill()
+            while thread.is_alive():  # unblock a reader waiting on a full queue
+                try:
+                    frames.get_nowait()
+                except queue.Empty:
+                    pass
+                thread.join(timeout=0.05)
+            proc.stdout.close()
             rc = proc.wait()
         if count == 0:
             err.seek(0)
             msg = err.read().decode(errors="replace").strip().splitlines()
             raise PrepError(info.path, f"ffmpeg could not decode the video ({msg[-1] if msg else f'exit {rc}'})")
+
+
+def _read_exact(stream, n: int) -> bytes | None:
+    """``n`` bytes from a pipe, or None at its end."""
+    chunks = []
+    got = 0
+    while got < n:
+        b = stream.read(n - got)
+        if not b:
+            return None
+        chunks.append(b)
+        got += len(b)
+    return b"".join(chunks) if len(chunks) > 1 else chunks[0]
 
 
 def read_frame_at(info: VideoInfo, index: int, fps: float | None = None) -> np.ndarray:
