@@ -85,7 +85,7 @@ def bare_ffmpeg_args(src: str, rep: dict, out: str) -> list[str]:
     vf.append(f"crop={x1 - x0}:{y1 - y0}:{x0}:{y0}")
     if (x0 - x, y0 - y, x + side - x1, y + side - y1) != (0, 0, 0, 0):
         vf.append(f"pad={side}:{side}:{x0 - x}:{y0 - y}")
-    vf.append(f"scale={cfg['size']}:{cfg['size']}")
+    vf.append(f"scale={cfg['size']}:{cfg['size']}:flags=lanczos")  # prep's scaler: the same output pixels
     args = [ffmpeg_exe(), "-nostdin", "-v", "error", "-y", "-i", src, "-vf", ",".join(vf),
             "-c:v", "libx264", "-preset", cfg["x264_preset"], "-crf", str(cfg["crf"]), "-pix_fmt", "yuv420p"]
     args += ["-c:a", "aac", "-b:a", cfg["audio_bitrate"]] if info["has_audio"] else ["-an"]
@@ -126,7 +126,7 @@ def main() -> None:
             mem.append((path.name, t, m))
             print(f"length check {path.name}: {t:.1f} s, peak {m} MiB", flush=True)
     lines = [
-        f"prep crop --preset {a.preset} vs a bare ffmpeg crop+scale+encode of the same output (libx264, same crf, preset and AAC settings); "
+        f"prep crop --preset {a.preset} vs a bare ffmpeg crop+scale+encode of the same output (libx264 with the same crf and preset, the same Lanczos scaler, the same AAC settings); "
         f"{os.cpu_count()} cores. Times are wall seconds; memory is the peak resident size of the whole process tree.",
         "",
         "| clip | length s | ffmpeg s | prep s | ratio | ffmpeg MiB | prep MiB | prep: probe / analyse / encode s |",

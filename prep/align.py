@@ -7,6 +7,8 @@ the image). Points are scaled for other sizes.
 
 from __future__ import annotations
 
+from typing import Callable
+
 import cv2
 import numpy as np
 
@@ -34,23 +36,49 @@ def alignment_matrix(face: Face, size: int) -> np.ndarray:
     return m
 
 
-def align(image: np.ndarray, face: Face, size: int, interpolation: int | None = None) -> np.ndarray:
+def align(image: np.ndarray, face: Face, size: int, interpolation: int | None = None, convert: Callable[[np.ndarray], np.ndarray] | None = None) -> np.ndarray:
     """The face warped onto the template: ``size x size``, same dtype and channels as ``image``.
 
     Shrinking uses area averaging (a pre-shrink by integer steps) so fine detail is not aliased.
+    Only the part of ``image`` that the output can see is touched, so the cost does not grow
+    with the photo's size; ``convert`` (to grey, say) is applied to that part only.
     """
     m = alignment_matrix(face, size)
     scale = float(np.hypot(m[0, 0], m[0, 1]))
-    if scale < 0.5:
-        f = 1.0
-        while scale / f < 0.5:
-            f *= 0.5
+    f = 1.0
+    while scale / f < 0.5:
+        f *= 0.5
+    image, (x0, y0) = _visible_region(image, m, size, int(round(1.0 / f)))
+    m = m.copy()
+    m[:, 2] += m[:, :2] @ np.array([x0, y0], np.float64)  # origin moved to (x0, y0)
+    if convert is not None:
+        image = convert(image)
+    if f < 1.0:
         image = cv2.resize(image, None, fx=f, fy=f, interpolation=cv2.INTER_AREA)
-        m = m.copy()
         m[:, 2] += m[:, :2] @ np.full(2, 0.5 / f - 0.5)  # pixel centres of the shrunk image
         m[:, :2] /= f
     interp = interpolation if interpolation is not None else (cv2.INTER_LINEAR if scale < 1 else cv2.INTER_CUBIC)
     return cv2.warpAffine(image, m, (size, size), flags=interp, borderMode=cv2.BORDER_REFLECT_101)
+
+
+def _visible_region(image: np.ndarray, m: np.ndarray, size: int, step: int) -> tuple[np.ndarray, tuple[int, int]]:
+    """The bounding box (with a margin for the interpolation kernel) of the source pixels that
+    output pixels of ``m`` sample, its corners on multiples of ``step`` (so an area pre-shrink
+    by ``step`` sees the same blocks as on the whole image). Returns the view and its origin."""
+    h, w = image.shape[:2]
+    inv = cv2.invertAffineTransform(m)
+    corners = np.array([[-0.5, -0.5], [size - 0.5, -0.5], [-0.5, size - 0.5], [size - 0.5, size - 0.5]])
+    src = corners @ inv[:, :2].T + inv[:, 2]
+    margin = 3 * step
+    x0 = int(np.floor(src[:, 0].min())) - margin
+    y0 = int(np.floor(src[:, 1].min())) - margin
+    x1 = int(np.ceil(src[:, 0].max())) + margin
+    y1 = int(np.ceil(src[:, 1].max())) + margin
+    x0, y0 = max(0, x0 - x0 % step), max(0, y0 - y0 % step)
+    x1, y1 = min(w, x1), min(h, y1)
+    if x1 - x0 < 2 * step or y1 - y0 < 2 * step or (x0 == 0 and y0 == 0 and x1 == w and y1 == h):
+        return image, (0, 0)  # the face covers the image, or the window misses it: use all of it
+    return image[y0:y1, x0:x1], (x0, y0)
 
 
 def face_scale(face: Face, size: int) -> float:

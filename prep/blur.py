@@ -46,20 +46,30 @@ def face_mask(n: int = CANON) -> np.ndarray:
     return _mask_cache[n]
 
 
-def _tensor(img: np.ndarray, m: np.ndarray) -> np.ndarray:
-    gx = cv2.Sobel(img, cv2.CV_32F, 1, 0, ksize=1)
-    gy = cv2.Sobel(img, cv2.CV_32F, 0, 1, ksize=1)
+def _support(m: np.ndarray) -> tuple[slice, slice]:
+    """Rows and columns of the mask's bounding box (the products are only summed there)."""
+    ys, xs = np.nonzero(m.any(axis=1))[0], np.nonzero(m.any(axis=0))[0]
+    if len(ys) == 0:
+        return slice(0, 0), slice(0, 0)
+    return slice(int(ys[0]), int(ys[-1]) + 1), slice(int(xs[0]), int(xs[-1]) + 1)
+
+
+def _tensor(img: np.ndarray, m: np.ndarray, box: tuple[slice, slice]) -> np.ndarray:
+    gx = cv2.Sobel(img, cv2.CV_32F, 1, 0, ksize=1)[box]
+    gy = cv2.Sobel(img, cv2.CV_32F, 0, 1, ksize=1)[box]
+    m = m[box]
     gxm = gx * m
-    gym = gy * m
-    return np.array([[float((gxm * gx).sum()), float((gxm * gy).sum())], [float((gxm * gy).sum()), float((gym * gy).sum())]])
+    xx, xy, yy = float((gxm * gx).sum()), float((gxm * gy).sum()), float((gy * m * gy).sum())
+    return np.array([[xx, xy], [xy, yy]])
 
 
 def damping(grey: np.ndarray, mask: np.ndarray) -> tuple[float, float, float]:
     """``(l_min, l_max, angle)``: extreme fine/coarse gradient-energy ratios and the angle
     (degrees, image axes, 0 = horizontal, in [0, 180)) of the most damped direction."""
     g = grey.astype(np.float32)
-    j1 = _tensor(g, mask)
-    j2 = _tensor(cv2.GaussianBlur(g, (0, 0), SIGMA), mask)
+    box = _support(mask)
+    j1 = _tensor(g, mask, box)
+    j2 = _tensor(cv2.GaussianBlur(g, (0, 0), SIGMA), mask, box)
     j2 = j2 + np.eye(2) * (1e-6 * np.trace(j2) + 1e-9)
     w, v = np.linalg.eig(np.linalg.solve(j2, j1))
     w = np.clip(w.real, 1e-9, None)
@@ -96,13 +106,17 @@ def grey_canonical(image: np.ndarray, face: Face | None) -> np.ndarray:
 
     With no face: the central square of the whole image, shrunk to ``CANON``.
     """
-    grey = image if image.ndim == 2 else cv2.cvtColor(np.ascontiguousarray(image[:, :, :3]), cv2.COLOR_BGR2GRAY)
     if face is not None:
-        return align(grey, face, CANON)
+        return align(image, face, CANON, convert=_grey)  # only the region the crop reads is converted
+    grey = _grey(image)
     h, w = grey.shape
     side = min(h, w)
     y0, x0 = (h - side) // 2, (w - side) // 2
     return cv2.resize(grey[y0 : y0 + side, x0 : x0 + side], (CANON, CANON), interpolation=cv2.INTER_AREA)
+
+
+def _grey(image: np.ndarray) -> np.ndarray:
+    return image if image.ndim == 2 else cv2.cvtColor(np.ascontiguousarray(image[:, :, :3]), cv2.COLOR_BGR2GRAY)
 
 
 _whole = np.ones((CANON, CANON), np.float32)

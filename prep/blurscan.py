@@ -81,8 +81,8 @@ def score_video(path: str, det: DetectSettings, cfg: BlurConfig, fps: float | No
         analyzer = FrameAnalyzer(detector_for(det), every=1)
         rate = fps or info.fps
         scores = []
-        for i, frame in enumerate(progress(iter_frames(info, fps, max_side=960), None, Path(path).name, "frame", show_progress)):
-            scores.append(analyzer.step(i, frame)[1])
+        for _, _, _, score in analyzer.run(progress(iter_frames(info, fps, max_side=960), None, Path(path).name, "frame", show_progress)):
+            scores.append(score)
         s = np.array(scores, np.float64)
         flags = blurred_frames(s, rate, cfg)
         ref = video_reference(s, rate, cfg)

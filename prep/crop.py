@@ -77,8 +77,7 @@ def analyse(info: VideoInfo, cfg: CropConfig, detector: Detector | None = None, 
     detections: dict[int, list[Face]] = {}
     scanner = FrameAnalyzer(detector, cfg.detect_every, cfg.face_px, full_every=max(1, round(cfg.fps / cfg.detect_every)))
     blur = np.full(n, np.nan)
-    for i, frame in enumerate(progress(iter_frames(info, cfg.fps, cfg.analysis_side), n, "analyse", "frame", show_progress)):
-        faces, score = scanner.step(i, frame, force=i == n - 1)
+    for i, _, faces, score in scanner.run(progress(iter_frames(info, cfg.fps, cfg.analysis_side), n, "analyse", "frame", show_progress), last=n - 1):
         if faces is not None:
             detections[i] = [f.scaled(back) for f in faces]
         if i < n:

@@ -79,10 +79,10 @@ def _extract(src: str, out: Path, det: DetectSettings, bcfg: BlurConfig, fps: fl
     check_writable_dir(out)
     analyzer = FrameAnalyzer(detector_for(det), every=2)
     scores = []
-    for i, frame in enumerate(progress(iter_frames(info, fps), None, Path(src).name, "frame", show_progress)):
+    for i, frame, _, score in analyzer.run(progress(iter_frames(info, fps), None, Path(src).name, "frame", show_progress)):
         for folder, size in folders:
             write_png(folder / frame_name(i), frame if size is None else shrink(frame, size))
-        scores.append(analyzer.step(i, frame)[1])
+        scores.append(score)
     if not scores:
         raise PrepError(src, "no frames decoded")
     s = np.array(scores, np.float64)

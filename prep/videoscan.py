@@ -4,15 +4,25 @@ Shared by ``crop`` (analysis pass), ``frames`` and ``blur``. Faces are found wit
 :class:`~prep.detect.scan.FaceScanner`; between analysed frames, the blur score uses the
 face last found (a face moves little in a frame or two, and the score is an energy ratio
 over the whole face, not a pixel-exact measure).
+
+:meth:`FrameAnalyzer.run` scores blur on a second thread while the next frames are searched
+for faces: both are OpenCV and NumPy work that releases the GIL, so a second core is used.
+At most ``AHEAD`` frames wait for their score, so memory stays bounded.
 """
 
 from __future__ import annotations
+
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from typing import Iterable, Iterator
 
 import numpy as np
 
 from .blur import blur_score
 from .detect import Detector, Face, main_face
 from .detect.scan import FaceScanner
+
+AHEAD = 4
 
 
 class FrameAnalyzer:
@@ -22,11 +32,32 @@ class FrameAnalyzer:
         self.blur = blur
         self._face: Face | None = None
 
+    def detect(self, index: int, frame: np.ndarray, force: bool = False) -> list[Face] | None:
+        """Faces on ``frame`` when it is one to analyse (every ``every``-th, or ``force``), else ``None``."""
+        if not (force or index % self.every == 0):
+            return None
+        faces = self.scanner.scan(frame)
+        self._face = main_face(faces)
+        return faces
+
+    def score(self, frame: np.ndarray, face: Face | None) -> float:
+        return blur_score(frame, face).score if (self.blur and face is not None) else float("nan")
+
     def step(self, index: int, frame: np.ndarray, force: bool = False) -> tuple[list[Face] | None, float]:
         """Faces (``None`` when this frame was not analysed) and the blur score (NaN without a face)."""
-        faces = None
-        if force or index % self.every == 0:
-            faces = self.scanner.scan(frame)
-            self._face = main_face(faces)
-        score = blur_score(frame, self._face).score if (self.blur and self._face is not None) else float("nan")
-        return faces, score
+        faces = self.detect(index, frame, force)
+        return faces, self.score(frame, self._face)
+
+    def run(self, frames: Iterable[np.ndarray], last: int | None = None) -> Iterator[tuple[int, np.ndarray, list[Face] | None, float]]:
+        """``(index, frame, faces, score)`` for each frame, in order; frame ``last`` is always analysed."""
+        pending: deque = deque()
+        with ThreadPoolExecutor(1) as pool:
+            for i, frame in enumerate(frames):
+                faces = self.detect(i, frame, force=i == last)
+                pending.append((i, frame, faces, pool.submit(self.score, frame, self._face)))
+                while len(pending) > AHEAD:
+                    j, f, fc, fut = pending.popleft()
+                    yield j, f, fc, fut.result()
+            while pending:
+                j, f, fc, fut = pending.popleft()
+                yield j, f, fc, fut.result()

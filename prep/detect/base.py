@@ -48,6 +48,11 @@ class Face:
         x, y, w, h = self.box
         return Face((x * f, y * f, w * f, h * f), self.landmarks * f, self.score, self.estimated_landmarks)
 
+    def shifted(self, dx: float, dy: float) -> "Face":
+        """The same face in an image whose origin is at ``(-dx, -dy)`` of this one's (``dx, dy`` added)."""
+        x, y, w, h = self.box
+        return Face((x + dx, y + dy, w, h), self.landmarks + np.array([dx, dy], np.float32), self.score, self.estimated_landmarks)
+
     def to_dict(self) -> dict:
         return {
             "box": [round(float(v), 2) for v in self.box],

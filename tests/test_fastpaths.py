@@ -1,0 +1,88 @@
+"""The shortcuts taken for speed give the same results as the plain computations."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from prep.align import align, alignment_matrix
+from prep.detect import Face
+from prep.videoscan import FrameAnalyzer
+
+
+def _face(cx: float, cy: float, eye: float) -> Face:
+    """A face whose landmarks sit where the template puts them, eye distance ``eye`` px."""
+    lm = np.array([[-0.5, 0.0], [0.5, 0.0], [0.0, 0.6], [-0.42, 1.05], [0.42, 1.05]], np.float32) * eye + np.array([cx, cy], np.float32)
+    return Face((cx - eye, cy - eye, 2 * eye, 2.4 * eye), lm, 0.99)
+
+
+def _plain_align(image: np.ndarray, face: Face, size: int) -> np.ndarray:
+    """Alignment on the whole image, without cutting out the visible region first."""
+    m = alignment_matrix(face, size)
+    scale = float(np.hypot(m[0, 0], m[0, 1]))
+    if scale < 0.5:
+        f = 1.0
+        while scale / f < 0.5:
+            f *= 0.5
+        image = cv2.resize(image, None, fx=f, fy=f, interpolation=cv2.INTER_AREA)
+        m = m.copy()
+        m[:, 2] += m[:, :2] @ np.full(2, 0.5 / f - 0.5)
+        m[:, :2] /= f
+    interp = cv2.INTER_LINEAR if scale < 1 else cv2.INTER_CUBIC
+    return cv2.warpAffine(image, m, (size, size), flags=interp, borderMode=cv2.BORDER_REFLECT_101)
+
+
+def _same(a: np.ndarray, b: np.ndarray) -> None:
+    """Equal up to warpAffine's fixed-point sub-pixel grid (1/32 px), which moves with the origin."""
+    d = np.abs(a.astype(np.int16) - b.astype(np.int16))
+    assert d.max() <= 2 and d.mean() < 0.1, (d.max(), d.mean())
+
+
+@pytest.mark.parametrize(
+    "shape,cx,cy,eye",
+    [
+        ((1200, 1600, 3), 830.0, 610.0, 60.0),  # small face in a big photo: no pre-shrink
+        ((3000, 4000, 3), 1901.3, 1377.7, 420.0),  # large face: area pre-shrink by 2 and 4
+        ((3000, 4000), 2101.0, 1499.0, 900.0),  # grey, shrink by 4
+        ((600, 800, 3), 40.0, 50.0, 80.0),  # face at the corner: the window leaves the image
+    ],
+)
+def test_align_on_the_visible_region_equals_align_on_the_whole_image(shape, cx, cy, eye):
+    rng = np.random.default_rng(1)
+    img = cv2.GaussianBlur(rng.integers(0, 256, shape, dtype=np.uint8), (0, 0), 1.2)
+    face = _face(cx, cy, eye)
+    for size in (256, 512):
+        ref = _plain_align(img, face, size)
+        _same(align(img, face, size), ref)
+        if img.ndim == 3:  # converting the visible region only = converting the whole image first
+            grey = lambda a: cv2.cvtColor(a, cv2.COLOR_BGR2GRAY)  # noqa: E731
+            _same(align(img, face, size, convert=grey), _plain_align(grey(img), face, size))
+
+
+class _ListDetector:
+    """A detector that finds one face drifting by a pixel per frame (no model needed)."""
+
+    name = "fake"
+
+    def __init__(self):
+        self.calls = 0
+
+    def detect(self, image):
+        self.calls += 1
+        h, w = image.shape[:2]
+        return [_face(w / 2 + (self.calls % 7), h / 2, w / 6)]
+
+
+def test_threaded_run_equals_sequential_steps():
+    rng = np.random.default_rng(3)
+    frames = [cv2.GaussianBlur(rng.integers(0, 256, (240, 320, 3), dtype=np.uint8), (0, 0), 0.5 + (i % 5) * 0.4) for i in range(23)]
+    seq = FrameAnalyzer(_ListDetector(), every=2, full_every=1)
+    expected = [seq.step(i, fr, force=i == 22) for i, fr in enumerate(frames)]
+    got = list(FrameAnalyzer(_ListDetector(), every=2, full_every=1).run(iter(frames), last=22))
+    assert [g[0] for g in got] == list(range(23))
+    for (i, frame, faces, score), (e_faces, e_score) in zip(got, expected):
+        assert frame is frames[i]
+        assert (faces is None) == (e_faces is None)
+        assert score == e_score
+    assert got[22][2] is not None  # the last frame is always analysed
