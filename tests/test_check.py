@@ -142,6 +142,17 @@ def test_planted_pair_defects(pair_set, tmp_path, plant, expect):
     assert all(p["fix"] for p in probs)
 
 
+def test_planted_grey_image_is_a_warning(pair_set, tmp_path):
+    """Greyscale is not 8-bit RGB, but trainers that read with colour conversion cope: warn, pass."""
+    s = tmp_path / "set"
+    shutil.copytree(pair_set, s)
+    f = _first(s / "train/sharp")
+    cv2.imwrite(str(f), cv2.cvtColor(cv2.imread(str(f)), cv2.COLOR_BGR2GRAY))
+    code, probs = problems(s)
+    assert code == 0
+    assert [p for p in probs if p["level"] == "warning" and "greyscale" in p["problem"] and Path(p["file"]) == f], probs
+
+
 def test_table_output_and_guess(pair_set):
     res = run("check", pair_set)
     assert res.exit_code == 0 and "layout gpen" in res.output and res.output.strip().endswith("0 errors, 0 warnings")
