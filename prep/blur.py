@@ -46,8 +46,24 @@ def face_mask(n: int = CANON) -> np.ndarray:
     return _mask_cache[n]
 
 
+_supports: dict[int, tuple[np.ndarray, tuple[slice, slice]]] = {}
+
+
 def _support(m: np.ndarray) -> tuple[slice, slice]:
-    """Rows and columns of the mask's bounding box (the products are only summed there)."""
+    """Rows and columns of the mask's bounding box (the products are only summed there).
+
+    Remembered for the few masks in use (the face masks and the whole-image one), so the
+    per-frame score does not search the mask again."""
+    known = _supports.get(id(m))
+    if known is not None and known[0] is m:
+        return known[1]
+    box = _bounding_box(m)
+    if len(_supports) < 16:
+        _supports[id(m)] = (m, box)
+    return box
+
+
+def _bounding_box(m: np.ndarray) -> tuple[slice, slice]:
     ys, xs = np.nonzero(m.any(axis=1))[0], np.nonzero(m.any(axis=0))[0]
     if len(ys) == 0:
         return slice(0, 0), slice(0, 0)

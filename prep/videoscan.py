@@ -55,9 +55,12 @@ class FrameAnalyzer:
             for i, frame in enumerate(frames):
                 faces = self.detect(i, frame, force=i == last)
                 pending.append((i, frame, faces, pool.submit(self.score, frame, self._face)))
-                while len(pending) > AHEAD:
-                    j, f, fc, fut = pending.popleft()
-                    yield j, f, fc, fut.result()
+                if len(pending) > AHEAD:
+                    yield _done(pending.popleft())
             while pending:
-                j, f, fc, fut = pending.popleft()
-                yield j, f, fc, fut.result()
+                yield _done(pending.popleft())
+
+
+def _done(item: tuple) -> tuple[int, np.ndarray, list[Face] | None, float]:
+    i, frame, faces, future = item
+    return i, frame, faces, future.result()
