@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup demo test bench eval-blur sample clean
+.PHONY: setup demo test bench eval-blur calibrate-blur sample clean
 
 setup: $(STAMP)
 
@@ -29,6 +29,10 @@ bench: setup
 # Blur-score quality on the real data in ../shared/data (writes bench/blur_results.md).
 eval-blur: setup
 	$(BIN)/python bench/eval_blur.py
+
+# Where presets/blur.toml's thresholds come from (fitted on the shared videos' faces only).
+calibrate-blur: setup
+	$(BIN)/python bench/calibrate_blur.py
 
 # Rebuild sample_data/astronaut_vertical.mp4 from scikit-image's astronaut photo.
 sample: setup

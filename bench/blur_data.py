@@ -13,7 +13,8 @@ ROOT = Path(__file__).resolve().parent.parent
 SHARED = Path(os.environ.get("PREP_SHARED_DATA", ROOT.parent / "shared" / "data"))
 sys.path.insert(0, str(ROOT))
 
-from prep.align import align  # noqa: E402
+from prep.align import align, alignment_matrix  # noqa: E402
+from prep.blur import CANON  # noqa: E402
 from prep.detect import create_detector  # noqa: E402
 from prep.kernels import apply_kernel, disk_kernel, motion_kernel  # noqa: E402
 
@@ -24,8 +25,11 @@ def detector():
     return create_detector("yunet", str(SHARED / "weights"), max_side=None)
 
 
-def photo_faces(min_face: float = 0.0) -> list[tuple[str, float, np.ndarray]]:
-    """(name, native face size, 512 aligned BGR crop) for each confident face in images/."""
+def photo_faces(min_face: float = 100.0) -> list[tuple[str, float, np.ndarray]]:
+    """(name, upscale, 512 aligned BGR crop) for each confident face in images/.
+
+    ``upscale``: how much the photo was enlarged to bring the face to the 512 template
+    (below 1: shrunk)."""
     det = detector()
     out = []
     for p in sorted((SHARED / "images").glob("*")):
@@ -33,8 +37,9 @@ def photo_faces(min_face: float = 0.0) -> list[tuple[str, float, np.ndarray]]:
         if img is None:
             continue
         for i, f in enumerate(det.detect(img)):
-            if f.score >= 0.9 and f.size >= max(min_face, 100):
-                out.append((f"{p.name}#{i}", f.size, align(img, f, ALIGN)))
+            if f.score >= 0.9 and f.size >= min_face:
+                m = alignment_matrix(f, ALIGN)
+                out.append((f"{p.name}#{i}", float(np.hypot(m[0, 0], m[0, 1])), align(img, f, ALIGN)))
     return out
 
 
@@ -83,6 +88,6 @@ def defocus(img: np.ndarray, radius: float) -> np.ndarray:
     return apply_kernel(img, disk_kernel(radius))
 
 
-def grey256(img: np.ndarray) -> np.ndarray:
-    """A 512 template-aligned crop as the scorer's normalised grey crop."""
-    return cv2.resize(cv2.cvtColor(img, cv2.COLOR_BGR2GRAY), (256, 256), interpolation=cv2.INTER_AREA)
+def canonical_grey(img: np.ndarray) -> np.ndarray:
+    """A 512 template-aligned crop as the scorer's normalised grey crop (``CANON`` px)."""
+    return cv2.resize(cv2.cvtColor(img, cv2.COLOR_BGR2GRAY), (CANON, CANON), interpolation=cv2.INTER_AREA)
