@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from prep.align import alignment_matrix
 from prep.blur import blur_score
 from prep.blurdecide import BlurConfig, blurred_frames, segments
 from prep.cli import main
@@ -97,6 +98,34 @@ def test_real_pairs_order_and_the_blink_trap():
             assert s["blur"] >= cfg.photo_threshold
         elif name in ("latentsync_demo2", "lp_d9"):  # real motion blur: caught against its clip
             assert s["sharp"] - s["blur"] > cfg.video_drop
+
+
+@needs_shared
+@needs_yunet
+def test_photo_threshold_on_real_photos():
+    """The absolute photo rule on real photos, through the whole path (detect, align, score):
+    faces the photo holds at about 512 px are kept, and motion blur of 9-25 px at 512 px face
+    size (made at the photo's own scale) is rejected."""
+    det = create_detector("yunet", str(WEIGHTS))
+    cfg = BlurConfig.resolve()
+    kept, caught = [], []
+    for p in sorted((SHARED / "images").glob("*")):
+        try:
+            img = read_image(p)
+        except PrepError:
+            continue
+        for face in det.detect(img):
+            m = alignment_matrix(face, 512)
+            upscale = float(np.hypot(m[0, 0], m[0, 1]))
+            if face.score < 0.9 or upscale > 1.6 or "cropped_faces__0143" in p.name:  # 0143: degraded on purpose
+                continue
+            kept.append(blur_score(img, face).score >= cfg.photo_threshold)
+            for length, angle in ((9, 0), (12, 45), (16, 90), (20, 135), (25, 30)):
+                blurred = apply_kernel(img, motion_kernel(length / upscale, np.radians(angle)))
+                caught.append(blur_score(blurred, face).score < cfg.photo_threshold)
+    assert len(kept) >= 8
+    assert all(kept)
+    assert np.mean(caught) >= 0.9, np.mean(caught)
 
 
 @needs_shared
