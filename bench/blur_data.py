@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SHARED = Path(os.environ.get("PREP_SHARED_DATA", ROOT.parent / "shared" / "data"))
 sys.path.insert(0, str(ROOT))
 
-from prep.align import align, alignment_matrix  # noqa: E402
+from prep.align import align, face_scale  # noqa: E402
 from prep.blur import CANON  # noqa: E402
 from prep.detect import create_detector  # noqa: E402
 from prep.kernels import apply_kernel, disk_kernel, motion_kernel  # noqa: E402
@@ -38,8 +38,7 @@ def photo_faces(min_face: float = 100.0) -> list[tuple[str, float, np.ndarray]]:
             continue
         for i, f in enumerate(det.detect(img)):
             if f.score >= 0.9 and f.size >= min_face:
-                m = alignment_matrix(f, ALIGN)
-                out.append((f"{p.name}#{i}", float(np.hypot(m[0, 0], m[0, 1])), align(img, f, ALIGN)))
+                out.append((f"{p.name}#{i}", face_scale(f, ALIGN), align(img, f, ALIGN)))
     return out
 
 
@@ -61,6 +60,17 @@ def video_faces(per_clip: int = 40) -> list[tuple[str, float, np.ndarray]]:
                 f = max(faces, key=lambda q: q.size)
                 out.append((f"{p.name}@{i}", f.size, align(frame, f, ALIGN)))
     return out
+
+
+def pair_groups(*folders: str) -> dict[str, dict[str, Path]]:
+    """``{stem: {"blur": path, "sharp": path}}`` for the blurred/sharp pairs in ``blur/<folder>``
+    (files named ``<stem>__...__blur*`` and ``<stem>__...__sharp``)."""
+    groups: dict[str, dict[str, Path]] = {}
+    for folder in folders:
+        for p in sorted((SHARED / "blur" / folder).glob("*")):
+            stem, kind = p.stem.split("__")[0], p.stem.split("__")[-1]
+            groups.setdefault(stem, {})["blur" if kind.startswith("blur") else "sharp"] = p
+    return groups
 
 
 def reframe(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from blur_data import SHARED, detector, canonical_grey, video_faces  # noqa: E402
+from blur_data import canonical_grey, detector, pair_groups, video_faces  # noqa: E402
 
 from prep.blur import blur_score, score_grey  # noqa: E402
 from prep.blurdecide import BlurConfig  # noqa: E402
@@ -36,12 +36,10 @@ def main() -> None:
     print(f"photo threshold (2nd percentile): {np.quantile(scores, 0.02):.3f}")
     det = detector()
     drops = {}
-    for p in sorted((SHARED / "blur" / "video_frames").glob("*__blurry.png")):
-        stem = p.stem.split("__")[0]
-        sharp = next((SHARED / "blur" / "video_frames").glob(f"{stem}__*__sharp.png"))
+    for stem, g in pair_groups("video_frames").items():
         s = {}
-        for k, q in (("blur", p), ("sharp", sharp)):
-            img = read_image(q)
+        for k, path in g.items():
+            img = read_image(path)
             s[k] = blur_score(img, main_face([f for f in det.detect(img) if f.score >= 0.8])).score
         drops[stem] = s["sharp"] - s["blur"]
         print(f"{stem:20s} drop {drops[stem]:.3f} (blurred frame {s['blur']:+.3f})")

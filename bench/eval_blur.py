@@ -28,7 +28,7 @@ import cv2
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from blur_data import ROOT, SHARED, canonical_grey, detector, motion, photo_faces, reframe  # noqa: E402
+from blur_data import ROOT, SHARED, canonical_grey, detector, motion, pair_groups, photo_faces, reframe  # noqa: E402
 
 from prep.blur import blur_score, score_grey  # noqa: E402
 from prep.blurscan import face_crop  # noqa: E402
@@ -82,7 +82,7 @@ def synthetic(rows: list[str]) -> None:
     eligible = np.array([fit[g] for g in G])
     rows += ["## 1. Synthetic motion blur on real face crops", ""]
     rows += [f"{len(faces)} faces ({sum(fit)} eligible: enlarged at most {MAX_UPSCALE}x to reach the 512 template and not",
-             f"marked as degraded in MANIFEST.csv); 50 samples each (the original, 4 re-framings, 45 blurred), {len(samples)} in all.", ""]
+             f"marked as degraded in MANIFEST.csv); {len(samples) // len(faces)} samples each (the original, 4 re-framings, the rest blurred), {len(samples)} in all.", ""]
     rows += ["| set | measure | AUC >=9 px | TPR at 2% FPR | AUC 5-6 px |", "|---|---|---|---|---|"]
     for label, keep in (("eligible", eligible), ("all faces", np.ones(len(G), bool))):
         for mname, s in (("prep blur score", ours), ("Laplacian variance", lap)):
@@ -108,11 +108,7 @@ def synthetic(rows: list[str]) -> None:
 def pairs(rows: list[str], cfg: BlurConfig) -> None:
     det = detector()
     rows += ["## 2. Real blurred/sharp pairs", "", "| pair | region | blurred | sharp | ours: blurred lower | Laplacian: blurred lower |", "|---|---|---|---|---|---|"]
-    groups: dict[str, dict[str, Path]] = {}
-    for p in sorted((SHARED / "blur" / "pairs").glob("*")) + sorted((SHARED / "blur" / "video_frames").glob("*")):
-        stem, kind = p.stem.split("__")[0], p.stem.split("__")[-1]
-        groups.setdefault(stem, {})["blur" if kind.startswith("blur") else "sharp"] = p
-    for stem, g in groups.items():
+    for stem, g in pair_groups("pairs", "video_frames").items():
         imgs = {k: read_image(v) for k, v in g.items()}
         faces = {k: main_face([f for f in det.detect(im) if f.score >= 0.8]) for k, im in imgs.items()}
         use_face = all(f is not None for f in faces.values())  # judge both on the same kind of region

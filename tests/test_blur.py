@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from prep.align import alignment_matrix
+from prep.align import face_scale
 from prep.blur import blur_score
 from prep.blurdecide import BlurConfig, blurred_frames, segments
 from prep.cli import main
@@ -115,8 +115,7 @@ def test_photo_threshold_on_real_photos():
         except PrepError:
             continue
         for face in det.detect(img):
-            m = alignment_matrix(face, 512)
-            upscale = float(np.hypot(m[0, 0], m[0, 1]))
+            upscale = face_scale(face, 512)
             if face.score < 0.9 or upscale > 1.6 or "cropped_faces__0143" in p.name:  # 0143: degraded on purpose
                 continue
             kept.append(blur_score(img, face).score >= cfg.photo_threshold)
