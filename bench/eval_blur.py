@@ -34,7 +34,7 @@ from prep.blur import blur_score, score_grey  # noqa: E402
 from prep.blurscan import face_crop  # noqa: E402
 from prep.blurdecide import BlurConfig, blurred_frames, segments  # noqa: E402
 from prep.decode import iter_frames  # noqa: E402
-from prep.detect import main_face  # noqa: E402
+from prep.detect import create_detector, main_face  # noqa: E402
 from prep.images import read_image  # noqa: E402
 from prep.probe import probe_video  # noqa: E402
 from prep.sheet import GREEN, RED, Tile, write_sheet  # noqa: E402
@@ -123,26 +123,32 @@ def pairs(rows: list[str], cfg: BlurConfig) -> None:
     rows.append("")
 
 
+def _segs(flags: np.ndarray) -> str:
+    return ", ".join(f"{a}-{b}" if a != b else str(a) for a, b in segments(flags)) or "none"
+
+
 def videos(rows: list[str], cfg: BlurConfig) -> None:
     OUT.mkdir(parents=True, exist_ok=True)
-    rows += ["## 3. Frames of the real clips (judged against their own clip)", "",
-             "| clip | frames | rejected (ours) | frames | rejected (Laplacian < 50% of running median) |", "|---|---|---|---|---|"]
+    rows += ["## 3. Frames of the real clips (judged against their own clip), with either detector", "",
+             "| clip | frames | rejected (YuNet faces) | frames | rejected (HOG faces) | frames | Laplacian < 50% of running median |", "|---|---|---|---|---|---|---|"]
     tiles = []
-    det = detector()
+    dets = {"yunet": detector(), "hog": create_detector("hog", max_side=960)}
     for p in sorted((SHARED / "videos").glob("*.mp4")):
         info = probe_video(p)
-        an = FrameAnalyzer(det, every=2)
-        scores, lv = [], []
-        for i, frame in enumerate(iter_frames(info, None, max_side=960)):
-            scores.append(an.step(i, frame)[1])
-            lv.append(lapvar(frame))
-        s = np.array(scores)
-        flags = blurred_frames(s, info.fps, cfg)
-        lvl = np.log(np.array(lv))
-        lflags = blurred_frames(lvl, info.fps, BlurConfig(video_drop=float(np.log(2)), window_s=cfg.window_s))
-        segs = ", ".join(f"{a}-{b}" if a != b else str(a) for a, b in segments(flags)) or "none"
-        lsegs = ", ".join(f"{a}-{b}" if a != b else str(a) for a, b in segments(lflags)) or "none"
-        rows.append(f"| {p.name} | {len(s)} | {flags.mean():.1%} | {segs} | {lflags.mean():.1%} ({lsegs[:60]}) |")
+        res = {}
+        for name, det in dets.items():
+            an = FrameAnalyzer(det, every=2)
+            scores, lv = [], []
+            for i, frame in enumerate(iter_frames(info, None, max_side=960)):
+                scores.append(an.step(i, frame)[1])
+                if name == "yunet":
+                    lv.append(lapvar(frame))
+            res[name] = blurred_frames(np.array(scores), info.fps, cfg)
+            if name == "yunet":
+                s, flags = np.array(scores), res[name]
+                lflags = blurred_frames(np.log(np.array(lv)), info.fps, BlurConfig(video_drop=float(np.log(2)), spread_k=0.0, window_s=cfg.window_s))
+        h = res["hog"]
+        rows.append(f"| {p.name} | {len(s)} | {flags.mean():.1%} | {_segs(flags)} | {h.mean():.1%} | {_segs(h)} | {lflags.mean():.1%} ({_segs(lflags)[:60]}) |")
         want = set(np.flatnonzero(flags)[:12])
         if want:
             for i, frame in enumerate(iter_frames(info, None, max_side=960)):
@@ -150,6 +156,30 @@ def videos(rows: list[str], cfg: BlurConfig) -> None:
                     tiles.append(Tile(face_crop(frame, main_face(det.detect(frame))), [f"{p.stem[:20]}", f"#{i} {s[i]:+.3f}"], RED))
     write_sheet(OUT / "rejected_frames.png", tiles, "eval-blur: frames rejected in the shared clips")
     rows += ["", f"Contact sheet of the rejected frames: `out/eval-blur/rejected_frames.png`.", ""]
+
+
+def photo_reasons(rows: list[str], cfg: BlurConfig) -> None:
+    """Every shared photo through `prep blur`'s own unit of work, with either detector."""
+    from prep.blurscan import DetectSettings, score_photo
+
+    weights = str(SHARED / "weights")
+    rows += ["## 4. Every shared photo: decisions and reasons (`prep blur`)", "",
+             "| photo | YuNet: decision | score | enlarged | reason | HOG: decision | reason |", "|---|---|---|---|---|---|---|"]
+    counts: dict[str, dict[str, int]] = {"yunet": {}, "hog": {}}
+    for p in sorted((SHARED / "images").glob("*")):
+        recs = {d: score_photo(str(p), DetectSettings(d, weights), cfg) for d in ("yunet", "hog")}
+        cells = []
+        for d, r in recs.items():
+            kind = (r["reason"] or {}).get("kind", "sharp") if r["status"] == "ok" else "error"
+            counts[d][kind] = counts[d].get(kind, 0) + 1
+            cells.append((("reject" if r.get("blurry") else "keep"), kind, r))
+        (yd, yk, yr), (hd, hk, hr) = cells
+        rows.append(f"| {p.name} | {yd} | {yr.get('score', float('nan')):+.3f} | {yr.get('enlargement', 0):.2f}x | {yr.get('why') or yk} | {hd} | {hk} |")
+    rows += ["", "| reason | YuNet faces | HOG faces |", "|---|---|---|"]
+    for kind in ("sharp", "motion", "defocus", "low_resolution", "no_face", "error"):
+        if counts["yunet"].get(kind) or counts["hog"].get(kind):
+            rows.append(f"| {kind} | {counts['yunet'].get(kind, 0)} | {counts['hog'].get(kind, 0)} |")
+    rows.append("")
 
 
 def main() -> None:
@@ -160,6 +190,7 @@ def main() -> None:
     synthetic(rows)
     pairs(rows, cfg)
     videos(rows, cfg)
+    photo_reasons(rows, cfg)
     text = "\n".join(rows) + "\n"
     (ROOT / "bench" / "blur_results.md").write_text(text)
     print(text)

@@ -13,8 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from .blur import blur_score, grey_canonical
-from .blurdecide import BlurConfig, blurred_frames, segments, video_reference
+from .blur import blur_score, measure_face
+from .blurdecide import BlurConfig, describe, judge_photo, judge_video, segments
 from .decode import iter_frames
 from .detect import Detector, create_detector, main_face
 from .errors import PrepError
@@ -31,12 +31,16 @@ class DetectSettings:
     score_threshold: float = 0.6
 
 
+# Photos are searched from this longer side down (prep/detect/pyramid.py): faces from about
+# 40 px are found in photos up to 2048 px, and from 40 * side / 2048 px in larger ones.
+PHOTO_SIDE = 2048
+
 _cache: dict[DetectSettings, Detector] = {}
 
 
 def detector_for(s: DetectSettings) -> Detector:
     if s not in _cache:
-        _cache[s] = create_detector(s.detector, s.weights_dir, max_side=1280, score_threshold=s.score_threshold)
+        _cache[s] = create_detector(s.detector, s.weights_dir, max_side=PHOTO_SIDE, score_threshold=s.score_threshold)
     return _cache[s]
 
 
@@ -47,29 +51,27 @@ def _error(path: str, exc: Exception) -> dict[str, Any]:
 
 
 def score_photo(path: str, det: DetectSettings, cfg: BlurConfig) -> dict[str, Any]:
-    """Score the largest face of a photo (or the whole image when it has none) against the
-    absolute photo threshold."""
+    """Score the largest face of a photo at its own resolution (or the whole image when it has
+    none) against the absolute photo threshold, and say why a rejected face is soft."""
     try:
         img = read_image(path)
         faces = [f for f in detector_for(det).detect(img) if f.score >= 0.8]
         face = main_face(faces)
-        s = blur_score(img, face)
-        blurry = s.score < cfg.photo_threshold
-        return {
-            "path": path,
-            "kind": "photo",
-            "status": "ok",
-            "score": round(s.score, 4),
-            "blurry": bool(blurry),
-            "borderline": abs(s.score - cfg.photo_threshold) <= cfg.borderline,
-            "on_face": s.on_face,
-            "faces": len(faces),
-            "direction": round(s.direction, 1),
-            "threshold": cfg.photo_threshold,
-            "reason": (f"blur score {s.score:.3f} below the photo threshold {cfg.photo_threshold}" if blurry else None)
-            if face is not None
-            else ("no face found: scored on the whole image" + (f"; {s.score:.3f} below {cfg.photo_threshold}" if blurry else "")),
-        }
+        rec: dict[str, Any] = {"path": path, "kind": "photo", "status": "ok", "on_face": face is not None, "faces": len(faces), "threshold": cfg.photo_threshold}
+        if face is not None:
+            m = measure_face(img, face)
+            reason = judge_photo(m, cfg)
+            rec.update(m.to_dict())
+        else:
+            s = blur_score(img, None)
+            rec.update({"score": round(s.score, 4), "direction": round(s.direction, 1), "anisotropy": round(s.anisotropy, 4)})
+            reason = {"kind": "no_face", "score": round(s.score, 4), "threshold": cfg.photo_threshold} if s.score < cfg.photo_threshold else None
+        kept_low_res = reason is not None and reason["kind"] == "low_resolution" and cfg.keep_low_res
+        rec["blurry"] = reason is not None and not kept_low_res
+        rec["borderline"] = abs(rec["score"] - cfg.photo_threshold) <= cfg.borderline
+        rec["reason"] = reason
+        rec["why"] = describe(reason) if reason else None
+        return rec
     except Exception as exc:  # noqa: BLE001 - an item's failure is a value
         return _error(path, exc)
 
@@ -84,15 +86,15 @@ def score_video(path: str, det: DetectSettings, cfg: BlurConfig, fps: float | No
         for _, _, _, score in analyzer.run(progress(iter_frames(info, fps, max_side=960), None, Path(path).name, "frame", show_progress)):
             scores.append(score)
         s = np.array(scores, np.float64)
-        flags = blurred_frames(s, rate, cfg)
-        ref = video_reference(s, rate, cfg)
+        vb = judge_video(s, rate, cfg)
+        flags, ref, border = vb.blurred, vb.reference, vb.borderline(s, cfg.borderline)
         frames = [
             {
                 "frame": i,
                 "time": round(i / rate, 4),
                 "score": None if math.isnan(v) else round(float(v), 4),
                 "blurry": bool(flags[i]),
-                "borderline": bool(not math.isnan(v) and not math.isnan(ref[i]) and abs(v - (ref[i] - cfg.video_drop)) <= cfg.borderline),
+                "borderline": bool(border[i]),
                 "reference": None if math.isnan(ref[i]) else round(float(ref[i]), 4),
             }
             for i, v in enumerate(s)
@@ -108,7 +110,7 @@ def score_video(path: str, det: DetectSettings, cfg: BlurConfig, fps: float | No
             "blurred": int(flags.sum()),
             "no_face": int((~np.isfinite(s)).sum()),
             "segments": segments(flags),
-            "rule": f"score more than {cfg.video_drop} below the clip's running median ({cfg.window_s:g} s)",
+            "rule": cfg.video_rule(),
         }
     except Exception as exc:  # noqa: BLE001
         return _error(path, exc)
@@ -136,23 +138,25 @@ def face_crop(image: np.ndarray, face) -> np.ndarray:
     return align(image, face, 256) if face is not None else image
 
 
-def move_rejected(path: str, dest_dir: str | Path, reason: str) -> Path:
-    """Move a rejected photo into ``dest_dir`` (never overwriting) and log why in ``rejected.jsonl``."""
+def move_rejected(path: str, dest_dir: str | Path, reason: dict[str, Any]) -> Path:
+    """Move a rejected photo into ``dest_dir/<reason kind>/`` (never overwriting) and log where
+    it came from and why in ``dest_dir/rejected.jsonl``."""
     import json
     import shutil
 
     from .fsutil import check_writable_dir
 
     dest_dir = check_writable_dir(dest_dir)
+    folder = check_writable_dir(Path(dest_dir) / reason["kind"])
     src = Path(path)
-    target = dest_dir / src.name
+    target = folder / src.name
     k = 1
     while target.exists():
-        target = dest_dir / f"{src.stem}_{k}{src.suffix}"
+        target = folder / f"{src.stem}_{k}{src.suffix}"
         k += 1
     shutil.move(str(src), str(target))
-    with open(dest_dir / "rejected.jsonl", "a") as log:
-        log.write(json.dumps({"file": target.name, "from": str(src), "reason": reason}) + "\n")
+    with open(Path(dest_dir) / "rejected.jsonl", "a") as log:
+        log.write(json.dumps({"file": str(target.relative_to(dest_dir)), "from": str(src), "reason": reason, "why": describe(reason)}) + "\n")
     return target
 
 

@@ -151,13 +151,14 @@ def _detect_settings(detector: str | None, weights_dir: str | None):
 @click.argument("sources", nargs=-1, required=True, type=click.Path())
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object per photo or video frame (path, score, blurry, frame).")
 @click.option("--threshold", type=float, default=None, help="Photo threshold: scores below it are blurred (preset blur: 0.20). Higher is sharper.")
-@click.option("--move-rejected", "move_dir", type=click.Path(file_okay=False), default=None, help="Move blurred photos into this folder, with the reason in its rejected.jsonl.")
+@click.option("--move-rejected", "move_dir", type=click.Path(file_okay=False), default=None, help="Move rejected photos into DIR/motion, DIR/defocus, DIR/low_resolution, DIR/no_face, with the reasons in DIR/rejected.jsonl.")
+@click.option("--keep-low-res", is_flag=True, help="Keep faces that are small but not blurred (by default they are rejected as low resolution).")
 @click.option("--sheet", "sheet_path", type=click.Path(dir_okay=False), default=None, help="Write a contact sheet (PNG) of the rejected and borderline items.")
 @detector_options
 @click.option("--workers", type=int, default=1, show_default=True, help="Photos scored at once.")
 @report_option
 @_fail_cleanly
-def blur(sources: tuple[str, ...], as_json: bool, threshold: float | None, move_dir: str | None, sheet_path: str | None, detector: str | None, weights_dir: str | None, workers: int, report_path: str | None) -> None:
+def blur(sources: tuple[str, ...], as_json: bool, threshold: float | None, move_dir: str | None, keep_low_res: bool, sheet_path: str | None, detector: str | None, weights_dir: str | None, workers: int, report_path: str | None) -> None:
     """Score photos, folders of photos and the frames of videos for motion blur and defocus.
 
     Photos are judged against an absolute threshold; video frames against their own clip
@@ -171,7 +172,7 @@ def blur(sources: tuple[str, ...], as_json: bool, threshold: float | None, move_
     from .images import IMAGE_EXTENSIONS
     from .probe import VIDEO_EXTENSIONS
 
-    cfg = BlurConfig.resolve(photo_threshold=threshold)
+    cfg = BlurConfig.resolve(photo_threshold=threshold, keep_low_res=keep_low_res or None)
     det = _detect_settings(detector, weights_dir)
     paths = expand_sources(sources, IMAGE_EXTENSIONS | VIDEO_EXTENSIONS)
     if not paths:
@@ -188,10 +189,10 @@ def blur(sources: tuple[str, ...], as_json: bool, threshold: float | None, move_
             if move_dir and rec["blurry"]:
                 rec["moved_to"] = str(move_rejected(rec["path"], move_dir, rec["reason"]))
             if as_json:
-                click.echo(json.dumps({k: rec[k] for k in ("path", "score", "blurry", "borderline", "on_face", "direction", "reason") if k in rec} | ({"moved_to": rec["moved_to"]} if "moved_to" in rec else {})))
+                click.echo(json.dumps({k: v for k, v in rec.items() if k not in ("kind", "status", "threshold")}))
             else:
-                tag = "blurry" if rec["blurry"] else "sharp "
-                click.echo(f"{tag} {rec['score']:+.3f} {rec['path']}" + ("" if rec["on_face"] else "  (no face: whole image)") + (f"  -> {rec['moved_to']}" if "moved_to" in rec else ""))
+                tag = "reject" if rec["blurry"] else "keep  "
+                click.echo(f"{tag} {rec['score']:+.3f} {rec['path']}" + (f"  ({rec['why']})" if rec["why"] else "") + (f"  -> {rec['moved_to']}" if "moved_to" in rec else ""))
         else:
             if as_json:
                 for fr in rec["frames"]:
@@ -217,7 +218,8 @@ def _blur_sheet(path: str, records: list[dict[str, Any]], det: Any) -> None:
             continue
         if rec["kind"] == "photo" and (rec["blurry"] or rec["borderline"]):
             img = read_image(rec.get("moved_to", rec["path"]))
-            tiles.append(Tile(face_crop(img, main_face(detector_for(det).detect(img)) if rec["on_face"] else None), [Path(rec["path"]).name, f"score {rec['score']:+.3f}", "REJECTED" if rec["blurry"] else "borderline"], RED if rec["blurry"] else AMBER))
+            kind = rec["reason"]["kind"].replace("_", " ").upper() if rec["reason"] else "borderline"
+            tiles.append(Tile(face_crop(img, main_face(detector_for(det).detect(img)) if rec["on_face"] else None), [Path(rec["path"]).name, f"score {rec['score']:+.3f}" + (f" x{rec['enlargement']:.1f}" if rec.get("enlargement", 0) > 1 else ""), kind if rec["blurry"] else f"borderline ({kind.lower()})" if rec["reason"] else "borderline"], RED if rec["blurry"] else AMBER))
         elif rec["kind"] == "video":
             pick = [f for f in rec["frames"] if f["blurry"] or f["borderline"]][:60]
             crops = video_tiles(rec["path"], [f["frame"] for f in pick], None, det)

@@ -1,6 +1,10 @@
 """Presets are TOML data files in ``presets/``; each command's part is loaded into one typed,
 validated config object. Command-line options override fields; the resolved config is saved
 in every report.
+
+The repository keeps the presets at its top level; the wheel carries them as ``prep/presets``
+(see pyproject.toml), so a preset is found by name from any folder. A path to a ``.toml``
+file is read as it is.
 """
 
 from __future__ import annotations
@@ -14,14 +18,22 @@ from typing import Any
 
 from .errors import PrepError
 
-PRESET_DIR = Path(__file__).resolve().parent.parent / "presets"
+_HERE = Path(__file__).resolve().parent
+
+
+def bundled_preset_dir() -> Path:
+    """The presets shipped with prep: ``prep/presets`` in an installed wheel, the repository's
+    ``presets/`` in a source checkout (an editable install)."""
+    installed = _HERE / "presets"
+    return installed if installed.is_dir() else _HERE.parent / "presets"
 
 
 def preset_dirs() -> list[Path]:
+    """Where names are looked up: ``$PREP_PRESETS`` (a folder of the user's own), then the bundled ones."""
     dirs = []
     if os.environ.get("PREP_PRESETS"):
         dirs.append(Path(os.environ["PREP_PRESETS"]))
-    dirs.append(PRESET_DIR)
+    dirs.append(bundled_preset_dir())
     return dirs
 
 

@@ -309,7 +309,7 @@ def _blur_report(scores: np.ndarray, cfg: CropConfig) -> dict[str, Any]:
     flags = blurred_frames(scores, cfg.fps, bcfg)
     finite = scores[np.isfinite(scores)]
     return {
-        "rule": f"score more than {bcfg.video_drop} below the clip's running median ({bcfg.window_s:g} s)",
+        "rule": bcfg.video_rule(),
         "median": round(float(np.median(finite)), 4) if len(finite) else None,
         "blurred_frames": [int(i) for i in np.flatnonzero(flags)],
         "blurred_segments": segments(flags),

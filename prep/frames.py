@@ -106,7 +106,7 @@ def _extract(src: str, out: Path, det: DetectSettings, bcfg: BlurConfig, fps: fl
         "blurred_frames": rejected,
         "blurred_segments": segments(flags),
         "set_aside": reject_blur,
-        "blur_rule": f"score more than {bcfg.video_drop} below the clip's running median ({bcfg.window_s:g} s)",
+        "blur_rule": bcfg.video_rule(),
         "scores": [None if not np.isfinite(v) else round(float(v), 4) for v in s],
     }
     write_json(report, record)

@@ -107,7 +107,9 @@ def choose_subject(
     size = float(np.median([f.size for f in frames.values()]))
     # a second face counts only if it persists (seen on two analysed frames or more): a lone
     # detection on one frame is detector noise, a real second person stays
-    persistent = {id(f) for tr in tracks if len(tr.frames) >= 2 for f in tr.faces}
+    # detector noise, and a texture that passes for a face now and then scores low on most of
+    # its frames: a track counts only if its median score reaches other_min_score
+    persistent = {id(f) for tr in tracks if len(tr.frames) >= 2 and float(np.median([g.score for g in tr.faces])) >= other_min_score for f in tr.faces}
     others: dict[int, list[Face]] = {}
     for i in sampled:
         subj = frames.get(i)

@@ -16,6 +16,9 @@ WEIGHTS = SHARED / "weights"
 SAMPLE_CLIP = ROOT / "sample_data" / "astronaut_vertical.mp4"
 
 needs_shared = pytest.mark.skipif(not (SHARED / "MANIFEST.csv").is_file(), reason=f"real test data not found at {SHARED}")
+needs_yunet = pytest.mark.skipif(not WEIGHTS.is_dir(), reason=f"YuNet model not found in {WEIGHTS}")
+# The same cases run with the embedded detector and with YuNet: decisions must not depend on it.
+BOTH_DETECTORS = pytest.mark.parametrize("detector", ["hog", pytest.param("yunet", marks=needs_yunet)])
 
 
 def shared_videos() -> list[Path]:

@@ -20,9 +20,7 @@ from prep.images import read_image
 from prep.kernels import apply_kernel, disk_kernel, motion_kernel
 
 from checks import frames_at
-from conftest import SHARED, WEIGHTS, needs_shared
-
-needs_yunet = pytest.mark.skipif(not WEIGHTS.is_dir(), reason="YuNet model not found in shared/data/weights")
+from conftest import BOTH_DETECTORS, SHARED, WEIGHTS, needs_shared, needs_yunet
 
 
 @pytest.fixture(scope="module")
@@ -81,9 +79,9 @@ def test_clip_relative_decisions():
 
 
 @needs_shared
-@needs_yunet
-def test_real_pairs_order_and_the_blink_trap():
-    det = create_detector("yunet", str(WEIGHTS))
+@BOTH_DETECTORS
+def test_real_pairs_order_and_the_blink_trap(detector):
+    det = create_detector(detector, str(WEIGHTS))
     cfg = BlurConfig.resolve()
     groups: dict[str, dict[str, np.ndarray]] = {}
     for p in sorted((SHARED / "blur" / "pairs").glob("*")) + sorted((SHARED / "blur" / "video_frames").glob("*")):
@@ -206,11 +204,12 @@ def test_blur_cli_json_move_and_sheet(photo_folder, tmp_path):
     by = {x["path"].split("/")[-1]: x for x in lines}
     assert not by["a_sharp.png"]["blurry"] and by["b_blurred.png"]["blurry"]
     assert by["b_blurred.png"]["score"] < by["a_sharp.png"]["score"]
-    assert by["c_noface.png"]["on_face"] is False and "no face" in by["c_noface.png"]["reason"]
-    # moved, not deleted, with the reason logged
-    assert not (photo_folder / "b_blurred.png").exists() and (rej / "b_blurred.png").is_file()
+    assert by["c_noface.png"]["on_face"] is False
+    assert by["b_blurred.png"]["reason"]["kind"] == "motion" and by["a_sharp.png"]["reason"] is None
+    # moved, not deleted, into a folder named for the reason, with the reason logged
+    assert not (photo_folder / "b_blurred.png").exists() and (rej / "motion" / "b_blurred.png").is_file()
     log = [json.loads(x) for x in (rej / "rejected.jsonl").read_text().splitlines()]
-    assert log[0]["file"] == "b_blurred.png" and "below the photo threshold" in log[0]["reason"]
+    assert log[0]["file"] == "motion/b_blurred.png" and log[0]["reason"]["kind"] == "motion" and "motion blur" in log[0]["why"]
     assert cv2.imread(str(sheet)) is not None
 
 
@@ -229,9 +228,10 @@ def clip_with_blur(clips, tmp_path_factory):
     return out
 
 
-def test_frames_sets_blurred_frames_aside(clip_with_blur, tmp_path):
+@BOTH_DETECTORS
+def test_frames_sets_blurred_frames_aside(clip_with_blur, tmp_path, detector):
     out = tmp_path / "frames"
-    res = run("frames", clip_with_blur, "-o", out, "--reject-blur")
+    res = run("frames", clip_with_blur, "-o", out, "--reject-blur", "--detector", detector)
     assert res.exit_code == 0, res.stderr
     kept = sorted(p.name for p in out.glob("*.png"))
     rejected = sorted(p.name for p in (out / "rejected").glob("*.png"))
@@ -240,16 +240,16 @@ def test_frames_sets_blurred_frames_aside(clip_with_blur, tmp_path):
     assert len(rejected) <= 7
     rep = json.loads((out / "frames.json").read_text())
     assert rep["blurred_segments"] and len(rep["scores"]) == 90
-    again = run("frames", clip_with_blur, "-o", out, "--reject-blur")
+    again = run("frames", clip_with_blur, "-o", out, "--reject-blur", "--detector", detector)
     assert "skip" in again.output
 
 
-@needs_yunet
-def test_crop_report_lists_blurred_frames(clip_with_blur, tmp_path):
+@BOTH_DETECTORS
+def test_crop_report_lists_blurred_frames(clip_with_blur, tmp_path, detector):
     from prep.config import CropConfig
     from prep.crop import crop_video
 
-    rec = crop_video(clip_with_blur, tmp_path, CropConfig.resolve("default", size=128))
+    rec = crop_video(clip_with_blur, tmp_path, CropConfig.resolve("default", size=128, detector=detector))
     # source frames 30-34 at 30 fps are output frames 25-28 at 25 fps
     flagged = set(rec["blur"]["blurred_frames"])
     assert flagged & {25, 26, 27, 28} and len(flagged) <= 6
@@ -275,3 +275,141 @@ def test_frames_tiers(clip_with_blur, tmp_path):
         kept = sorted((tmp_path / str(size)).glob("*.png"))
         assert kept and max(cv2.imread(str(kept[0])).shape[:2]) == size
     assert sorted(p.name for p in (tmp_path / "64" / "rejected").glob("*")) == sorted(p.name for p in (tmp_path / "128" / "rejected").glob("*"))
+
+
+@needs_shared
+@BOTH_DETECTORS
+def test_real_motion_blur_in_a_clip_is_caught_by_either_detector(detector):
+    """LatentSync's demo clip has real motion blur at frames 432-436: both detectors' faces
+    find exactly that stretch among the few frames they reject."""
+    from prep.blurscan import DetectSettings, score_video
+
+    rec = score_video(str(SHARED / "videos" / "latentsync_demo2_1080x1920_hevc.mp4"), DetectSettings(detector, str(WEIGHTS)), BlurConfig.resolve())
+    blurred = {f["frame"] for f in rec["frames"] if f["blurry"]}
+    assert set(range(432, 437)) <= blurred
+    assert len(blurred) <= 0.02 * len(rec["frames"]), sorted(blurred)
+
+
+# ---- why a photo's face is soft -------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def big_face():
+    """A large, sharp real face (Hallo's reference portrait), or the sample's face."""
+    path = SHARED / "images" / "hallo__reference_images__6.jpg"
+    img = read_image(path) if path.is_file() else None
+    if img is None:
+        from conftest import SAMPLE_CLIP
+
+        img = frames_at(SAMPLE_CLIP, [2.0])[0]
+    det = create_detector("auto", str(WEIGHTS) if WEIGHTS.is_dir() else None, max_side=2048)
+    return img, main_face(det.detect(img))
+
+
+@pytest.mark.parametrize("fraction,angle", [(0.04, 0), (0.06, 45), (0.1, 120)])
+def test_motion_blur_is_named_with_direction_and_length(big_face, fraction, angle):
+    """Motion of 4-10% of the face's size: named motion, its direction within 20 degrees and
+    its length within a factor of 2 (about 30% on sharp large faces; the sample clip's face,
+    enlarged from a small photo, reads long)."""
+    from prep.blur import measure_face
+    from prep.blurdecide import judge_photo
+
+    img, face = big_face
+    length = max(5.0, round(fraction * face.size))
+    m = measure_face(apply_kernel(img, motion_kernel(length, np.radians(angle))), face)
+    reason = judge_photo(m, BlurConfig.resolve())
+    assert reason is not None and reason["kind"] == "motion", reason
+    diff = abs((reason["direction"] - angle + 90) % 180 - 90)
+    assert diff < 20, reason
+    assert 0.5 * length <= reason["length_px"] <= 2.0 * length, (length, reason)
+
+
+def test_defocus_and_low_resolution_are_told_apart(big_face):
+    from prep.blur import measure_face
+    from prep.blurdecide import judge_photo
+
+    img, face = big_face
+    cfg = BlurConfig.resolve()
+    assert judge_photo(measure_face(img, face), cfg) is None
+    soft = judge_photo(measure_face(apply_kernel(img, disk_kernel(6)), face), cfg)
+    assert soft is not None and soft["kind"] == "defocus", soft
+    # the same sharp face, shrunk so it must be enlarged 3x: low resolution, not blur
+    f = 256 / 3 / (face.size * 2.2)
+    small = cv2.resize(img, None, fx=f, fy=f, interpolation=cv2.INTER_AREA)
+    m = measure_face(small, face.scaled(f))
+    low = judge_photo(m, cfg)
+    assert low is not None and low["kind"] == "low_resolution" and low["enlargement"] > cfg.low_res_enlargement, (low, m)
+    assert m.measured_px < 256
+    import dataclasses
+
+    assert judge_photo(m, dataclasses.replace(cfg, keep_low_res=True))["kind"] == "low_resolution"  # the reason stays
+
+
+def test_keep_low_res_option(tmp_path, big_face):
+    img, face = big_face
+    f = 256 / 3 / (face.size * 2.2)
+    cv2.imwrite(str(tmp_path / "small.png"), cv2.resize(img, None, fx=f, fy=f, interpolation=cv2.INTER_AREA))
+    res = run("blur", tmp_path / "small.png", "--json")
+    rec = json.loads(res.stdout)
+    assert rec["blurry"] and rec["reason"]["kind"] == "low_resolution"
+    rec = json.loads(run("blur", tmp_path / "small.png", "--json", "--keep-low-res").stdout)
+    assert not rec["blurry"] and rec["reason"]["kind"] == "low_resolution"
+
+
+# ---- faces of every size ----------------------------------------------------------------
+
+
+def _tight(img, face, fraction):
+    """A square crop in which ``face`` fills ``fraction`` of the side (None if it leaves the photo)."""
+    side = face.size / fraction
+    cx, cy = face.center
+    x0, y0, s = int(round(cx - side / 2)), int(round(cy - side / 2)), int(round(side))
+    if x0 < 0 or y0 < 0 or x0 + s > img.shape[1] or y0 + s > img.shape[0]:
+        return None
+    return img[y0 : y0 + s, x0 : x0 + s]
+
+
+@needs_shared
+@BOTH_DETECTORS
+def test_every_shared_photo_with_a_person_has_its_face_found(detector):
+    from prep.blurscan import PHOTO_SIDE
+
+    det = create_detector(detector, str(WEIGHTS), max_side=PHOTO_SIDE)
+    missing = []
+    for p in sorted((SHARED / "images").glob("*")):
+        faces = [f for f in det.detect(read_image(p)) if f.score >= 0.8]
+        if "dogs" in p.name:
+            assert not faces, "a dog is no person"
+        elif not faces:
+            missing.append(p.name)
+    assert not missing
+
+
+@needs_shared
+@needs_yunet
+@pytest.mark.parametrize("detector", ["hog", "yunet"])
+def test_close_ups_and_tight_crops_are_found(detector):
+    """Crops of the shared photos in which the face fills 60-95% of the frame, and a close-up
+    enlarged to 3511 px (a Hallo-style reference portrait), are found by either detector."""
+    from prep.blurscan import PHOTO_SIDE
+
+    ref = create_detector("yunet", str(WEIGHTS), max_side=PHOTO_SIDE)
+    det = create_detector(detector, str(WEIGHTS), max_side=PHOTO_SIDE)
+    tried, missed = 0, []
+    for p in sorted((SHARED / "images").glob("*")):
+        if "dogs" in p.name:
+            continue
+        img = read_image(p)
+        face = main_face([f for f in ref.detect(img) if f.score >= 0.8])
+        for fraction in (0.6, 0.75, 0.95):
+            crop = _tight(img, face, fraction)
+            # dlib's HOG needs faces of 40 px and more; an enlarged thumbnail is too soft for it
+            if crop is None or (detector == "hog" and crop.shape[0] < 64):
+                continue
+            tried += 1
+            if not [f for f in det.detect(crop) if f.score >= 0.8]:
+                missed.append((p.name, fraction))
+    big = cv2.resize(read_image(SHARED / "images" / "hallo__reference_images__3.jpg"), (3511, 3511), interpolation=cv2.INTER_CUBIC)
+    found = [f for f in det.detect(big) if f.score >= 0.8]
+    assert found and found[0].size > 0.4 * 3511
+    assert tried >= 60 and not missed, missed

@@ -11,7 +11,7 @@ from prep.crop import crop_video
 from prep.probe import probe_video
 
 from checks import eye_mouth_ratio, frames_at, stream_facts
-from conftest import WEIGHTS, face_in, needs_shared, shared_videos
+from conftest import BOTH_DETECTORS, WEIGHTS, face_in, needs_shared, shared_videos
 
 SAMPLES = 8  # output frames judged per clip
 
@@ -179,3 +179,21 @@ def test_tiers_one_analysis_several_sizes(clips, tmp_path):
         assert (info.display_width, info.display_height) == (size, size)
     again = crop_video(clips["odd_noaudio"], tmp_path, CropConfig.resolve("default", tiers=(64, 128)))
     assert again["status"] == "skipped"
+
+
+@BOTH_DETECTORS
+def test_webcam_close_up_is_found(clips, tmp_path, detector):
+    """A close-up in which the face fills most of the frame (a webcam held close): the
+    analysis finds it on every analysed frame with either detector."""
+    from conftest import ffmpeg
+    from prep.config import CropConfig
+    from prep.crop import crop_video
+
+    close = tmp_path / "close_up.mp4"
+    # the sample's face box is about 220 x 270 px around (305, 490) in its first second
+    ffmpeg("-i", str(clips["sample"]), "-t", "1.2", "-vf", "crop=300:300:155:340", "-c:v", "libx264", "-preset", "ultrafast", "-an", str(close))
+    rec = crop_video(close, tmp_path / "out", CropConfig.resolve("default", size=128, detector=detector))
+    assert rec["status"] == "ok", rec.get("message")
+    assert rec["detector"]["name"] == detector
+    assert not rec["frames_without_face"], rec["frames_without_face"]
+    assert rec["face_scale"]["median"] > 0.3

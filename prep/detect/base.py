@@ -102,10 +102,8 @@ def create_detector(
     max_side: int | None = 960,
     score_threshold: float = 0.6,
 ) -> Detector:
-    """Build the detector called ``name`` (``auto``: the best available one).
-
-    ``max_side`` shrinks large images before detection (faces are found at that
-    resolution and mapped back), which keeps detection cost flat on big frames.
+    """Build the detector called ``name`` (``auto``: the best available one), searching
+    faces of every size; ``max_side`` caps the finest level of that search.
     """
     from . import hog, yunet  # noqa: F401  (registers)
 
@@ -116,7 +114,7 @@ def create_detector(
             if why is None:
                 det = spec.factory(weights_dir=weights_dir, score_threshold=score_threshold)
                 det.auto_note = "; ".join(reasons) or None  # type: ignore[attr-defined]
-                return _Resized(det, max_side)
+                return SearchDetector(det, max_side)
             reasons.append(f"{cand} unavailable: {why}")
         raise PrepError(None, "no face detector available (" + "; ".join(reasons) + ")")
     if name not in DETECTORS:
@@ -125,11 +123,16 @@ def create_detector(
     why = spec.available(weights_dir=weights_dir)
     if why is not None:
         raise PrepError(None, f"detector '{name}' unavailable: {why}")
-    return _Resized(spec.factory(weights_dir=weights_dir, score_threshold=score_threshold), max_side)
+    return SearchDetector(spec.factory(weights_dir=weights_dir, score_threshold=score_threshold), max_side)
 
 
-class _Resized:
-    """Run a detector on a shrunk copy of large images and map faces back."""
+class SearchDetector:
+    """A detector that finds faces of every size (:mod:`prep.detect.pyramid`).
+
+    ``detect`` searches the whole range of face sizes, its finest level shrunk to ``max_side``
+    (cost stays flat on big frames); ``detect_once`` runs the detector once on the image as
+    given, for callers that already know the face's scale (the video scanner's regions).
+    """
 
     def __init__(self, inner: Detector, max_side: int | None):
         self.inner = inner
@@ -138,13 +141,12 @@ class _Resized:
         self.auto_note = getattr(inner, "auto_note", None)
 
     def detect(self, image: np.ndarray) -> list[Face]:
-        image = as_bgr(image)
-        h, w = image.shape[:2]
-        if self.max_side and max(h, w) > self.max_side:
-            f = self.max_side / max(h, w)
-            small = cv2.resize(image, (max(1, round(w * f)), max(1, round(h * f))), interpolation=cv2.INTER_AREA)
-            return [face.scaled(1.0 / f) for face in self.inner.detect(small)]
-        return self.inner.detect(image)
+        from .pyramid import detect_pyramid
+
+        return detect_pyramid(self.inner, as_bgr(image), self.max_side)
+
+    def detect_once(self, image: np.ndarray) -> list[Face]:
+        return self.inner.detect(as_bgr(image))
 
 
 def as_bgr(image: np.ndarray) -> np.ndarray:

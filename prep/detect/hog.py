@@ -8,6 +8,7 @@ faces for the landmark layout); such faces carry ``estimated_landmarks=True``.
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 
 from .base import DetectorSpec, Face, register
@@ -16,11 +17,17 @@ from .base import DetectorSpec, Face, register
 _CENTER_SHIFT = (0.011, -0.070)
 _SIZE = (0.885, 1.148)
 # Landmarks as fractions of the YuNet box (right eye, left eye, nose, right/left mouth corner).
+# Box refinement (see HogDetector._refine): the face is brought to about REFINE_PX px and searched
+# at REFINE_STEPS scales within one pyramid step, in a region REFINE_CONTEXT sides around it.
+REFINE_PX = 100.0
+REFINE_STEPS = 4
+REFINE_CONTEXT = 1.2
 _LAYOUT = np.array([[0.27, 0.393], [0.73, 0.393], [0.5, 0.59], [0.32, 0.744], [0.68, 0.744]], np.float32)
 
 
 class HogDetector:
     name = "hog"
+    face_band = (40.0, 1e9)  # upsampled once it sees faces from 40 px; its own pyramid finds large ones
 
     def __init__(self, weights_dir: str | None = None, score_threshold: float = 0.0, upsample: int = 1):
         self.upsample = upsample
@@ -33,25 +40,53 @@ class HogDetector:
         d["_det"] = None
         return d
 
-    def detect(self, image: np.ndarray) -> list[Face]:
+    def _run(self, bgr: np.ndarray, upsample: int) -> list[tuple[float, float, float, float]]:
+        """dlib's raw detections: ``(left, top, side, margin)`` in ``bgr``'s pixels."""
         import dlib
 
         if self._det is None:
             self._det = dlib.get_frontal_face_detector()
-        rgb = np.ascontiguousarray(image[:, :, ::-1])
-        rects, scores, _ = self._det.run(rgb, self.upsample, self.adjust)
+        rects, scores, _ = self._det.run(np.ascontiguousarray(bgr[:, :, ::-1]), upsample, self.adjust)
+        return [(float(r.left()), float(r.top()), float(r.width()), float(s)) for r, s in zip(rects, scores)]
+
+    def detect(self, image: np.ndarray) -> list[Face]:
         faces = []
-        for r, s in zip(rects, scores):
-            hw = float(r.width())
-            cx = r.left() + hw / 2 + _CENTER_SHIFT[0] * hw
-            cy = r.top() + r.height() / 2 + _CENTER_SHIFT[1] * hw
-            w, h = _SIZE[0] * hw, _SIZE[1] * hw
+        for left, top, side, margin in self._run(image, self.upsample):
+            left, top, side = self._refine(image, left, top, side)
+            cx = left + side / 2 + _CENTER_SHIFT[0] * side
+            cy = top + side / 2 + _CENTER_SHIFT[1] * side
+            w, h = _SIZE[0] * side, _SIZE[1] * side
             x, y = cx - w / 2, cy - h / 2
             lm = _LAYOUT * [w, h] + [x, y]
             # squash the margin into (0, 1) so scores compare with other detectors' at a glance
-            score = float(1.0 / (1.0 + np.exp(-2.0 * (s + 0.5))))
+            score = float(1.0 / (1.0 + np.exp(-2.0 * (margin + 0.5))))
             faces.append(Face((x, y, w, h), lm.astype(np.float32), score, estimated_landmarks=True))
         return sorted(faces, key=lambda f: -f.score)
+
+    def _refine(self, image: np.ndarray, left: float, top: float, side: float) -> tuple[float, float, float]:
+        """A steadier box: dlib searches a pyramid in steps of 6/5 on a grid of 8 px cells, so its
+        box snaps to sizes 20% apart and moves in jumps. The face is searched again at
+        ``REFINE_STEPS`` scales between two pyramid steps and the boxes are averaged, which
+        takes the error of the size from about +-10% to a few per cent (measured against YuNet's
+        boxes on the shared clips) and keeps blur scores of HOG-aligned faces steady."""
+        h, w = image.shape[:2]
+        cx, cy = left + side / 2, top + side / 2
+        half = REFINE_CONTEXT * side
+        x0, y0 = int(max(0, cx - half)), int(max(0, cy - half))
+        x1, y1 = int(min(w, cx + half)), int(min(h, cy + half))
+        region = image[y0:y1, x0:x1]
+        boxes = []
+        for k in range(REFINE_STEPS):
+            f = REFINE_PX * (1.2 ** (k / REFINE_STEPS)) / side
+            small = cv2.resize(region, (max(1, round((x1 - x0) * f)), max(1, round((y1 - y0) * f))), interpolation=cv2.INTER_AREA if f < 1 else cv2.INTER_LINEAR)
+            found = [(x0 + l / f, y0 + t / f, s / f) for l, t, s, _ in self._run(small, 0)]
+            near = [b for b in found if abs(b[0] + b[2] / 2 - cx) < 0.3 * side and abs(b[1] + b[2] / 2 - cy) < 0.3 * side and 0.7 < b[2] / side < 1.4]
+            if near:
+                boxes.append(min(near, key=lambda b: abs(b[0] + b[2] / 2 - cx) + abs(b[1] + b[2] / 2 - cy)))
+        if not boxes:
+            return left, top, side
+        b = np.mean(np.array(boxes), axis=0)
+        return float(b[0]), float(b[1]), float(b[2])
 
 
 def _available(weights_dir: str | None = None) -> str | None:

@@ -8,13 +8,17 @@ search on that frame, and a face that appears is found by the next full search.
 
 from __future__ import annotations
 
+from typing import Callable
+
 import cv2
 import numpy as np
 
 from .base import Detector, Face
+from .pyramid import merge
 
 ROI_FACTOR = 2.2  # region side, in face sizes, searched around a known face
 MIN_RELATIVE = 0.25  # faces smaller than this share of the largest are not followed
+FOLLOW_SCORE = 0.75  # besides the largest face, only faces at least this confident are followed
 
 
 class FaceScanner:
@@ -34,7 +38,9 @@ class FaceScanner:
         if faces is None:
             faces = self._full(frame)
         big = max((f.size for f in faces), default=0.0)
-        self._known = [f for f in faces if f.size >= MIN_RELATIVE * big]
+        # a weak detection is not followed between full searches (searched alone in a small
+        # region, a texture can pass for a face); a real face is found again by the next full search
+        self._known = [f for f in faces if f.size >= MIN_RELATIVE * big and (f.size == big or f.score >= FOLLOW_SCORE)]
         return faces
 
     def _full(self, frame: np.ndarray) -> list[Face]:
@@ -44,7 +50,7 @@ class FaceScanner:
         # shrink the whole frame only as far as the smallest followed face allows
         small = min((f.size for f in self._known), default=0.0)
         if big and small > self.face_px:
-            return _detect_scaled(self.detector, frame, self.face_px / small)
+            return _detect_scaled(self.detector.detect, frame, self.face_px / small)
         return self.detector.detect(frame)
 
     def _scan_regions(self, frame: np.ndarray) -> list[Face] | None:
@@ -59,34 +65,21 @@ class FaceScanner:
                 return None
             roi = frame[y0:y1, x0:x1]
             f = min(1.0, self.face_px / known.size)
-            faces = _detect_scaled(self.detector, roi, f)
+            faces = _detect_scaled(getattr(self.detector, "detect_once", self.detector.detect), roi, f)
             if not faces:
                 return None  # lost: search the whole frame
             found.extend(face.shifted(x0, y0) for face in faces)
         return _dedupe(found)
 
 
-def _detect_scaled(detector: Detector, image: np.ndarray, f: float) -> list[Face]:
+def _detect_scaled(detect: Callable[[np.ndarray], list[Face]], image: np.ndarray, f: float) -> list[Face]:
     if f >= 1.0:
-        return detector.detect(np.ascontiguousarray(image))
+        return detect(np.ascontiguousarray(image))
     # area averaging: a bilinear shrink is faster, but its landmarks are less steady and move the blur scores
     small = cv2.resize(image, None, fx=f, fy=f, interpolation=cv2.INTER_AREA)
-    return [face.scaled(1.0 / f) for face in detector.detect(small)]
+    return [face.scaled(1.0 / f) for face in detect(small)]
 
 
-def iou(a: tuple[float, float, float, float], b: tuple[float, float, float, float]) -> float:
-    ax1, ay1, bx1, by1 = a[0] + a[2], a[1] + a[3], b[0] + b[2], b[1] + b[3]
-    iw = max(0.0, min(ax1, bx1) - max(a[0], b[0]))
-    ih = max(0.0, min(ay1, by1) - max(a[1], b[1]))
-    inter = iw * ih
-    union = a[2] * a[3] + b[2] * b[3] - inter
-    return inter / union if union > 0 else 0.0
-
-
-def _dedupe(faces: list[Face], thr: float = 0.5) -> list[Face]:
+def _dedupe(faces: list[Face]) -> list[Face]:
     """Regions can overlap: keep the best-scoring of faces that are the same face."""
-    kept: list[Face] = []
-    for face in sorted(faces, key=lambda f: -f.score):
-        if all(iou(face.box, k.box) < thr for k in kept):
-            kept.append(face)
-    return kept
+    return merge(faces, 0.5)
