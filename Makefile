@@ -4,14 +4,14 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup demo test bench eval-blur calibrate-blur sample clean
+.PHONY: setup demo test bench eval-blur calibrate-blur calibrate-identity sample clean
 
 setup: $(STAMP)
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,identity]'
 	@touch $(STAMP)
 
 # The main job on the project's own sample clip: a vertical phone-style video, face off-centre.
@@ -33,6 +33,11 @@ eval-blur: setup
 # Where presets/blur.toml's thresholds come from (fitted on the shared videos' faces only).
 calibrate-blur: setup
 	$(BIN)/python bench/calibrate_blur.py
+
+# Where --person's threshold comes from: same/different-person pairs from the shared data
+# (writes bench/identity_results.md).
+calibrate-identity: setup
+	$(BIN)/python bench/calibrate_identity.py
 
 # Rebuild sample_data/astronaut_vertical.mp4 from scikit-image's astronaut photo.
 sample: setup
