@@ -43,8 +43,8 @@ MODEL_FILES = ("shape_predictor_5_face_landmarks.dat", "dlib_face_recognition_re
 # Cosine similarity of two L2-normalised descriptors. Calibrated by bench/calibrate_identity.py
 # on the shared data (bench/identity_results.md): THRESHOLD is the similarity at which 0.1% of
 # different-person pairs are accepted; matches within BAND of it are reported as uncertain.
-THRESHOLD = 0.93
-BAND = 0.02
+THRESHOLD = 0.955
+BAND = 0.015
 # A face smaller than this (distance between the eye centres, px in the image it was found in)
 # or turned further than MAX_TURN (0 frontal, 1 profile) gives an unreliable descriptor.
 MIN_EYE_PX = 18.0
@@ -278,6 +278,14 @@ def decide(similarities: Sequence[float], ref: Reference, usable: Sequence[bool]
     if len(s) >= 3 and agree < 2 / 3:
         reasons.append(f"frames disagree ({agree:.0%} on the decided side)")
     return Match(med, matched, bool(reasons), int(use.sum()) if "only small or turned faces" not in reasons else 0, len(sims), "; ".join(reasons) or None)
+
+
+def face_match(e: FaceEmbedding, ref: Reference) -> dict[str, Any]:
+    """The match record of one face (a photo's): similarity, matched, uncertain and why."""
+    s = ref.similarity(e.vector)
+    m = decide([s], ref)
+    reasons = [r for r in (e.why_unusable(), m.reason) if r]
+    return {"similarity": round(s, 4), "matched": m.matched, "uncertain": bool(reasons), "reason": "; ".join(reasons) or None}
 
 
 @dataclass(frozen=True)

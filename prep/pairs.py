@@ -45,6 +45,8 @@ class PairsConfig:
     detector: str = "auto"
     weights_dir: str | None = None
     params: dict[str, Any] = field(default_factory=dict)  # the degradation preset, resolved
+    person: Any = None  # identity.Reference: keep only this person's faces (--person)
+    group_by: str | None = None  # "person": write OUT/person_NN/<layout> (--group-by person)
 
     def __post_init__(self) -> None:
         problems = []
@@ -57,6 +59,8 @@ class PairsConfig:
         if self.copies < 1:
             problems.append("copies must be at least 1")
         pair_layout(self.layout)
+        if self.group_by not in (None, "person"):
+            problems.append(f"group_by must be person, got {self.group_by!r}")
         if problems:
             raise PrepError(None, "; ".join(problems))
 
@@ -71,6 +75,8 @@ class PairsConfig:
         d = dataclasses.asdict(self)
         for k in ("weights_dir", "detector"):
             d.pop(k)
+        if d["person"] is not None:
+            d["person"] = {"vectors": d["person"]["vectors"], "threshold": d["person"]["threshold"]}
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -105,14 +111,27 @@ def marker_path(out: str | Path, item_id: str) -> Path:
 
 
 def samples_of(img: np.ndarray, src: str, cfg: PairsConfig) -> tuple[list[tuple[int, np.ndarray, dict]], list[dict]]:
-    """(face index, HQ image, facts) for each sample, and the faces skipped with reasons."""
+    """(face index, HQ image, facts) for each sample, and the faces skipped with reasons.
+
+    With ``cfg.person`` only faces of that person are kept (a face crop, ``--no-align``, is
+    checked on its main face); every kept and skipped face carries its ``person`` match.
+    With ``cfg.group_by`` each sample's facts carry its identity ``vector``.
+    """
+    identify = cfg.person is not None or cfg.group_by == "person"
     if not cfg.align:
         h, w = img.shape[:2]
-        facts = {"crop": "centre square" if h != w else "whole", "source_size": [w, h]}
-        return [(0, square(img, cfg.size), facts)], []
-    from .blurscan import DetectSettings, detector_for
+        facts: dict[str, Any] = {"crop": "centre square" if h != w else "whole", "source_size": [w, h]}
+        if identify:
+            from .detect import main_face
 
-    faces = [f for f in detector_for(DetectSettings(cfg.detector, cfg.weights_dir)).detect(img) if f.score >= cfg.min_face_score]
+            face = main_face(_faces(img, cfg))
+            if face is None:
+                return [], [{"face": None, "reason": "no face found to identify the person"}]
+            facts, why = _identify(img, face, cfg, facts)
+            if why:
+                return [], [{"face": 0, "person": facts["person"], "reason": why}]
+        return [(0, square(img, cfg.size), facts)], []
+    faces = _faces(img, cfg)
     if not faces:
         return [], [{"face": None, "reason": "no face found (use --no-align for photos that are already face crops)"}]
     faces.sort(key=lambda f: (f.box[0], f.box[1]))  # a stable order: left to right
@@ -122,8 +141,36 @@ def samples_of(img: np.ndarray, src: str, cfg: PairsConfig) -> tuple[list[tuple[
         if up > cfg.max_upscale:
             skipped.append({"face": j, "box": [round(v) for v in face.box], "reason": f"face too small: would be enlarged {up:.1f}x to reach {cfg.size} px"})
             continue
-        out.append((j, align(img, face, cfg.size), {"face": j, "box": [round(v, 1) for v in face.box], "enlarged": round(up, 3)}))
+        facts = {"face": j, "box": [round(v, 1) for v in face.box], "enlarged": round(up, 3)}
+        if identify:
+            facts, why = _identify(img, face, cfg, facts)
+            if why:
+                skipped.append({"face": j, "box": facts["box"], "person": facts["person"], "reason": why})
+                continue
+        out.append((j, align(img, face, cfg.size), facts))
     return out, skipped
+
+
+def _faces(img: np.ndarray, cfg: PairsConfig) -> list:
+    from .blurscan import DetectSettings, detector_for
+
+    return [f for f in detector_for(DetectSettings(cfg.detector, cfg.weights_dir)).detect(img) if f.score >= cfg.min_face_score]
+
+
+def _identify(img: np.ndarray, face: Any, cfg: PairsConfig, facts: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
+    """``facts`` with the face's ``person`` match (and its identity ``vector`` when grouping),
+    and the reason to skip the face (``None``: keep it)."""
+    from .identity import face_match, embed
+
+    e = embed(img, face)
+    facts = dict(facts)
+    if cfg.group_by == "person":
+        facts["vector"] = [round(float(v), 5) for v in e.vector]
+    if cfg.person is None:
+        return facts, None
+    m = face_match(e, cfg.person)
+    facts["person"] = m
+    return facts, None if m["matched"] else f"not the person (similarity {m['similarity']:.3f} < {cfg.person.threshold:.3f})"
 
 
 def make_pairs(src: str, item_id: str, out: str, cfg: PairsConfig) -> dict[str, Any]:
@@ -167,6 +214,10 @@ def make_pairs(src: str, item_id: str, out: str, cfg: PairsConfig) -> dict[str, 
 def _why_empty(skipped: list[dict], cfg: PairsConfig) -> str:
     if skipped and skipped[0]["face"] is None:
         return skipped[0]["reason"]
+    others = [f for f in skipped if "person" in f]
+    if others:
+        best = max(f["person"]["similarity"] for f in others)
+        return f"the person is not in the photo ({len(others)} other face(s), best similarity {best:.3f} < {cfg.person.threshold:.3f})" + (f"; {len(skipped) - len(others)} face(s) too small" if len(others) < len(skipped) else "")
     worst = min(float(s["reason"].split("enlarged ")[1].split("x")[0]) for s in skipped)
     return f"{len(skipped)} face(s), all too small for {cfg.size} px (the largest would be enlarged {worst:.1f}x; at most {cfg.max_upscale}x allowed)"
 
@@ -181,12 +232,13 @@ def finish(out: str | Path, cfg: PairsConfig, records: list[dict[str, Any]]) -> 
     with atomic_path(out / "degradations.jsonl") as tmp:
         with open(tmp, "w") as f:
             for p in lines:
-                f.write(json.dumps({k: v for k, v in p.items() if k not in ("hq", "lq")}, sort_keys=True) + "\n")
+                f.write(json.dumps({k: v for k, v in p.items() if k not in ("hq", "lq", "vector")}, sort_keys=True) + "\n")
     if cfg.layout == "basicsr":
         write_basicsr_options(out, cfg)
     counts = {s: sum(1 for p in lines if p["split"] == s) for s in ("train", "val")}
-    skipped_faces = sum(sum(1 for f in r.get("skipped_faces", []) if f["face"] is not None) for r in records if r["status"] != "error")
-    return {"pairs": counts, "faces_skipped": skipped_faces, "errors": sum(r["status"] == "error" for r in records)}
+    skipped = [f for r in records if r["status"] != "error" for f in r.get("skipped_faces", []) if f["face"] is not None]
+    other = sum(1 for f in skipped if "person" in f)
+    return {"pairs": counts, "faces_skipped": len(skipped) - other, "other_people": other, "errors": sum(r["status"] == "error" for r in records)}
 
 
 def write_basicsr_options(out: Path, cfg: PairsConfig) -> Path:
@@ -217,3 +269,67 @@ def write_basicsr_options(out: Path, cfg: PairsConfig) -> Path:
     with atomic_path(dest) as tmp:
         tmp.write_text("# Written by prep pairs: BasicSR PairedImageDataset options (merge into your training options).\n" + yaml.safe_dump(doc, sort_keys=False))
     return dest
+
+
+STAGING = ".prep/staging"
+
+
+def group_by_person(out: str | Path, cfg: PairsConfig, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``--group-by person``: cluster the faces written under ``OUT/.prep/staging`` (records in
+    input order, faces in order: the same run gives the same persons) and move each pair into
+    ``OUT/person_NN/<layout>``; each person folder gets its ``degradations.jsonl`` and a
+    ``sheet.png`` of its faces. Returns one summary per person (person_00 has the most faces)."""
+    import os
+
+    from .identity import Clusterer, person_folder
+
+    out = Path(out)
+    staging = out / STAGING
+    cl = Clusterer()
+    label: dict[tuple[str, int], int] = {}
+    entries = []
+    for r in records:
+        if r["status"] not in ("ok", "skipped"):
+            continue
+        for p in r["pairs"]:
+            key = (r["item"], p.get("face", 0))
+            if key not in label:
+                label[key] = cl.add(np.array(p["vector"], np.float64))[0]
+            entries.append((label[key], p))
+    rank = cl.ranking()
+    groups: dict[int, list[dict]] = {}
+    for first, p in entries:
+        k = rank[first]
+        folder = out / person_folder(k)
+        for side in ("hq", "lq"):
+            if p.get(side):
+                src = Path(p[side])
+                dest = folder / src.relative_to(staging)
+                if src.is_file():
+                    dest.parent.mkdir(parents=True, exist_ok=True)
+                    os.replace(src, dest)
+                p[side] = str(dest)
+        p["person_group"] = person_folder(k)
+        groups.setdefault(k, []).append(p)
+    summaries = []
+    for k in sorted(groups):
+        folder = out / person_folder(k)
+        finish(folder, cfg, [{"status": "ok", "pairs": groups[k]}])
+        write_person_sheet(folder / "sheet.png", groups[k], person_folder(k))
+        summaries.append({"person": person_folder(k), "pairs": len(groups[k]), "faces": len({(p["source"], p.get("face", 0)) for p in groups[k]})})
+    return summaries
+
+
+def write_person_sheet(dest: Path, pairs: list[dict[str, Any]], title: str, limit: int = 48) -> None:
+    """One contact sheet of a person's sharp faces (the first ``limit``, one per face)."""
+    from .images import read_image
+    from .sheet import GREEN, Tile, write_sheet
+
+    seen, tiles = set(), []
+    for p in pairs:
+        key = (p["source"], p.get("face", 0))
+        if key in seen or len(tiles) >= limit:
+            continue
+        seen.add(key)
+        tiles.append(Tile(read_image(p["hq"]), [Path(p["source"]).name, f"face {p.get('face', 0)}"], GREEN))
+    write_sheet(dest, tiles, f"{title}: {len(seen)} faces" + (f" (first {limit} shown)" if len(seen) > limit else ""))
