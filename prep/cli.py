@@ -147,6 +147,27 @@ def _detect_settings(detector: str | None, weights_dir: str | None):
     return DetectSettings(detector or "auto", weights_dir)
 
 
+def person_option(fn: Callable) -> Callable:
+    return click.option("--person", "person", multiple=True, type=click.Path(), help="Keep only this person's faces: a photo of them, a folder of photos, or the option repeated (needs pip install 'prep[identity]').")(fn)
+
+
+def group_by_option(fn: Callable) -> Callable:
+    return click.option("--group-by", "group_by", type=click.Choice(["person"]), default=None, help="person: cluster faces by identity across all inputs into OUT/person_00/, OUT/person_01/, ... (most faces first), each with sheet.png.")(fn)
+
+
+def _reference(person: tuple[str, ...], group_by: str | None, detector: str | None, weights_dir: str | None):
+    """The resolved reference (embedded once, here on the driver), or ``None`` without --person."""
+    from . import identity
+
+    if person or group_by:
+        identity.require()
+    if not person:
+        return None
+    from .blurscan import detector_for
+
+    return identity.load_reference(person, detector_for(_detect_settings(detector, weights_dir)))
+
+
 @main.command()
 @click.argument("sources", nargs=-1, required=True, type=click.Path())
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object per photo or video frame (path, score, blurry, frame).")
@@ -284,11 +305,13 @@ def frames(video: str, out_dir: str, fps: float | None, reject_blur: bool, layou
 @click.option("--max-upscale", type=float, default=1.25, show_default=True, help="--align: skip faces that would have to be enlarged more than this to reach --size.")
 @click.option("--layout", type=click.Choice(["gpen", "basicsr", "gpen-native"]), default="gpen", show_default=True, help="Folder layout of the trainer.")
 @tiers_option
+@person_option
+@group_by_option
 @detector_options
 @click.option("--workers", type=int, default=1, show_default=True, help="Processes.")
 @report_option
 @_fail_cleanly
-def pairs(source: str, out_dir: str, degradation: str, size: int, scale: str, val_fraction: float, copies: int, seed: int, align: bool, max_upscale: float, layout: str, tiers: tuple[int, ...] | None, detector: str | None, weights_dir: str | None, workers: int, report_path: str | None) -> None:
+def pairs(source: str, out_dir: str, degradation: str, size: int, scale: str, val_fraction: float, copies: int, seed: int, align: bool, max_upscale: float, layout: str, tiers: tuple[int, ...] | None, person: tuple[str, ...], group_by: str | None, detector: str | None, weights_dir: str | None, workers: int, report_path: str | None) -> None:
     """Make sharp/degraded training pairs from a folder of face photos.
 
     Writes OUT/train/sharp, OUT/train/blurry, OUT/val/sharp, OUT/val/blurry (lossless PNG, a
@@ -302,9 +325,10 @@ def pairs(source: str, out_dir: str, degradation: str, size: int, scale: str, va
     paths = expand_sources([source], IMAGE_EXTENSIONS)
     if not paths:
         raise PrepError(source, "no photos found")
+    ref = _reference(person, group_by, detector, weights_dir)
     failed = False
     for tier in tiers or (size,):
-        cfg = PairsConfig.resolve(degrade=degradation, size=tier, scale=int(scale), val_fraction=val_fraction, copies=copies, seed=seed, align=align, max_upscale=max_upscale, layout=layout, detector=detector, weights_dir=weights_dir)
+        cfg = PairsConfig.resolve(degrade=degradation, size=tier, scale=int(scale), val_fraction=val_fraction, copies=copies, seed=seed, align=align, max_upscale=max_upscale, layout=layout, detector=detector, weights_dir=weights_dir, person=ref, group_by=group_by)
         failed |= _pairs_run(paths, str(Path(out_dir) / str(tier)) if tiers else out_dir, cfg, workers, report_path)
     if failed:
         sys.exit(1)
@@ -313,10 +337,12 @@ def pairs(source: str, out_dir: str, degradation: str, size: int, scale: str, va
 def _pairs_run(paths: list[Path], out_dir: str, cfg: Any, workers: int, report_path: str | None) -> bool:
     from .batch import item_ids, map_items
     from .fsutil import check_writable_dir
-    from .pairs import finish, make_pairs
+    from .pairs import STAGING, finish, group_by_person, make_pairs
 
     check_writable_dir(out_dir)
-    items = [(str(p), i, out_dir, cfg) for p, i in zip(paths, item_ids(paths))]
+    # --group-by person: pairs are written to a staging folder, then moved into their person's folder
+    work_dir = str(Path(out_dir) / STAGING) if cfg.group_by else out_dir
+    items = [(str(p), i, work_dir, cfg) for p, i in zip(paths, item_ids(paths))]
     records = []
     for rec in map_items(make_pairs, items, workers, "pairs"):
         records.append(rec)
@@ -325,14 +351,22 @@ def _pairs_run(paths: list[Path], out_dir: str, cfg: Any, workers: int, report_p
         elif rec["status"] == "empty":
             click.echo(f"skip {rec['source']}: {rec['reason']}")
         elif rec["status"] == "ok" and rec["skipped_faces"]:
-            click.echo(f"     {rec['source']}: {len(rec['skipped_faces'])} face(s) too small for {cfg.size} px skipped, {len(rec['pairs'])} pair(s) kept")
-    summary = finish(out_dir, cfg, records)
+            other = sum(1 for f in rec["skipped_faces"] if "person" in f)
+            small = len(rec["skipped_faces"]) - other
+            what = ", ".join(x for x in (f"{small} face(s) too small for {cfg.size} px" if small else "", f"{other} face(s) of other people" if other else "") if x)
+            click.echo(f"     {rec['source']}: {what} skipped, {len(rec['pairs'])} pair(s) kept")
+    persons = group_by_person(out_dir, cfg, records) if cfg.group_by else None
+    summary = finish(work_dir, cfg, records) if cfg.group_by else finish(out_dir, cfg, records)
+    if persons is not None:
+        summary["persons"] = persons
+        for g in persons:
+            click.echo(f"{Path(out_dir) / g['person']}: {g['faces']} faces, {g['pairs']} pairs; sheet {Path(out_dir) / g['person'] / 'sheet.png'}")
     n = summary["pairs"]
     done = sum(r["status"] == "skipped" for r in records)
     empty = sum(r["status"] == "empty" for r in records)
     click.echo(f"{out_dir}: {n['train']} train and {n['val']} val pairs ({cfg.degrade}, scale {cfg.scale}, layout {cfg.layout})"
-               + (f"; {done} photos done before" if done else "") + (f"; {summary['faces_skipped']} faces too small" if summary["faces_skipped"] else "") + (f"; {empty} photos gave no pair" if empty else "")
-               + (f"; {summary['errors']} photos failed" if summary["errors"] else "") + f"; parameters in {Path(out_dir) / 'degradations.jsonl'}")
+               + (f"; {done} photos done before" if done else "") + (f"; {summary['faces_skipped']} faces too small" if summary["faces_skipped"] else "") + (f"; {summary['other_people']} faces of other people left out" if summary["other_people"] else "") + (f"; {empty} photos gave no pair" if empty else "")
+               + (f"; {summary['errors']} photos failed" if summary["errors"] else "") + (f"; {len(persons)} persons, parameters in each {Path(out_dir) / 'person_NN' / 'degradations.jsonl'}" if persons is not None else f"; parameters in {Path(out_dir) / 'degradations.jsonl'}"))
     _write_report(report_path, "pairs", records, {"summary": summary, "out": out_dir})
     return bool(summary["errors"])
 
