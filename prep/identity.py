@@ -380,3 +380,169 @@ def cluster(vectors: Iterable[np.ndarray], threshold: float = THRESHOLD) -> list
     first = [cl.add(v)[0] for v in vectors]
     rank = cl.ranking()
     return [rank[k] for k in first]
+
+
+def _smooth3(x: np.ndarray) -> np.ndarray:
+    """Running median of three (ends kept): one odd value between two agreeing ones is replaced."""
+    if len(x) < 3:
+        return x.copy()
+    y = x.copy()
+    y[1:-1] = np.median(np.stack([x[:-2], x[1:-1], x[2:]]), axis=0)
+    return y
+
+
+def choose_person(info: Any, detections: dict[int, list[Face]], ref: Reference, fps: float, max_gap: int, side: int = 960, per_track: int = 12) -> Any:
+    """``crop --person``: the subject is the person of ``ref``, not the most present face.
+
+    ``detections`` are the analysis pass's faces (frame index at ``fps`` -> faces, display
+    pixels). Faces are linked into tracks (:func:`prep.subject.link_tracks`); up to
+    ``per_track`` frames of each track are decoded again (longer side ``side``) and embedded.
+    A face counts as the person where the nearest embedded frame of its track matches after a
+    running median of three (one bad frame does not flip it), so a track that runs across a
+    cut from one person to another keeps only the person's part. Returns a
+    :class:`prep.subject.SubjectResult` whose ``person`` holds the match record; raises
+    :class:`PrepError` when the person is in none of the tracks.
+    """
+    from .decode import iter_frames, scaled_size
+    from .subject import link_tracks, subject_result
+
+    require()
+    tracks = [t for t in link_tracks(detections, max_gap) if len(t.frames) >= 2 and float(np.median([f.score for f in t.faces])) >= 0.75]
+    if not tracks:
+        raise PrepError(info.path, f"no face seen on two analysed frames or more in {len(detections)} analysed frames")
+    want: dict[int, list[tuple[int, int]]] = {}
+    for k, tr in enumerate(tracks):
+        for pos in pick_evenly(len(tr.frames), per_track):
+            want.setdefault(tr.frames[pos], []).append((k, pos))
+    w, _ = scaled_size(info, side)
+    f = w / info.display_width
+    samples: list[list[tuple[int, FaceEmbedding]]] = [[] for _ in tracks]
+    last = max(want)
+    for i, frame in enumerate(iter_frames(info, fps, side)):
+        for k, pos in want.get(i, []):
+            samples[k].append((pos, embed(frame, tracks[k].faces[pos].scaled(f))))
+        if i >= last:
+            break
+    results = []
+    for k, tr in enumerate(tracks):
+        got = sorted(samples[k], key=lambda x: x[0])
+        if not got:
+            continue
+        pos = np.array([p for p, _ in got])
+        sims = np.array([ref.similarity(e.vector) for _, e in got])
+        keep = _smooth3(sims) >= ref.threshold
+        nearest = np.abs(np.arange(len(tr.frames))[:, None] - pos[None, :]).argmin(axis=1)
+        m = decide(sims, ref, [e.usable for _, e in got])
+        results.append((m, tr, keep[nearest], sims, keep))
+    results.sort(key=lambda r: -(r[0].similarity or -1.0))
+    frames: dict[int, Face] = {}
+    used: list[float] = []
+    for m, tr, face_keep, sims, keep in results:
+        if not face_keep.any():
+            continue
+        for fr, face, ok in zip(tr.frames, tr.faces, face_keep):
+            if ok and fr not in frames:
+                frames[fr] = face
+        used.extend(sims[keep].tolist())
+    track_report = [{"frames": [tr.frames[0], tr.frames[-1]], **m.to_dict(), "kept_faces": int(fk.sum()), "faces": len(tr.frames)} for m, tr, fk, _, _ in results]
+    if not frames:
+        best = results[0][0].similarity if results else None
+        raise PrepError(info.path, f"the person is not in this clip: best face track similarity {best:.3f} < {ref.threshold:.3f} ({len(results)} face tracks checked)" if best is not None else "the person is not in this clip (no face could be identified)")
+    res = subject_result(detections, tracks, frames)
+    res.person = {"reference": ref.to_dict(), "match": decide(used, ref).to_dict(), "tracks": track_report}
+    return res
+
+
+class PresenceScan:
+    """``frames --person``: on which frames is the person? Feed every frame in order with the
+    faces found on it (:meth:`feed`), then :meth:`finish`.
+
+    The faces of every ``stride``-th frame are embedded; where the answer changes between two
+    embedded frames, the frames in between are bisected (their aligned chips are kept, never
+    more than ``stride`` frames), so the change lands on the exact frame at a cost of about
+    log2(stride) more embeddings. At the end a short run decided by one uncertain embedded
+    frame between two runs of the other answer is flipped: one bad frame does not cut a shot.
+    Memory: one small tuple per frame and at most ``stride`` frames of chips.
+    """
+
+    def __init__(self, ref: Reference, stride: int = 6, min_score: float = 0.8):
+        self.ref = ref
+        self.stride = max(1, stride)
+        self.min_score = min_score
+        self.buf: list[tuple[int, list[tuple[np.ndarray, float, float]]]] = []  # since the last embedded frame
+        self.state: list[bool | None] = []  # per frame: True person, False other faces, None no face
+        self.sim: list[float | None] = []  # the similarity that decided each frame
+        self.measured: list[bool] = []
+        self.embedded = 0
+
+    def feed(self, index: int, frame: np.ndarray, faces: list[Face]) -> None:
+        """``index`` must count up from 0; ``faces`` in ``frame``'s pixels."""
+        chips = [chip(frame, f) for f in faces if f.score >= self.min_score]
+        self.state.append(None)
+        self.sim.append(None)
+        self.measured.append(False)
+        self.buf.append((index, chips))
+        if len(self.buf) == 1 or index - self.buf[0][0] >= self.stride:
+            self._sample()
+
+    def _measure(self, k: int) -> bool | None:
+        index, chips = self.buf[k]
+        if not chips:
+            state, s = None, None
+        else:
+            s = max(self.ref.similarity(describe_chip(c)) for c, _, _ in chips)
+            self.embedded += len(chips)
+            state = s >= self.ref.threshold
+        self.state[index], self.sim[index], self.measured[index] = state, s, True
+        return state
+
+    def _sample(self) -> None:
+        n = len(self.buf)
+        self._measure(n - 1)
+        if n > 1:
+            prev = self.state[self.buf[0][0]]
+            lo, hi = 0, n - 1
+            while self.state[self.buf[hi][0]] != prev and hi - lo > 1:
+                mid = (lo + hi) // 2
+                if self._measure(mid) == prev:
+                    lo = mid
+                else:
+                    hi = mid
+            # the other frames take the decision of the nearest measured frame (the earlier on a tie)
+            meas = np.array([j for j in range(n) if self.measured[self.buf[j][0]]])
+            for j in range(1, n - 1):
+                index, chips = self.buf[j]
+                if self.measured[index]:
+                    continue
+                src = self.buf[int(meas[np.argmin(np.abs(meas - j))])][0]
+                self.state[index] = self.state[src] if chips else None
+                self.sim[index] = self.sim[src] if chips else None
+        self.buf = [self.buf[-1]]
+
+    def finish(self) -> list[dict[str, Any]]:
+        """Per frame: ``{"frame", "person": True/False/None (no face), "similarity", "measured"}``."""
+        if len(self.buf) > 1:
+            self._sample()
+        self._smooth()
+        return [
+            {"frame": i, "person": st, "similarity": None if s is None else round(s, 4), "measured": me}
+            for i, (st, s, me) in enumerate(zip(self.state, self.sim, self.measured))
+        ]
+
+    def _smooth(self) -> None:
+        runs: list[list[int]] = []  # [start, end, state] over frames with a face
+        for i, st in enumerate(self.state):
+            if st is None:
+                continue
+            if runs and runs[-1][2] == st:
+                runs[-1][1] = i
+            else:
+                runs.append([i, i, st])
+        for r in range(1, len(runs) - 1):
+            a, b, st = runs[r]
+            if runs[r - 1][2] != st and runs[r + 1][2] != st:
+                sims = [self.sim[i] for i in range(a, b + 1) if self.measured[i] and self.sim[i] is not None]
+                if len(sims) == 1 and abs(sims[0] - self.ref.threshold) <= self.ref.band:
+                    for i in range(a, b + 1):
+                        if self.state[i] is not None:
+                            self.state[i] = not st

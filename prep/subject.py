@@ -43,6 +43,7 @@ class SubjectResult:
     subject: dict[int, Face]  # frame -> subject face
     others: dict[int, list[Face]]  # frame -> other faces big enough to matter
     subject_size: float
+    person: dict | None = None  # --person: how the subject was identified (prep.identity.choose_person)
 
     @property
     def presence(self) -> float:
@@ -104,6 +105,14 @@ def choose_subject(
             continue
         if np.hypot(*(tr.median_center() - c0)) <= 0.75 * s0 and 0.6 <= tr.median_size() / s0 <= 1.6:
             frames.update(zip(tr.frames, tr.faces))
+    return subject_result(detections, tracks, frames, other_min_fraction, other_min_score)
+
+
+def subject_result(
+    detections: dict[int, list[Face]], tracks: list[Track], frames: dict[int, Face], other_min_fraction: float = 0.25, other_min_score: float = 0.75
+) -> SubjectResult:
+    """The result for a chosen subject (frame -> face): the other faces that matter on each frame."""
+    sampled = sorted(detections)
     size = float(np.median([f.size for f in frames.values()]))
     # a second face counts only if it persists (seen on two analysed frames or more): a lone
     # detection on one frame is detector noise, a real second person stays
