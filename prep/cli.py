@@ -68,6 +68,27 @@ def detector_options(fn: Callable) -> Callable:
     return fn
 
 
+def person_option(fn: Callable) -> Callable:
+    return click.option("--person", "person", multiple=True, type=click.Path(), help="Keep only this person's faces: a photo of them, a folder of photos, or the option repeated (needs pip install 'prep[identity]').")(fn)
+
+
+def group_by_option(fn: Callable) -> Callable:
+    return click.option("--group-by", "group_by", type=click.Choice(["person"]), default=None, help="person: cluster faces by identity across all inputs into OUT/person_00/, OUT/person_01/, ... (most faces first), each with sheet.png.")(fn)
+
+
+def _reference(person: tuple[str, ...], group_by: str | None, detector: str | None, weights_dir: str | None):
+    """The resolved reference (embedded once, here on the driver), or ``None`` without --person."""
+    from . import identity
+
+    if person or group_by:
+        identity.require()
+    if not person:
+        return None
+    from .blurscan import detector_for
+
+    return identity.load_reference(person, detector_for(_detect_settings(detector, weights_dir)))
+
+
 def report_option(fn: Callable) -> Callable:
     return click.option("--report", "report_path", type=click.Path(dir_okay=False), default=None, help="Write a JSON report of the whole run (every item, kept and failed) to this file.")(fn)
 
@@ -91,11 +112,12 @@ def _write_report(path: str | None, command: str, records: list[dict[str, Any]],
 @click.option("--mode", type=click.Choice(["fixed", "track"]), default=None, help="fixed: one window for the clip; track: a smoothed window that follows the face.")
 @click.option("--pad", type=click.Choice(["black", "edge", "mirror"]), default=None, help="How to fill where the window leaves the frame.")
 @tiers_option
+@person_option
 @detector_options
 @click.option("--workers", type=int, default=1, show_default=True, help="Clips processed at once (each ffmpeg already uses several threads).")
 @report_option
 @_fail_cleanly
-def crop(sources: tuple[str, ...], out_dir: str, preset: str, size: int | None, fps: float | None, mode: str | None, pad: str | None, tiers: tuple[int, ...] | None, detector: str | None, weights_dir: str | None, workers: int, report_path: str | None) -> None:
+def crop(sources: tuple[str, ...], out_dir: str, preset: str, size: int | None, fps: float | None, mode: str | None, pad: str | None, tiers: tuple[int, ...] | None, person: tuple[str, ...], detector: str | None, weights_dir: str | None, workers: int, report_path: str | None) -> None:
     """Cut a steady, face-centred square clip from each video (files or folders of videos).
 
     Writes OUT/<name>.mp4 (H.264, square pixels, constant frame rate, audio in sync) and
@@ -107,7 +129,8 @@ def crop(sources: tuple[str, ...], out_dir: str, preset: str, size: int | None, 
     from .fsutil import check_writable_dir
     from .probe import VIDEO_EXTENSIONS
 
-    cfg = CropConfig.resolve(preset, size=size, fps=fps, mode=mode, pad=pad, detector=detector, weights_dir=weights_dir, tiers=tiers)
+    ref = _reference(person, None, detector, weights_dir)
+    cfg = CropConfig.resolve(preset, size=size, fps=fps, mode=mode, pad=pad, detector=detector, weights_dir=weights_dir, tiers=tiers, person=ref)
     paths = expand_sources(sources, VIDEO_EXTENSIONS)
     if not paths:
         raise PrepError(None, f"no video files in {', '.join(sources)}")
@@ -135,6 +158,9 @@ def _echo_crop(rec: dict[str, Any]) -> None:
     )
     if d.get("note"):
         click.echo(f"     note: detector {d['name']} chosen because {d['note']}")
+    if rec.get("person"):
+        m = rec["person"]["match"]
+        click.echo(f"     person: similarity {m['similarity']:.3f} (threshold {rec['person']['reference']['threshold']:.3f})" + (f", uncertain: {m['reason']}" if m["uncertain"] else ""))
     for warning in rec["warnings"]:
         click.echo(f"     warning: {warning}")
     for tier in rec.get("tiers", [])[1:]:
@@ -145,27 +171,6 @@ def _detect_settings(detector: str | None, weights_dir: str | None):
     from .blurscan import DetectSettings
 
     return DetectSettings(detector or "auto", weights_dir)
-
-
-def person_option(fn: Callable) -> Callable:
-    return click.option("--person", "person", multiple=True, type=click.Path(), help="Keep only this person's faces: a photo of them, a folder of photos, or the option repeated (needs pip install 'prep[identity]').")(fn)
-
-
-def group_by_option(fn: Callable) -> Callable:
-    return click.option("--group-by", "group_by", type=click.Choice(["person"]), default=None, help="person: cluster faces by identity across all inputs into OUT/person_00/, OUT/person_01/, ... (most faces first), each with sheet.png.")(fn)
-
-
-def _reference(person: tuple[str, ...], group_by: str | None, detector: str | None, weights_dir: str | None):
-    """The resolved reference (embedded once, here on the driver), or ``None`` without --person."""
-    from . import identity
-
-    if person or group_by:
-        identity.require()
-    if not person:
-        return None
-    from .blurscan import detector_for
-
-    return identity.load_reference(person, detector_for(_detect_settings(detector, weights_dir)))
 
 
 @main.command()
@@ -259,10 +264,11 @@ def _blur_sheet(path: str, records: list[dict[str, Any]], det: Any) -> None:
 @click.option("--layout", type=click.Choice(["plain", "dfl"]), default="plain", show_default=True, help="dfl: a DeepFaceLab workspace, OUT/workspace/data_src.mp4 and OUT/workspace/data_src/%05d.png.")
 @click.option("--dst", is_flag=True, help="With --layout dfl: write data_dst instead of data_src.")
 @tiers_option
+@person_option
 @detector_options
 @report_option
 @_fail_cleanly
-def frames(video: str, out_dir: str, fps: float | None, reject_blur: bool, layout: str, dst: bool, tiers: tuple[int, ...] | None, detector: str | None, weights_dir: str | None, report_path: str | None) -> None:
+def frames(video: str, out_dir: str, fps: float | None, reject_blur: bool, layout: str, dst: bool, tiers: tuple[int, ...] | None, person: tuple[str, ...], detector: str | None, weights_dir: str | None, report_path: str | None) -> None:
     """Extract a video's frames as PNG files named as DeepFaceLab expects (00001.png, ...).
 
     Every face is scored for blur; with --reject-blur the frames judged blurred against the
@@ -277,7 +283,8 @@ def frames(video: str, out_dir: str, fps: float | None, reject_blur: bool, layou
 
         video_copy, frames_dir = dfl_workspace(out_dir, video, "data_dst" if dst else "data_src")
         out_dir = str(frames_dir)
-    rec = extract_frames(video, out_dir, _detect_settings(detector, weights_dir), BlurConfig.resolve(), fps, reject_blur, tiers=tiers or ())
+    ref = _reference(person, None, detector, weights_dir)
+    rec = extract_frames(video, out_dir, _detect_settings(detector, weights_dir), BlurConfig.resolve(), fps, reject_blur, tiers=tiers or (), person=ref)
     if video_copy is not None and rec["status"] == "ok":
         from .fsutil import copy_atomic
 
@@ -288,7 +295,8 @@ def frames(video: str, out_dir: str, fps: float | None, reject_blur: bool, layou
         click.echo(f"skip {video}: already extracted in {out_dir}")
     else:
         where = f", {len(rec['blurred_frames'])} blurred set aside in {out_dir}/rejected" if reject_blur else f", {len(rec['blurred_frames'])} judged blurred (kept; use --reject-blur)"
-        click.echo(f"ok   {video} -> {out_dir}: {rec['kept']} frames kept{where}; report {out_dir}/frames.json")
+        who = f", {len(rec['person']['frames_without'])} without the person removed" if rec.get("person") else ""
+        click.echo(f"ok   {video} -> {out_dir}: {rec['kept']} frames kept{who}{where}; report {out_dir}/frames.json")
     _write_report(report_path, "frames", [rec], {})
 
 

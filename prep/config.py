@@ -86,6 +86,7 @@ class CropConfig:
     x264_preset: str = "medium"
     audio_bitrate: str = "192k"
     tiers: tuple[int, ...] = ()  # several output sizes, one sibling folder OUT/<size> each
+    person: Any = None  # prep.identity.Reference: the subject is this person (--person)
 
     def __post_init__(self) -> None:
         problems = []

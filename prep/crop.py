@@ -82,7 +82,12 @@ def analyse(info: VideoInfo, cfg: CropConfig, detector: Detector | None = None, 
             detections[i] = [f.scaled(back) for f in faces]
         if i < n:
             blur[i] = score
-    subject = choose_subject(detections, max_gap=int(round(1.5 * cfg.fps)))
+    if cfg.person is not None:  # --person: the subject is the face track that matches
+        from .identity import choose_person
+
+        subject = choose_person(info, detections, cfg.person, cfg.fps, max_gap=int(round(1.5 * cfg.fps)))
+    else:
+        subject = choose_subject(detections, max_gap=int(round(1.5 * cfg.fps)))
     if subject is None:
         raise PrepError(info.path, f"no face found in any of {len(detections)} analysed frames")
     return Analysis(n, sorted(detections), subject, detector.name, getattr(detector, "auto_note", None), blur)
@@ -283,6 +288,7 @@ def _encode(src: str, info: VideoInfo, an: Analysis, cfg: CropConfig, video_path
         "blur": _blur_report(an.blur, cfg),
         "frames_without_face": an.subject.no_face_frames(),
         "frames_with_several_faces": an.subject.multi_face_frames(),
+        **({"person": an.subject.person} if an.subject.person else {}),
         "warnings": geo["warnings"],
         "timings": {"probe": round(timings["probe"], 3), "analyse": round(timings["analyse"], 3), "encode": round(t3 - t2, 3), "total": round(sum(timings.values()) + t3 - t2, 3)},
     }

@@ -53,19 +53,24 @@ def extract_frames(
     reject_blur: bool = False,
     show_progress: bool | None = None,
     tiers: tuple[int, ...] = (),
+    person: Any = None,
 ) -> dict[str, Any]:
     """``tiers``: also (instead) write the frames shrunk so their longer side is each size, in
-    ``OUT/<size>/``; scores are measured once, on the full frames."""
+    ``OUT/<size>/``; scores are measured once, on the full frames. ``person``
+    (:class:`prep.identity.Reference`): keep only the frames where that person is seen; the
+    others are removed and listed with their similarity (file numbers stay the source's)."""
     from .crop import error_record
 
     try:
-        return _extract(src, Path(out_dir), det, bcfg, fps, reject_blur, show_progress, tiers)
+        return _extract(src, Path(out_dir), det, bcfg, fps, reject_blur, show_progress, tiers, person)
     except Exception as exc:  # noqa: BLE001 - an item's failure is a value
         return {**error_record(src, exc)}
 
 
-def _extract(src: str, out: Path, det: DetectSettings, bcfg: BlurConfig, fps: float | None, reject_blur: bool, show_progress: bool | None, tiers: tuple[int, ...]) -> dict[str, Any]:
+def _extract(src: str, out: Path, det: DetectSettings, bcfg: BlurConfig, fps: float | None, reject_blur: bool, show_progress: bool | None, tiers: tuple[int, ...], person: Any = None) -> dict[str, Any]:
     settings = {"fps": fps, "reject_blur": reject_blur, "blur": bcfg.__dict__, "detector": det.detector, "tiers": list(tiers)}
+    if person is not None:
+        settings["person"] = {"vectors": [list(v) for v in person.vectors], "threshold": person.threshold}
     folders = [(out / str(t), t) for t in tiers] or [(out, None)]
     report = out / REPORT
     if report.is_file():
@@ -77,17 +82,33 @@ def _extract(src: str, out: Path, det: DetectSettings, bcfg: BlurConfig, fps: fl
             pass
     info = probe_video(src)
     check_writable_dir(out)
-    analyzer = FrameAnalyzer(detector_for(det), every=2)
+    rate = fps or info.fps
+    scan = None
+    if person is not None:  # faces on every frame, so a change of person lands on its frame
+        from .identity import PresenceScan
+
+        scan = PresenceScan(person, stride=max(1, round(rate / 4)))
+    # --person: a full search on every frame, so the first frame after a cut is not searched
+    # only where the previous shot's face was
+    analyzer = FrameAnalyzer(detector_for(det), every=1, full_every=1) if scan else FrameAnalyzer(detector_for(det), every=2)
     scores = []
-    for i, frame, _, score in analyzer.run(progress(iter_frames(info, fps), None, Path(src).name, "frame", show_progress)):
+    for i, frame, faces, score in analyzer.run(progress(iter_frames(info, fps), None, Path(src).name, "frame", show_progress)):
         for folder, size in folders:
             write_png(folder / frame_name(i), frame if size is None else shrink(frame, size))
+        if scan is not None:
+            scan.feed(i, frame, faces or [])
         scores.append(score)
     if not scores:
         raise PrepError(src, "no frames decoded")
+    presence = scan.finish() if scan is not None else None
+    absent = [p["frame"] for p in presence if not p["person"]] if presence else []
+    for folder, _ in folders:
+        for i in absent:
+            (folder / frame_name(i)).unlink(missing_ok=True)
     s = np.array(scores, np.float64)
-    rate = fps or info.fps
     flags = blurred_frames(s, rate, bcfg)
+    if absent:
+        flags[absent] = False
     rejected = [int(i) for i in np.flatnonzero(flags)]
     if reject_blur and rejected:
         for folder, _ in folders:
@@ -102,12 +123,21 @@ def _extract(src: str, out: Path, det: DetectSettings, bcfg: BlurConfig, fps: fl
         "settings": settings,
         "source_info": info.to_dict(),
         "frames": len(scores),
-        "kept": len(scores) - (len(rejected) if reject_blur else 0),
+        "kept": len(scores) - len(absent) - (len(rejected) if reject_blur else 0),
         "blurred_frames": rejected,
         "blurred_segments": segments(flags),
         "set_aside": reject_blur,
         "blur_rule": bcfg.video_rule(),
         "scores": [None if not np.isfinite(v) else round(float(v), 4) for v in s],
     }
+    if presence is not None:
+        record["person"] = {
+            "reference": person.to_dict(),
+            "frames_with_person": len(scores) - len(absent),
+            "frames_without": absent,
+            "segments": segments(np.array([bool(p["person"]) for p in presence])),
+            "faces_embedded": scan.embedded,
+            "frames": presence,
+        }
     write_json(report, record)
     return record

@@ -460,8 +460,11 @@ class PresenceScan:
     The faces of every ``stride``-th frame are embedded; where the answer changes between two
     embedded frames, the frames in between are bisected (their aligned chips are kept, never
     more than ``stride`` frames), so the change lands on the exact frame at a cost of about
-    log2(stride) more embeddings. At the end a short run decided by one uncertain embedded
-    frame between two runs of the other answer is flipped: one bad frame does not cut a shot.
+    log2(stride) more embeddings. A frame is the person at ``ref.threshold`` or above, not the
+    person below ``threshold - band``, and in between (uncertain) it keeps the answer of the
+    frame before it (hysteresis: a known face stays known through a soft or turned moment, an
+    unknown one is not let in). At the end a short run decided by one uncertain embedded frame
+    between two runs of the other answer is flipped: one bad frame does not cut a shot.
     Memory: one small tuple per frame and at most ``stride`` frames of chips.
     """
 
@@ -485,26 +488,28 @@ class PresenceScan:
         if len(self.buf) == 1 or index - self.buf[0][0] >= self.stride:
             self._sample()
 
-    def _measure(self, k: int) -> bool | None:
+    def _measure(self, k: int, before: bool | None) -> bool | None:
+        """Embed buf[k]'s faces and decide, ``before`` being the answer of the frame before it."""
         index, chips = self.buf[k]
         if not chips:
             state, s = None, None
         else:
             s = max(self.ref.similarity(describe_chip(c)) for c, _, _ in chips)
             self.embedded += len(chips)
-            state = s >= self.ref.threshold
+            t = self.ref.threshold
+            state = True if s >= t else False if s < t - self.ref.band else bool(before)
         self.state[index], self.sim[index], self.measured[index] = state, s, True
         return state
 
     def _sample(self) -> None:
         n = len(self.buf)
-        self._measure(n - 1)
+        prev = self.state[self.buf[0][0]] if n > 1 else None
+        self._measure(n - 1, prev)
         if n > 1:
-            prev = self.state[self.buf[0][0]]
             lo, hi = 0, n - 1
             while self.state[self.buf[hi][0]] != prev and hi - lo > 1:
                 mid = (lo + hi) // 2
-                if self._measure(mid) == prev:
+                if self._measure(mid, prev) == prev:
                     lo = mid
                 else:
                     hi = mid
@@ -525,7 +530,7 @@ class PresenceScan:
             self._sample()
         self._smooth()
         return [
-            {"frame": i, "person": st, "similarity": None if s is None else round(s, 4), "measured": me}
+            {"frame": i, "person": st, "similarity": None if s is None else round(s, 4), "measured": me, "uncertain": s is not None and abs(s - self.ref.threshold) <= self.ref.band}
             for i, (st, s, me) in enumerate(zip(self.state, self.sim, self.measured))
         ]
 
@@ -542,7 +547,7 @@ class PresenceScan:
             a, b, st = runs[r]
             if runs[r - 1][2] != st and runs[r + 1][2] != st:
                 sims = [self.sim[i] for i in range(a, b + 1) if self.measured[i] and self.sim[i] is not None]
-                if len(sims) == 1 and abs(sims[0] - self.ref.threshold) <= self.ref.band:
+                if len(sims) == 1 and abs(sims[0] - self.ref.threshold) <= 2 * self.ref.band:
                     for i in range(a, b + 1):
                         if self.state[i] is not None:
                             self.state[i] = not st
