@@ -50,14 +50,25 @@ def _error(path: str, exc: Exception) -> dict[str, Any]:
     return {**error_record(path, exc), "path": path}
 
 
-def score_photo(path: str, det: DetectSettings, cfg: BlurConfig) -> dict[str, Any]:
+def score_photo(path: str, det: DetectSettings, cfg: BlurConfig, person: Any = None) -> dict[str, Any]:
     """Score the largest face of a photo at its own resolution (or the whole image when it has
-    none) against the absolute photo threshold, and say why a rejected face is soft."""
+    none) against the absolute photo threshold, and say why a rejected face is soft.
+
+    ``person`` (:class:`prep.identity.Reference`): score the largest face of that person; a
+    photo without them is not judged (``other_person`` true) and carries the best similarity."""
     try:
         img = read_image(path)
         faces = [f for f in detector_for(det).detect(img) if f.score >= 0.8]
+        match = None
+        if person is not None:
+            faces, match = _person_faces(img, faces, person)
+            if not faces:
+                return {"path": path, "kind": "photo", "status": "ok", "other_person": True, "person": match, "blurry": False, "borderline": False, "reason": None,
+                        "why": "the person is not in this photo" + (f" (best similarity {match['similarity']:.3f} < {person.threshold:.3f})" if match else " (no face)")}
         face = main_face(faces)
         rec: dict[str, Any] = {"path": path, "kind": "photo", "status": "ok", "on_face": face is not None, "faces": len(faces), "threshold": cfg.photo_threshold}
+        if match is not None:
+            rec["person"] = match
         if face is not None:
             m = measure_face(img, face)
             reason = judge_photo(m, cfg)
@@ -74,6 +85,18 @@ def score_photo(path: str, det: DetectSettings, cfg: BlurConfig) -> dict[str, An
         return rec
     except Exception as exc:  # noqa: BLE001 - an item's failure is a value
         return _error(path, exc)
+
+
+def _person_faces(img: np.ndarray, faces: list, person: Any) -> tuple[list, dict[str, Any] | None]:
+    """The faces of ``person`` among ``faces`` and the match of the best face (``None`` without faces)."""
+    from .identity import embed, face_match
+
+    matches = [(f, face_match(embed(img, f), person)) for f in faces]
+    if not matches:
+        return [], None
+    kept = [(f, m) for f, m in matches if m["matched"]]
+    best = max(kept or matches, key=lambda fm: (fm[0].size if kept else fm[1]["similarity"]))
+    return [f for f, _ in kept], best[1]
 
 
 def score_video(path: str, det: DetectSettings, cfg: BlurConfig, fps: float | None = None, show_progress: bool | None = None) -> dict[str, Any]:

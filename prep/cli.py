@@ -180,11 +180,12 @@ def _detect_settings(detector: str | None, weights_dir: str | None):
 @click.option("--move-rejected", "move_dir", type=click.Path(file_okay=False), default=None, help="Move rejected photos into DIR/motion, DIR/defocus, DIR/low_resolution, DIR/no_face, with the reasons in DIR/rejected.jsonl.")
 @click.option("--keep-low-res", is_flag=True, help="Keep faces that are small but not blurred (by default they are rejected as low resolution).")
 @click.option("--sheet", "sheet_path", type=click.Path(dir_okay=False), default=None, help="Write a contact sheet (PNG) of the rejected and borderline items.")
+@person_option
 @detector_options
 @click.option("--workers", type=int, default=1, show_default=True, help="Photos scored at once.")
 @report_option
 @_fail_cleanly
-def blur(sources: tuple[str, ...], as_json: bool, threshold: float | None, move_dir: str | None, keep_low_res: bool, sheet_path: str | None, detector: str | None, weights_dir: str | None, workers: int, report_path: str | None) -> None:
+def blur(sources: tuple[str, ...], as_json: bool, threshold: float | None, move_dir: str | None, keep_low_res: bool, sheet_path: str | None, person: tuple[str, ...], detector: str | None, weights_dir: str | None, workers: int, report_path: str | None) -> None:
     """Score photos, folders of photos and the frames of videos for motion blur and defocus.
 
     Photos are judged against an absolute threshold; video frames against their own clip
@@ -205,13 +206,18 @@ def blur(sources: tuple[str, ...], as_json: bool, threshold: float | None, move_
         raise PrepError(None, f"no photos or videos in {', '.join(sources)}")
     photos = [str(p) for p in paths if not is_video_path(p)]
     videos = [str(p) for p in paths if is_video_path(p)]
-    records = list(map_items(score_photo, [(p, det, cfg) for p in photos], workers, "blur"))
+    ref = _reference(person, None, detector, weights_dir)
+    if ref is not None and videos:
+        raise PrepError(videos[0], "blur --person scores photos only; for a video run frames --person first, then blur on its frames")
+    records = list(map_items(score_photo, [(p, det, cfg, ref) for p in photos], workers, "blur"))
     records += [score_video(v, det, cfg) for v in videos]
     for rec in records:
         if rec["status"] == "error":
             click.echo(f"prep: {rec['message']}", err=True)
             continue
-        if rec["kind"] == "photo":
+        if rec["kind"] == "photo" and rec.get("other_person"):
+            click.echo(json.dumps({k: v for k, v in rec.items() if k not in ("kind", "status")}) if as_json else f"other  {rec['path']}  ({rec['why']})")
+        elif rec["kind"] == "photo":
             if move_dir and rec["blurry"]:
                 rec["moved_to"] = str(move_rejected(rec["path"], move_dir, rec["reason"]))
             if as_json:

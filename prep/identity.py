@@ -223,8 +223,10 @@ def load_reference(paths: Sequence[str | Path], detector: Any, threshold: float 
         if len(big) > 1 and big[1] > 0.8 * big[0]:
             raise PrepError(f, f"--person: {len(faces)} faces of similar size in the reference photo; give a photo (or crop) where the person's face is the largest")
         e = embed(img, face)
-        if e.eye_px < MIN_EYE_PX / 2:
-            raise PrepError(f, f"--person: the face in the reference photo is too small ({e.eye_px:.0f} px between the eyes)")
+        if e.eye_px < MIN_EYE_PX:
+            raise PrepError(f, f"--person: the face in the reference photo is too small ({e.eye_px:.0f} px between the eyes, at least {MIN_EYE_PX:.0f} needed)")
+        if e.turn > MAX_TURN:
+            raise PrepError(f, f"--person: the face in the reference photo is turned too far (turn {e.turn:.2f}, at most {MAX_TURN}); give a photo facing the camera")
         sources.append(str(f))
         vectors.append(tuple(round(float(v), 6) for v in e.vector))
     return Reference(tuple(sources), tuple(vectors), THRESHOLD if threshold is None else threshold)
