@@ -51,7 +51,7 @@ def get_detector(cfg: CropConfig) -> Detector:
 
 def config_key(cfg: CropConfig) -> str:
     """Fingerprint of the settings that shape the output (resume skips only identical work)."""
-    relevant = {k: v for k, v in cfg.to_dict().items() if k not in ("weights_dir",)}
+    relevant = {k: v for k, v in cfg.to_dict().items() if k not in ("weights_dir",) and not (k == "person" and v is None)}
     return hashlib.sha256(json.dumps(relevant, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 

@@ -75,7 +75,10 @@ class PairsConfig:
         d = dataclasses.asdict(self)
         for k in ("weights_dir", "detector"):
             d.pop(k)
-        if d["person"] is not None:
+        for k in ("person", "group_by"):  # absent when unused: earlier runs' fingerprints stay valid
+            if d[k] is None:
+                d.pop(k)
+        if "person" in d:
             d["person"] = {"vectors": d["person"]["vectors"], "threshold": d["person"]["threshold"]}
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 
