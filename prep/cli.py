@@ -271,10 +271,11 @@ def _blur_sheet(path: str, records: list[dict[str, Any]], det: Any) -> None:
 @click.option("--dst", is_flag=True, help="With --layout dfl: write data_dst instead of data_src.")
 @tiers_option
 @person_option
+@group_by_option
 @detector_options
 @report_option
 @_fail_cleanly
-def frames(video: str, out_dir: str, fps: float | None, reject_blur: bool, layout: str, dst: bool, tiers: tuple[int, ...] | None, person: tuple[str, ...], detector: str | None, weights_dir: str | None, report_path: str | None) -> None:
+def frames(video: str, out_dir: str, fps: float | None, reject_blur: bool, layout: str, dst: bool, tiers: tuple[int, ...] | None, person: tuple[str, ...], group_by: str | None, detector: str | None, weights_dir: str | None, report_path: str | None) -> None:
     """Extract a video's frames as PNG files named as DeepFaceLab expects (00001.png, ...).
 
     Every face is scored for blur; with --reject-blur the frames judged blurred against the
@@ -289,8 +290,10 @@ def frames(video: str, out_dir: str, fps: float | None, reject_blur: bool, layou
 
         video_copy, frames_dir = dfl_workspace(out_dir, video, "data_dst" if dst else "data_src")
         out_dir = str(frames_dir)
-    ref = _reference(person, None, detector, weights_dir)
-    rec = extract_frames(video, out_dir, _detect_settings(detector, weights_dir), BlurConfig.resolve(), fps, reject_blur, tiers=tiers or (), person=ref)
+    if person and group_by:
+        raise PrepError(None, "--person and --group-by person do not go together: --person keeps one person, --group-by sorts everyone")
+    ref = _reference(person, group_by, detector, weights_dir)
+    rec = extract_frames(video, out_dir, _detect_settings(detector, weights_dir), BlurConfig.resolve(), fps, reject_blur, tiers=tiers or (), person=ref, group_by=group_by)
     if video_copy is not None and rec["status"] == "ok":
         from .fsutil import copy_atomic
 
@@ -303,6 +306,8 @@ def frames(video: str, out_dir: str, fps: float | None, reject_blur: bool, layou
         where = f", {len(rec['blurred_frames'])} blurred set aside in {out_dir}/rejected" if reject_blur else f", {len(rec['blurred_frames'])} judged blurred (kept; use --reject-blur)"
         who = f", {len(rec['person']['frames_without'])} without the person removed" if rec.get("person") else ""
         click.echo(f"ok   {video} -> {out_dir}: {rec['kept']} frames kept{who}{where}; report {out_dir}/frames.json")
+        for g in rec.get("persons", []):
+            click.echo(f"     {Path(out_dir) / g['person']}: {g['frames']} frames ({', '.join(f'{a}-{b}' for a, b in g['segments'])}); sheet {Path(out_dir) / g['person'] / 'sheet.png'}")
     _write_report(report_path, "frames", [rec], {})
 
 

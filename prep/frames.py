@@ -54,23 +54,28 @@ def extract_frames(
     show_progress: bool | None = None,
     tiers: tuple[int, ...] = (),
     person: Any = None,
+    group_by: str | None = None,
 ) -> dict[str, Any]:
     """``tiers``: also (instead) write the frames shrunk so their longer side is each size, in
     ``OUT/<size>/``; scores are measured once, on the full frames. ``person``
     (:class:`prep.identity.Reference`): keep only the frames where that person is seen; the
-    others are removed and listed with their similarity (file numbers stay the source's)."""
+    others are removed and listed with their similarity (file numbers stay the source's).
+    ``group_by="person"``: the frames are sorted into ``OUT/person_NN/`` by who is on them (a
+    frame with two people is in both folders), each with a ``sheet.png`` of its faces."""
     from .crop import error_record
 
     try:
-        return _extract(src, Path(out_dir), det, bcfg, fps, reject_blur, show_progress, tiers, person)
+        return _extract(src, Path(out_dir), det, bcfg, fps, reject_blur, show_progress, tiers, person, group_by)
     except Exception as exc:  # noqa: BLE001 - an item's failure is a value
         return {**error_record(src, exc)}
 
 
-def _extract(src: str, out: Path, det: DetectSettings, bcfg: BlurConfig, fps: float | None, reject_blur: bool, show_progress: bool | None, tiers: tuple[int, ...], person: Any = None) -> dict[str, Any]:
+def _extract(src: str, out: Path, det: DetectSettings, bcfg: BlurConfig, fps: float | None, reject_blur: bool, show_progress: bool | None, tiers: tuple[int, ...], person: Any = None, group_by: str | None = None) -> dict[str, Any]:
     settings = {"fps": fps, "reject_blur": reject_blur, "blur": bcfg.__dict__, "detector": det.detector, "tiers": list(tiers)}
     if person is not None:
         settings["person"] = {"vectors": [list(v) for v in person.vectors], "threshold": person.threshold}
+    if group_by:
+        settings["group_by"] = group_by
     folders = [(out / str(t), t) for t in tiers] or [(out, None)]
     report = out / REPORT
     if report.is_file():
@@ -88,6 +93,10 @@ def _extract(src: str, out: Path, det: DetectSettings, bcfg: BlurConfig, fps: fl
         from .identity import PresenceScan
 
         scan = PresenceScan(person, stride=max(1, round(rate / 4)))
+    elif group_by == "person":
+        from .identity import GroupScan
+
+        scan = GroupScan(stride=max(1, round(rate / 4)))
     # --person: a full search on every frame, so the first frame after a cut is not searched
     # only where the previous shot's face was
     analyzer = FrameAnalyzer(detector_for(det), every=1, full_every=1) if scan else FrameAnalyzer(detector_for(det), every=2)
@@ -101,7 +110,9 @@ def _extract(src: str, out: Path, det: DetectSettings, bcfg: BlurConfig, fps: fl
     if not scores:
         raise PrepError(src, "no frames decoded")
     presence = scan.finish() if scan is not None else None
-    absent = [p["frame"] for p in presence if not p["person"]] if presence else []
+    absent = [p["frame"] for p in presence if not p["person"]] if person is not None else []
+    if group_by == "person":
+        absent = [p["frame"] for p in presence if not p["persons"]]
     for folder, _ in folders:
         for i in absent:
             (folder / frame_name(i)).unlink(missing_ok=True)
@@ -116,6 +127,8 @@ def _extract(src: str, out: Path, det: DetectSettings, bcfg: BlurConfig, fps: fl
             rej.mkdir(exist_ok=True)
             for i in rejected:
                 os.replace(folder / frame_name(i), rej / frame_name(i))
+    if group_by == "person":  # after the blurred frames are set aside: they stay in OUT/rejected/
+        persons = _group_frames(folders, presence, scan)
     record = {
         "source": src,
         "status": "ok",
@@ -130,7 +143,10 @@ def _extract(src: str, out: Path, det: DetectSettings, bcfg: BlurConfig, fps: fl
         "blur_rule": bcfg.video_rule(),
         "scores": [None if not np.isfinite(v) else round(float(v), 4) for v in s],
     }
-    if presence is not None:
+    if group_by == "person":
+        record["persons"] = persons
+        record["frames_without_person"] = absent
+    elif presence is not None:
         record["person"] = {
             "reference": person.to_dict(),
             "frames_with_person": len(scores) - len(absent),
@@ -141,3 +157,29 @@ def _extract(src: str, out: Path, det: DetectSettings, bcfg: BlurConfig, fps: fl
         }
     write_json(report, record)
     return record
+
+
+def _group_frames(folders: list[tuple[Path, int | None]], presence: list[dict[str, Any]], scan: Any) -> list[dict[str, Any]]:
+    """Copy each frame into the folder of every person on it, remove the originals, and write
+    one contact sheet per person; returns a summary per person."""
+    import shutil
+
+    from .identity import person_folder
+    from .sheet import GREEN, Tile, write_sheet
+
+    by_person: dict[int, list[int]] = {}
+    for p in presence:
+        for k in p["persons"]:
+            by_person.setdefault(k, []).append(p["frame"])
+    tiles = scan.sheet_tiles()
+    for folder, _ in folders:
+        for k, frames in sorted(by_person.items()):
+            dest = folder / person_folder(k)
+            dest.mkdir(parents=True, exist_ok=True)
+            for i in frames:
+                if (folder / frame_name(i)).is_file():
+                    shutil.copyfile(folder / frame_name(i), dest / frame_name(i))
+            write_sheet(dest / "sheet.png", [Tile(c, [f"frame {i}"], GREEN) for i, c in tiles.get(k, [])], f"{person_folder(k)}: {len(frames)} frames")
+        for p in presence:
+            (folder / frame_name(p["frame"])).unlink(missing_ok=True)
+    return [{"person": person_folder(k), "frames": len(v), "segments": segments(np.isin(np.arange(len(presence)), v))} for k, v in sorted(by_person.items())]

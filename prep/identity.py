@@ -553,3 +553,53 @@ class PresenceScan:
                     for i in range(a, b + 1):
                         if self.state[i] is not None:
                             self.state[i] = not st
+
+
+class GroupScan(PresenceScan):
+    """``frames --group-by person``: which people are on each frame. The same sampling and
+    bisection as :class:`PresenceScan`, but a frame's answer is the set of persons on it: each
+    embedded face joins a :class:`Clusterer` (one centroid per person). Persons seen on fewer
+    than ``min_faces`` embedded faces (a turned face that formed its own cluster, say) are
+    dropped. Up to ``keep_chips`` aligned chips per person are kept for its contact sheet."""
+
+    def __init__(self, stride: int = 6, min_score: float = 0.8, threshold: float = THRESHOLD, min_faces: int = 3, keep_chips: int = 24):
+        super().__init__(Reference((), (), threshold), stride, min_score)
+        self.clusterer = Clusterer(threshold)
+        self.min_faces = min_faces
+        self.keep_chips = keep_chips
+        self.chips: dict[int, list[tuple[int, np.ndarray]]] = {}
+
+    def _measure(self, k: int, before: Any) -> Any:
+        index, chips = self.buf[k]
+        state = None
+        if chips:
+            labels = []
+            for c, _, _ in chips:
+                label, _ = self.clusterer.add(describe_chip(c))
+                labels.append(label)
+                kept = self.chips.setdefault(label, [])
+                if len(kept) < self.keep_chips:
+                    kept.append((index, c))
+            self.embedded += len(chips)
+            state = frozenset(labels)
+        self.state[index], self.measured[index] = state, True
+        return state
+
+    def _smooth(self) -> None:
+        pass
+
+    def finish(self) -> list[dict[str, Any]]:  # type: ignore[override]
+        """Per frame: ``{"frame", "persons": [final labels, person 0 has the most faces], "measured"}``."""
+        if len(self.buf) > 1:
+            self._sample()
+        rank = self.clusterer.ranking()
+        self.kept = {k for k, n in enumerate(self.clusterer.counts) if n >= self.min_faces}
+        return [
+            {"frame": i, "persons": sorted(rank[k] for k in (st or ()) if k in self.kept), "measured": me}
+            for i, (st, me) in enumerate(zip(self.state, self.measured))
+        ]
+
+    def sheet_tiles(self) -> dict[int, list[tuple[int, np.ndarray]]]:
+        """Final label -> (frame, chip HxWx3 uint8 BGR) for the persons kept."""
+        rank = self.clusterer.ranking()
+        return {rank[k]: [(i, c[:, :, ::-1].copy()) for i, c in sorted(v, key=lambda x: x[0])] for k, v in self.chips.items() if k in self.kept}

@@ -242,7 +242,7 @@ def test_blur_person_judges_only_the_persons_photos(photos):
 
 
 def frame_numbers(folder: Path) -> list[int]:
-    return sorted(int(p.stem) - 1 for p in folder.glob("*.png"))
+    return sorted(int(p.stem) - 1 for p in folder.glob("[0-9]*.png"))
 
 
 @pytest.mark.slow
@@ -260,6 +260,25 @@ def test_frames_person_keeps_exactly_the_persons_frames(edits, tmp_path, who, ex
     assert all(sims[i] is not None for i in range(200))
     assert max(sims[i] for i in p["frames_without"]) < 0.9 <= min(sims[i] for i in expected)
     assert f"{len(expected)} frames kept, {200 - len(expected)} without the person removed" in res.output
+
+
+@pytest.mark.slow
+def test_frames_group_by_person_sorts_frames_by_who_is_on_them(edits, tmp_path):
+    out = tmp_path / "cuts"
+    res = run("frames", str(edits["cuts"]), "-o", str(out), "--group-by", "person")
+    assert res.exit_code == 0, res.output
+    assert sorted(p.name for p in out.iterdir()) == ["frames.json", "person_00", "person_01"]
+    assert frame_numbers(out / "person_00") == list(range(0, 75)) + list(range(150, 200))  # Katie: more frames
+    assert frame_numbers(out / "person_01") == list(range(75, 150))
+    assert (out / "person_00" / "sheet.png").is_file() and (out / "person_01" / "sheet.png").is_file()
+    rec = json.loads((out / "frames.json").read_text())
+    assert [(g["person"], g["segments"]) for g in rec["persons"]] == [("person_00", [[0, 74], [150, 199]]), ("person_01", [[75, 149]])]
+    # side by side: both people on every frame, so every frame is in both folders
+    out = tmp_path / "sbs"
+    res = run("frames", str(edits["sbs"]), "-o", str(out), "--group-by", "person")
+    assert res.exit_code == 0, res.output
+    assert frame_numbers(out / "person_00") == frame_numbers(out / "person_01") == list(range(75))
+    assert not (out / "person_02").exists()
 
 
 @pytest.mark.slow
