@@ -97,9 +97,9 @@ def _extract(src: str, out: Path, det: DetectSettings, bcfg: BlurConfig, fps: fl
         from .identity import GroupScan
 
         scan = GroupScan(stride=max(1, round(rate / 4)))
-    # --person: a full search on every frame, so the first frame after a cut is not searched
-    # only where the previous shot's face was
-    analyzer = FrameAnalyzer(detector_for(det), every=1, full_every=1) if scan else FrameAnalyzer(detector_for(det), every=2)
+    # --person: faces on every frame, and a full search on the first frame after a cut (not only
+    # where the previous shot's face was), so a change of person lands on its frame
+    analyzer = FrameAnalyzer(detector_for(det), every=1, search_new_shots=True) if scan else FrameAnalyzer(detector_for(det), every=2)
     scores = []
     for i, frame, faces, score in analyzer.run(progress(iter_frames(info, fps), None, Path(src).name, "frame", show_progress)):
         for folder, size in folders:

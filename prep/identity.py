@@ -125,15 +125,16 @@ def _rgb(image: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(image[:, :, ::-1])
 
 
-def landmarks(image: np.ndarray, face: Face) -> tuple[Any, np.ndarray]:
-    """dlib's 5 landmarks inside ``face.box`` of ``image`` (HxWx3 uint8 BGR): the dlib shape and
-    a ``5x2`` array (two corners of one eye, two of the other, the base of the nose)."""
+def landmarks(image: np.ndarray, face: Face, rgb: bool = False) -> tuple[Any, np.ndarray]:
+    """dlib's 5 landmarks inside ``face.box`` of ``image`` (HxWx3 uint8 BGR, or RGB with
+    ``rgb``): the dlib shape and a ``5x2`` array (two corners of one eye, two of the other, the
+    base of the nose)."""
     import dlib
 
     shape_model, _ = _load()
     x, y, w, h = face.box
     rect = dlib.rectangle(int(round(x)), int(round(y)), int(round(x + w)), int(round(y + h)))
-    shape = shape_model(_rgb(image), rect)
+    shape = shape_model(image if rgb else _rgb(image), rect)
     pts = np.array([[shape.part(i).x, shape.part(i).y] for i in range(5)], np.float32)
     return shape, pts
 
@@ -150,12 +151,23 @@ def pose_facts(pts: np.ndarray) -> tuple[float, float]:
 
 
 def chip(image: np.ndarray, face: Face) -> tuple[np.ndarray, float, float]:
-    """The aligned ``150x150x3 uint8 RGB`` chip of ``face``, its eye distance and its turn."""
+    """The aligned ``150x150x3 uint8 RGB`` chip of ``face``, its eye distance and its turn.
+
+    Only the face's neighbourhood (the box grown by its size on every side, all the chip can
+    see) is converted, so the cost does not grow with the frame's size."""
     import dlib
 
-    shape, pts = landmarks(image, face)
+    x, y, w, h = face.box
+    m = max(w, h)
+    h_img, w_img = image.shape[:2]
+    x0, y0 = max(0, int(x - m)), max(0, int(y - m))
+    x1, y1 = min(w_img, int(x + w + m) + 1), min(h_img, int(y + h + m) + 1)
+    if x1 - x0 < 2 or y1 - y0 < 2:
+        x0, y0, x1, y1 = 0, 0, w_img, h_img
+    region = _rgb(image[y0:y1, x0:x1])
+    shape, pts = landmarks(region, face.shifted(-x0, -y0), rgb=True)
     eye_px, turn = pose_facts(pts)
-    return dlib.get_face_chip(_rgb(image), shape, size=CHIP, padding=0.25), eye_px, turn
+    return dlib.get_face_chip(region, shape, size=CHIP, padding=0.25), eye_px, turn
 
 
 def describe_chip(face_chip: np.ndarray) -> np.ndarray:

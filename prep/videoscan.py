@@ -23,22 +23,39 @@ from .detect import Detector, Face, main_face
 from .detect.scan import FaceScanner
 
 AHEAD = 4
+# New-shot check: mean absolute difference of 32x32 grey thumbnails of consecutive frames (0-255)
+# above which the next face search covers the whole frame. Within a shot, even with camera
+# motion, neighbouring frames differ far less; a false alarm costs one full search.
+CUT_DIFF = 12.0
 
 
 class FrameAnalyzer:
-    def __init__(self, detector: Detector, every: int = 1, face_px: int = 112, full_every: int = 12, blur: bool = True):
+    def __init__(self, detector: Detector, every: int = 1, face_px: int = 112, full_every: int = 12, blur: bool = True, search_new_shots: bool = False):
+        """``search_new_shots``: a full-frame search on the first frame of a new shot, so faces
+        are exact from the first frame after a cut (``frames --person``)."""
         self.scanner = FaceScanner(detector, face_px, full_every)
         self.every = max(1, every)
         self.blur = blur
+        self.search_new_shots = search_new_shots
+        self._thumb: np.ndarray | None = None
         self._face: Face | None = None
 
     def detect(self, index: int, frame: np.ndarray, force: bool = False) -> list[Face] | None:
         """Faces on ``frame`` when it is one to analyse (every ``every``-th, or ``force``), else ``None``."""
         if not (force or index % self.every == 0):
             return None
-        faces = self.scanner.scan(frame)
+        faces = self.scanner.scan(frame, full=self.search_new_shots and self._new_shot(frame))
         self._face = main_face(faces)
         return faces
+
+    def _new_shot(self, frame: np.ndarray) -> bool:
+        import cv2
+
+        step = max(1, min(frame.shape[:2]) // 128)  # every step-th pixel is plenty for a 32 px thumbnail
+        small = np.ascontiguousarray(frame[::step, ::step])
+        thumb = cv2.resize(cv2.cvtColor(small, cv2.COLOR_BGR2GRAY), (32, 32), interpolation=cv2.INTER_AREA).astype(np.float32)
+        prev, self._thumb = self._thumb, thumb
+        return prev is not None and float(np.mean(np.abs(thumb - prev))) > CUT_DIFF
 
     def score(self, frame: np.ndarray, face: Face | None) -> float:
         return blur_score(frame, face).score if (self.blur and face is not None) else float("nan")

@@ -30,9 +30,10 @@ class FaceScanner:
         self._calls = 0
         self.full_searches = 0
 
-    def scan(self, frame: np.ndarray) -> list[Face]:
-        """Faces in ``frame`` (``HxWx3 uint8 BGR``), in its pixel coordinates."""
-        full = self._calls % self.full_every == 0 or not self._known
+    def scan(self, frame: np.ndarray, full: bool = False) -> list[Face]:
+        """Faces in ``frame`` (``HxWx3 uint8 BGR``), in its pixel coordinates; ``full`` forces a
+        full-frame search (after a cut, the faces are not where the last ones were)."""
+        full = full or self._calls % self.full_every == 0 or not self._known
         self._calls += 1
         faces = None if full else self._scan_regions(frame)
         if faces is None:
