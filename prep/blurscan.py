@@ -99,16 +99,20 @@ def _person_faces(img: np.ndarray, faces: list, person: Any) -> tuple[list, dict
     return [f for f, _ in kept], best[1]
 
 
-def score_video(path: str, det: DetectSettings, cfg: BlurConfig, fps: float | None = None, show_progress: bool | None = None) -> dict[str, Any]:
-    """Score every frame's face; a frame is blurred when it falls well below its own clip."""
+def score_video(path: str, det: DetectSettings, cfg: BlurConfig, fps: float | None = None, show_progress: bool | None = None, person: Any = None) -> dict[str, Any]:
+    """Score every frame's face; a frame is blurred when it falls well below its own clip.
+
+    ``person`` (:class:`prep.identity.Reference`): score that person's face, ignore the others;
+    frames without the person count as frames without a face."""
     try:
         info = probe_video(path)
-        analyzer = FrameAnalyzer(detector_for(det), every=1)
         rate = fps or info.fps
-        scores = []
-        for _, _, _, score in analyzer.run(progress(iter_frames(info, fps, max_side=960), None, Path(path).name, "frame", show_progress)):
-            scores.append(score)
-        s = np.array(scores, np.float64)
+        frames_in = progress(iter_frames(info, fps, max_side=960), None, Path(path).name, "frame", show_progress)
+        if person is not None:
+            s, presence = _person_scores(frames_in, det, person, rate)
+        else:
+            analyzer = FrameAnalyzer(detector_for(det), every=1)
+            s, presence = np.array([score for _, _, _, score in analyzer.run(frames_in)], np.float64), None
         vb = judge_video(s, rate, cfg)
         flags, ref, border = vb.blurred, vb.reference, vb.borderline(s, cfg.borderline)
         frames = [
@@ -123,6 +127,9 @@ def score_video(path: str, det: DetectSettings, cfg: BlurConfig, fps: float | No
             for i, v in enumerate(s)
         ]
         finite = s[np.isfinite(s)]
+        if presence is not None:
+            for fr, p in zip(frames, presence):
+                fr["person"], fr["similarity"] = p["person"], p["similarity"]
         return {
             "path": path,
             "kind": "video",
@@ -132,11 +139,42 @@ def score_video(path: str, det: DetectSettings, cfg: BlurConfig, fps: float | No
             "median": round(float(np.median(finite)), 4) if len(finite) else None,
             "blurred": int(flags.sum()),
             "no_face": int((~np.isfinite(s)).sum()),
+            **({"person": person.to_dict()} if person is not None else {}),
             "segments": segments(flags),
             "rule": cfg.video_rule(),
         }
     except Exception as exc:  # noqa: BLE001
         return _error(path, exc)
+
+
+def _person_scores(frames: Any, det: DetectSettings, person: Any, rate: float) -> tuple[np.ndarray, list[dict[str, Any]]]:
+    """Blur scores of the person's face on every frame (NaN where the person is not seen) and
+    the per-frame presence of :class:`prep.identity.PresenceScan`. Every confident face is
+    scored (cheap); which one is the person's is known on the embedded frames and carried to
+    the others by position (the face nearest to where the person was on the nearest embedded frame)."""
+    from .identity import PresenceScan
+
+    scan = PresenceScan(person, stride=max(1, round(rate / 4)))
+    analyzer = FrameAnalyzer(detector_for(det), every=1, blur=False, search_new_shots=True)
+    per_frame: list[list[tuple[tuple[float, float], float]]] = []
+    for i, frame, faces, _ in analyzer.run(frames):
+        confident = [f for f in (faces or []) if f.score >= scan.min_score]
+        scan.feed(i, frame, confident)
+        per_frame.append([(f.center, blur_score(frame, f).score) for f in confident])
+    presence = scan.finish()
+    measured = np.array(sorted(scan.best_face))
+    scores = np.full(len(per_frame), np.nan)
+    for i, faces in enumerate(per_frame):
+        if not presence[i]["person"] or not faces:
+            continue
+        if i in scan.best_face:
+            scores[i] = faces[scan.best_face[i]][1]
+            continue
+        near = [int(k) for k in measured[np.argsort(np.abs(measured - i), kind="stable")] if presence[int(k)]["person"]][:1]
+        if near:
+            cx, cy = per_frame[near[0]][scan.best_face[near[0]]][0]
+            scores[i] = min(faces, key=lambda fs: (fs[0][0] - cx) ** 2 + (fs[0][1] - cy) ** 2)[1]
+    return scores, presence
 
 
 def video_tiles(path: str, indices: list[int], fps: float | None, det: DetectSettings) -> dict[int, np.ndarray]:

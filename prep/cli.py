@@ -207,10 +207,8 @@ def blur(sources: tuple[str, ...], as_json: bool, threshold: float | None, move_
     photos = [str(p) for p in paths if not is_video_path(p)]
     videos = [str(p) for p in paths if is_video_path(p)]
     ref = _reference(person, None, detector, weights_dir)
-    if ref is not None and videos:
-        raise PrepError(videos[0], "blur --person scores photos only; for a video run frames --person first, then blur on its frames")
     records = list(map_items(score_photo, [(p, det, cfg, ref) for p in photos], workers, "blur"))
-    records += [score_video(v, det, cfg) for v in videos]
+    records += [score_video(v, det, cfg, person=ref) for v in videos]
     for rec in records:
         if rec["status"] == "error":
             click.echo(f"prep: {rec['message']}", err=True)
@@ -228,10 +226,10 @@ def blur(sources: tuple[str, ...], as_json: bool, threshold: float | None, move_
         else:
             if as_json:
                 for fr in rec["frames"]:
-                    click.echo(json.dumps({"path": rec["path"], "frame": fr["frame"], "time": fr["time"], "score": fr["score"], "blurry": fr["blurry"]}))
+                    click.echo(json.dumps({"path": rec["path"], "frame": fr["frame"], "time": fr["time"], "score": fr["score"], "blurry": fr["blurry"], **{k: fr[k] for k in ("person", "similarity") if k in fr}}))
             else:
                 segs = ", ".join(f"{a}-{b}" if a != b else f"{a}" for a, b in rec["segments"]) or "none"
-                click.echo(f"video  {rec['path']}: {len(rec['frames'])} frames, {rec['blurred']} blurred (frames {segs}), median score {rec['median']}, {rec['no_face']} without a face")
+                click.echo(f"video  {rec['path']}: {len(rec['frames'])} frames, {rec['blurred']} blurred (frames {segs}), median score {rec['median']}, {rec['no_face']} without " + ("the person" if "person" in rec else "a face"))
     if sheet_path:
         _blur_sheet(sheet_path, records, det)
     _write_report(report_path, "blur", records, {"config": cfg.__dict__})

@@ -491,6 +491,7 @@ class PresenceScan:
         self.sim: list[float | None] = []  # the similarity that decided each frame
         self.measured: list[bool] = []
         self.embedded = 0
+        self.best_face: dict[int, int] = {}  # measured frame -> index (among its confident faces) of the most similar face
 
     def feed(self, index: int, frame: np.ndarray, faces: list[Face]) -> None:
         """``index`` must count up from 0; ``faces`` in ``frame``'s pixels."""
@@ -508,7 +509,9 @@ class PresenceScan:
         if not chips:
             state, s = None, None
         else:
-            s = max(self.ref.similarity(describe_chip(c)) for c, _, _ in chips)
+            sims = [self.ref.similarity(describe_chip(c)) for c, _, _ in chips]
+            s = max(sims)
+            self.best_face[index] = int(np.argmax(sims))
             self.embedded += len(chips)
             t = self.ref.threshold
             state = True if s >= t else False if s < t - self.ref.band else bool(before)

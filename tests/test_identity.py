@@ -241,6 +241,26 @@ def test_blur_person_judges_only_the_persons_photos(photos):
 # --- videos: frames and crop ---------------------------------------------------------------
 
 
+@pytest.mark.slow
+def test_blur_person_on_a_video_scores_only_the_persons_face(edits):
+    def frames_of(*args: str) -> list[dict]:
+        res = run("blur", *args, "--json")
+        assert res.exit_code == 0, res.output
+        return [json.loads(line) for line in res.output.strip().splitlines()]
+
+    man = frames_of(str(edits["cuts"]), "--person", str(edits["man_ref"]))
+    assert [f["frame"] for f in man if f["score"] is not None] == list(range(75, 150))
+    assert all(f["person"] == (75 <= f["frame"] < 150) for f in man)
+    # side by side: the man's face is scored, not Katie's larger one
+    man = frames_of(str(edits["sbs"]), "--person", str(edits["man_ref"]))
+    katie = frames_of(str(edits["sbs"]), "--person", str(edits["katie_ref"]))
+    plain = frames_of(str(edits["sbs"]))
+    assert all(f["score"] is not None for f in man + katie)
+    assert np.median([abs(a["score"] - b["score"]) for a, b in zip(man, katie)]) > 0.02
+    assert sum(a["score"] == b["score"] for a, b in zip(katie, plain)) > sum(a["score"] == b["score"] for a, b in zip(man, plain))
+
+
+
 def frame_numbers(folder: Path) -> list[int]:
     return sorted(int(p.stem) - 1 for p in folder.glob("[0-9]*.png"))
 
