@@ -14,8 +14,11 @@ The API other stages use:
 - :func:`load_reference` (driver, once): photos or folders -> a picklable :class:`Reference`
   that travels inside the resolved config to the workers.
 - :func:`embed` (one face of one image) -> :class:`FaceEmbedding` (vector, size, turn).
-- :func:`track_identity` (several frames of one face track) -> :class:`TrackIdentity`
-  (the track's mean vector and, with a reference, its :class:`Match`; robust to bad frames).
+- :func:`identify_tracks` (a video and its face tracks as frame -> box) -> one
+  :class:`TrackIdentity` per track, decoding the video once (the call for ``crop --split``'s
+  segments); :func:`track_identity` does the same from frames already in memory. A
+  TrackIdentity holds the track's mean vector and, with a reference, its :class:`Match`
+  (median over the sampled frames, so one bad frame does not flip it).
 - :func:`decide` (similarities of one track) -> :class:`Match`.
 - :class:`Clusterer` / :func:`cluster` (vectors in a fixed order) -> person labels, holding
   only one centroid per person (never an n x n matrix); :func:`person_folder` names them.
@@ -405,6 +408,38 @@ def _smooth3(x: np.ndarray) -> np.ndarray:
     return y
 
 
+def identify_tracks(info: Any, fps: float | None, tracks: Sequence[Sequence[tuple[int, Face]]], ref: Reference | None = None, side: int = 960, per_track: int = 12) -> list[TrackIdentity]:
+    """The identity of each face track of one video, decoding it once.
+
+    ``info``: :class:`prep.probe.VideoInfo`; ``tracks[k]``: ``(frame index, face)`` pairs in
+    time order, frame indices on the timeline of ``fps`` (``None``: the source's frames), faces
+    in display pixels. Up to ``per_track`` frames of each track, spread evenly, are decoded
+    (longer side ``side``) and embedded (about 80 ms each). Returns one :class:`TrackIdentity`
+    per track: ``.match`` (with ``ref``: similarity, matched, uncertain, frames used),
+    ``.vector`` (for :func:`cluster`), ``.frames`` and ``.similarities`` per embedded frame.
+    This is the call for ``crop --split``'s segments: one track per segment.
+    """
+    from .decode import iter_frames, scaled_size
+
+    require()
+    want: dict[int, list[tuple[int, Face]]] = {}
+    for k, tr in enumerate(tracks):
+        for pos in pick_evenly(len(tr), per_track):
+            i, face = tr[pos]
+            want.setdefault(int(i), []).append((k, face))
+    got: list[list[tuple[int, FaceEmbedding]]] = [[] for _ in tracks]
+    if want:
+        w, _ = scaled_size(info, side)
+        f = w / info.display_width
+        last = max(want)
+        for i, frame in enumerate(iter_frames(info, fps, side)):
+            for k, face in want.get(i, []):
+                got[k].append((i, embed(frame, face.scaled(f))))
+            if i >= last:
+                break
+    return [identity_of([i for i, _ in g], [e for _, e in g], ref) for g in got]
+
+
 def choose_person(info: Any, detections: dict[int, list[Face]], ref: Reference, fps: float, max_gap: int, side: int = 960, per_track: int = 12) -> Any:
     """``crop --person``: the subject is the person of ``ref``, not the most present face.
 
@@ -417,37 +452,21 @@ def choose_person(info: Any, detections: dict[int, list[Face]], ref: Reference, 
     :class:`prep.subject.SubjectResult` whose ``person`` holds the match record; raises
     :class:`PrepError` when the person is in none of the tracks.
     """
-    from .decode import iter_frames, scaled_size
     from .subject import link_tracks, subject_result
 
     require()
     tracks = [t for t in link_tracks(detections, max_gap) if len(t.frames) >= 2 and float(np.median([f.score for f in t.faces])) >= 0.75]
     if not tracks:
         raise PrepError(info.path, f"no face seen on two analysed frames or more in {len(detections)} analysed frames")
-    want: dict[int, list[tuple[int, int]]] = {}
-    for k, tr in enumerate(tracks):
-        for pos in pick_evenly(len(tr.frames), per_track):
-            want.setdefault(tr.frames[pos], []).append((k, pos))
-    w, _ = scaled_size(info, side)
-    f = w / info.display_width
-    samples: list[list[tuple[int, FaceEmbedding]]] = [[] for _ in tracks]
-    last = max(want)
-    for i, frame in enumerate(iter_frames(info, fps, side)):
-        for k, pos in want.get(i, []):
-            samples[k].append((pos, embed(frame, tracks[k].faces[pos].scaled(f))))
-        if i >= last:
-            break
+    ids = identify_tracks(info, fps, [list(zip(t.frames, t.faces)) for t in tracks], ref, side, per_track)
     results = []
-    for k, tr in enumerate(tracks):
-        got = sorted(samples[k], key=lambda x: x[0])
-        if not got:
+    for tr, tid in zip(tracks, ids):
+        if not tid.frames:
             continue
-        pos = np.array([p for p, _ in got])
-        sims = np.array([ref.similarity(e.vector) for _, e in got])
+        sims = np.array(tid.similarities)
         keep = _smooth3(sims) >= ref.threshold
-        nearest = np.abs(np.arange(len(tr.frames))[:, None] - pos[None, :]).argmin(axis=1)
-        m = decide(sims, ref, [e.usable for _, e in got])
-        results.append((m, tr, keep[nearest], sims, keep))
+        nearest = np.abs(np.array(tr.frames)[:, None] - np.array(tid.frames)[None, :]).argmin(axis=1)
+        results.append((tid.match, tr, keep[nearest], sims, keep))
     results.sort(key=lambda r: -(r[0].similarity or -1.0))
     frames: dict[int, Face] = {}
     used: list[float] = []

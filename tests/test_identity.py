@@ -152,6 +152,27 @@ def test_track_identity_on_frames_of_one_clip():
     assert tid.vector.shape == (128,) and abs(float(np.linalg.norm(tid.vector)) - 1) < 1e-4
 
 
+@pytest.mark.slow
+def test_identify_tracks_matches_and_clusters_segments(edits):
+    """What crop --split does per segment: one decode, a match and a vector per track."""
+    from prep.decode import iter_frames
+    from prep.detect import main_face
+    from prep.probe import probe_video
+
+    det = detector()
+    info = probe_video(str(edits["cuts"]))
+    faces = {i: main_face(det.detect(f)) for i, f in enumerate(iter_frames(info)) if i % 5 == 0}
+    segments = [(0, 75), (75, 150), (150, 200)]  # Katie, the man, Katie
+    tracks = [[(i, faces[i]) for i in range(a, b) if i in faces] for a, b in segments]
+    ref = identity.load_reference([edits["katie_ref"]], det)
+    ids = identity.identify_tracks(info, None, tracks, ref, per_track=4)
+    assert [t.match.matched for t in ids] == [True, False, True]
+    assert [t.match.frames_seen for t in ids] == [4, 4, 4] and all(a <= f < b for t, (a, b) in zip(ids, segments) for f in t.frames)
+    assert ids[1].match.similarity < 0.85 < 0.95 < ids[0].match.similarity
+    assert identity.cluster([t.vector for t in ids]) == [0, 1, 0]
+    assert identity.identify_tracks(info, None, tracks[1:2])[0].match is None  # no reference: vectors only
+
+
 def test_clustering_groups_people_with_one_centroid_each():
     names = OBAMA + OTHERS + ["facerec__examples__obama-480p.jpg"]
     det = detector()
