@@ -11,7 +11,9 @@ mean of the two ends, on small thumbnails:
   replaced, not just moving;
 * the middle is their mean (``|f[c] - (f[c-K] + f[c+K]) / 2| <= LINEAR * d``): a blend. A moving
   head or camera moves edges, and the middle frame is then no mean of the ends;
-* no single step carries the change (each frame-to-frame difference ``<= STEP * d``): not a cut.
+* no single step carries the change (each frame-to-frame difference ``<= STEP * d``): not a cut;
+* no shift of one end explains the other (``min over shifts of |f[c+K] moved - f[c-K]| >=
+  D_MIN``): a camera panning over smooth surfaces is also a near-linear change, but a moved one.
 
 Measured on the shared clips (25 fps, K = 10, 32x18 thumbnails): a 1 s crossfade between two
 talking heads gives d = 29-41 with the middle within 0.17-0.25 d of the mean; the six real
@@ -34,6 +36,7 @@ SPAN_SECONDS = 0.4  # K, in seconds: half the span over which a blend is looked 
 D_MIN = 20.0  # grey levels (0-255): mean change between the span's ends
 LINEAR = 0.3  # the middle frame's distance from the ends' mean, as a share of d
 STEP = 0.5  # the largest frame-to-frame change, as a share of d
+SHIFT = 3  # px on the thumbnail: motion up to about 10% of the frame is tried as an explanation
 
 
 @dataclass(frozen=True)
@@ -107,7 +110,7 @@ class DissolveDetector:
         d = float(np.mean(np.abs(b - a)))
         if d < D_MIN or max(self._steps) > STEP * d:
             return
-        if float(np.mean(np.abs(m - (a + b) / 2))) > LINEAR * d:
+        if float(np.mean(np.abs(m - (a + b) / 2))) > LINEAR * d or moved_difference(a, b) < D_MIN:
             return
         centre = index - self.k
         if self._runs and centre - self._runs[-1][1] <= 1:
@@ -120,6 +123,19 @@ class DissolveDetector:
         (a span's middle passes only once the blend reaches into both of its halves)."""
         grow = self.k // 2 + 1
         return [(max(0, a - grow), b + grow + 1) for a, b in self._runs]
+
+
+def moved_difference(a: np.ndarray, b: np.ndarray, shift: int = SHIFT) -> float:
+    """The smallest mean difference between ``a`` and ``b`` moved by up to ``shift`` px (over
+    the part they share)."""
+    h, w = a.shape[:2]
+    best = np.inf
+    for dy in range(-shift, shift + 1):
+        for dx in range(-shift, shift + 1):
+            pa = a[max(0, dy) : h + min(0, dy), max(0, dx) : w + min(0, dx)]
+            pb = b[max(0, -dy) : h + min(0, -dy), max(0, -dx) : w + min(0, -dx)]
+            best = min(best, float(np.mean(np.abs(pa - pb))))
+    return best
 
 
 class ShotDetector:
