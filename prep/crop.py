@@ -33,6 +33,7 @@ from .layouts import video_layout
 from .probe import VideoInfo, probe_video
 from .progress import progress
 from .subject import SubjectResult, choose_subject
+from .video.review import keep_thumb
 from .video.shots import Shots, ShotDetector
 from .window import Window, jitter, layout_windows, padding
 
@@ -62,10 +63,11 @@ class Analysis:
     detections: dict[int, list[Face]]  # analysed frame -> faces (display px)
 
 
-def analyse(info: VideoInfo, cfg: CropConfig, detector: Detector | None = None, show_progress: bool | None = None) -> Analysis:
+def analyse(info: VideoInfo, cfg: CropConfig, detector: Detector | None = None, show_progress: bool | None = None, thumbs: Path | None = None) -> Analysis:
     """Decode small frames at the output rate and find the subject's face on sampled frames.
 
-    Face coordinates are returned in display pixels of the source.
+    Face coordinates are returned in display pixels of the source. ``thumbs``: a folder that
+    receives a small picture of the footage twice a second (for the review page).
     """
     detector = detector or get_detector(cfg)
     n = frame_count_at(info, cfg.fps)
@@ -77,6 +79,8 @@ def analyse(info: VideoInfo, cfg: CropConfig, detector: Detector | None = None, 
     shots = ShotDetector(cfg.fps)
     for i, frame, faces, score in scanner.run(progress(iter_frames(info, cfg.fps, cfg.analysis_side), n, "analyse", "frame", show_progress), last=n - 1):
         shots.feed(i, frame)
+        if thumbs is not None:
+            keep_thumb(thumbs, i, frame, cfg.fps)
         if faces is not None:
             detections[i] = [f.scaled(back) for f in faces]
         if i < n:
@@ -380,7 +384,7 @@ def _split(src: str, out_root: str | Path, cfg: CropConfig, item_id: str, show_p
         return {**prev, "status": "skipped", "note": "done in an earlier run"}
     t0 = time.perf_counter()
     info = probe_video(src)
-    an = analyse(info, cfg, show_progress=show_progress)
+    an = analyse(info, cfg, show_progress=show_progress, thumbs=review.thumbs_dir(out_root, item_id))
     t1 = time.perf_counter()
     ranges = an.shots.ranges
     bcfg = BlurConfig.resolve()

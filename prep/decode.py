@@ -42,7 +42,7 @@ def scaled_size(info: VideoInfo, max_side: int | None) -> tuple[int, int]:
     return max(2, int(round(w * f / 2)) * 2), max(2, int(round(h * f / 2)) * 2)
 
 
-SEEK_MARGIN = 2.0  # s decoded (and dropped) before a stretch's first frame when seeking to it
+SEEK_MARGIN = 0.3  # s decoded (and dropped) before a stretch's first frame when seeking to it
 
 
 def seek(info: VideoInfo, fps: float | None, start: int) -> tuple[dict, float | None]:

@@ -25,12 +25,43 @@ MAX_REJECTED = 40  # rejected candidates shown with a picture per source (all ar
 SERIES_POINTS = 600  # timeline samples kept per series
 
 
+THUMBS_PER_SECOND = 2  # pictures of the footage kept by the analysis pass
+
+
 def files_dir(out_root: str | Path, item_id: str) -> Path:
     return Path(out_root) / "report_files" / item_id
 
 
+def thumbs_dir(out_root: str | Path, item_id: str) -> Path:
+    """Where the analysis pass leaves its pictures of the footage (removed once the page's are chosen)."""
+    return files_dir(out_root, item_id) / ".analysis"
+
+
+def keep_thumb(folder: Path, index: int, frame: np.ndarray, fps: float) -> None:
+    """Called by the analysis pass on every frame: keeps one small picture every half second,
+    on disk, so memory does not grow with the footage's length."""
+    every = max(1, int(round(fps / THUMBS_PER_SECOND)))
+    if index % every:
+        return
+    folder.mkdir(parents=True, exist_ok=True)
+    h, w = frame.shape[:2]
+    f = THUMB_SIDE / max(h, w)
+    small = cv2.resize(frame, (max(1, round(w * f)), max(1, round(h * f))), interpolation=cv2.INTER_AREA) if f < 1 else frame
+    cv2.imwrite(str(folder / f"{index:08d}.jpg"), small, [cv2.IMWRITE_JPEG_QUALITY, 85])
+
+
+def nearest_thumb(folder: Path, index: int, fps: float, lo: int = 0, hi: int | None = None) -> np.ndarray | None:
+    """The analysis pass's picture nearest to frame ``index`` within ``[lo, hi)``."""
+    every = max(1, int(round(fps / THUMBS_PER_SECOND)))
+    base = index - index % every
+    for cand in sorted({base, base + every, base - every}, key=lambda c: abs(c - index)):
+        if cand >= lo and (hi is None or cand < hi) and (folder / f"{cand:08d}.jpg").is_file():
+            return cv2.imread(str(folder / f"{cand:08d}.jpg"))
+    return None
+
+
 def grab(info: Any, fps: float, frame: int) -> np.ndarray | None:
-    """One frame of the output timeline, small (decodes only near it)."""
+    """One frame of a clip's output timeline, small (decodes only near it)."""
     for img in iter_frames(info, fps, THUMB_SIDE, start=frame, count=1):
         return img.copy()
     return None
@@ -50,12 +81,14 @@ def _box(img: np.ndarray, face: Any, scale: float, color: tuple[int, int, int]) 
 
 def collect(info: Any, an: Any, cfg: Any, record: dict[str, Any], per_track: dict, out_root: str | Path, item_id: str) -> dict[str, Any]:
     """Write the source's thumbnails; return what the page shows (paths relative to OUT)."""
+    import shutil
+
     root = Path(out_root)
     d = files_dir(out_root, item_id)
-    scale = THUMB_SIDE / max(info.display_width, info.display_height)
+    pictures = thumbs_dir(out_root, item_id)
     shots = []
     for k, (a, b) in enumerate(an.shots.ranges):
-        img = grab(info, cfg.fps, (a + b) // 2)
+        img = nearest_thumb(pictures, (a + b) // 2, cfg.fps, a, b)
         if img is not None:
             p = d / f"shot{k:02d}.jpg"
             _save(img, p)
@@ -78,7 +111,8 @@ def collect(info: Any, an: Any, cfg: Any, record: dict[str, Any], per_track: dic
         elif shown_rejected < MAX_REJECTED:
             a, b = e["frames"]
             mid = (a + b) // 2
-            img = grab(info, cfg.fps, mid)
+            img = nearest_thumb(pictures, mid, cfg.fps, a, b) if b - a > 1 else None
+            img = img if img is not None else nearest_thumb(pictures, mid, cfg.fps)
             if img is not None:
                 tr, _ = per_track[(e["shot"], e["track"])]
                 near = min(tr.frames, key=lambda i: abs(i - mid))
@@ -88,6 +122,7 @@ def collect(info: Any, an: Any, cfg: Any, record: dict[str, Any], per_track: dic
                 item["images"] = [str(p.relative_to(root))]
                 shown_rejected += 1
         segs.append(item)
+    shutil.rmtree(pictures, ignore_errors=True)
     blur = an.blur
     step = max(1, len(blur) // SERIES_POINTS)
     blur_series = [[round(i / cfg.fps, 2), None if not np.isfinite(v) else round(float(v), 3)] for i, v in list(enumerate(blur))[::step]]

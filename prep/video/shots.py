@@ -32,6 +32,7 @@ import cv2
 import numpy as np
 
 THUMB = (32, 18)  # px: small enough that noise and fine motion average out
+SIDE = 160  # px, about the longer side of the frames the cut detector sees (its scores are pixel means: size-free)
 SPAN_SECONDS = 0.4  # K, in seconds: half the span over which a blend is looked for
 D_MIN = 20.0  # grey levels (0-255): mean change between the span's ends
 LINEAR = 0.3  # the middle frame's distance from the ends' mean, as a share of d
@@ -156,6 +157,10 @@ class ShotDetector:
         return FrameTimecode(index, fps=self.fps)
 
     def feed(self, index: int, frame: np.ndarray) -> None:
+        h, w = frame.shape[:2]
+        k = max(h, w) // SIDE
+        if k > 1:  # a whole-number factor: OpenCV's fast area path
+            frame = cv2.resize(frame[: h - h % k, : w - w % k], ((w - w % k) // k, (h - h % k) // k), interpolation=cv2.INTER_AREA)
         self._last = index
         self._cuts += [int(tc.frame_num) for tc in self._adaptive.process_frame(self._tc(index), frame)]
         self._dissolve.feed(index, frame)
