@@ -68,3 +68,20 @@ def test_mirrored_real_face_mirrors_yaw_and_roll():
     (g,) = [x for x in det.detect(cv2.flip(img, 1)) if x.score > 0.8][:1]
     p, q = head_pose(f), head_pose(g)
     assert abs(p[0] + q[0]) <= 4 and abs(p[2] + q[2]) <= 4 and abs(p[1] - q[1]) <= 10, (p, q)
+
+
+@pytest.mark.parametrize("name", ["sample", "vfr", "sar", "rotated"])
+def test_a_stretch_decoded_by_seeking_is_the_same_frames(clips, name):
+    """Encoding a segment decodes only its stretch: frames read from a seek are the frames a
+    whole decode gives at the same indices (VFR, SAR and rotated sources included)."""
+    from prep.decode import iter_frames
+    from prep.probe import probe_video
+
+    info = probe_video(clips[name])
+    whole = [f.copy() for f in iter_frames(info, 25.0, 160)]
+    for start in (1, 30, len(whole) - 8):
+        part = list(iter_frames(info, 25.0, 160, start=start, count=5))
+        assert len(part) == 5
+        for k, f in enumerate(part):
+            diffs = [float(np.abs(f.astype(int) - whole[j].astype(int)).mean()) for j in range(start + k - 1, start + k + 2)]
+            assert diffs[1] <= min(diffs) + 0.5, (start, k, diffs)  # the same frame, not a neighbour
