@@ -201,3 +201,14 @@ def test_without_split_cuts_are_reported_and_fixed_window_fails(edits, tmp_path)
     rec = crop_video(edits["cuts"], tmp_path, CropConfig.resolve("default", size=256))
     assert rec["status"] == "ok" and len(rec["shots"]) == 3
     assert any("--split" in w for w in rec["warnings"])
+
+
+def test_segments_do_not_depend_on_the_detector(edits, tmp_path):
+    """The embedded HOG detector (no landmarks, so no pose) keeps the same shots' segments as YuNet."""
+    y = run(edits["cuts"], tmp_path / "yunet", detector="yunet")
+    h = run(edits["cuts"], tmp_path / "hog", detector="hog")
+    assert h["detector"]["name"] == "hog"
+    assert h["shots"] == y["shots"]
+    assert {e["shot"] for e in kept(h)} == {e["shot"] for e in kept(y)} == {0, 1, 2}
+    for a, b in zip(sorted(kept(h), key=lambda e: e["shot"]), sorted(kept(y), key=lambda e: e["shot"])):
+        assert abs(a["source_end"] - b["source_end"]) <= 0.5 and abs(a["source_start"] - b["source_start"]) <= 1.0, (a, b)
