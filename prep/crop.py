@@ -38,6 +38,7 @@ from .video.shots import Shots, ShotDetector
 from .window import Window, jitter, layout_windows, padding
 
 BORDERS = {"black": cv2.BORDER_CONSTANT, "edge": cv2.BORDER_REPLICATE, "mirror": cv2.BORDER_REFLECT_101}
+SPLIT_FOLLOW = 0.1  # --split: faces down to this share of the largest are followed frame to frame
 DRIFT_WARN = 0.05  # fixed mode: warn when the face strays this far (share of the side) from the centre
 
 def get_detector(cfg: CropConfig) -> Detector:
@@ -74,7 +75,8 @@ def analyse(info: VideoInfo, cfg: CropConfig, detector: Detector | None = None, 
     w, _ = scaled_size(info, cfg.analysis_side)
     back = info.display_width / w
     detections: dict[int, list[Face]] = {}
-    scanner = FrameAnalyzer(detector, cfg.detect_every, cfg.face_px, full_every=max(1, round(cfg.fps / cfg.detect_every)))
+    # --split tracks every face that persists, so smaller faces are followed between full searches too
+    scanner = FrameAnalyzer(detector, cfg.detect_every, cfg.face_px, full_every=max(1, round(cfg.fps / cfg.detect_every)), min_relative=SPLIT_FOLLOW if cfg.split else None)
     blur = np.full(n, np.nan)
     shots = ShotDetector(cfg.fps)
     for i, frame, faces, score in scanner.run(progress(iter_frames(info, cfg.fps, cfg.analysis_side), n, "analyse", "frame", show_progress), last=n - 1):

@@ -26,8 +26,8 @@ AHEAD = 4
 
 
 class FrameAnalyzer:
-    def __init__(self, detector: Detector, every: int = 1, face_px: int = 112, full_every: int = 12, blur: bool = True):
-        self.scanner = FaceScanner(detector, face_px, full_every)
+    def __init__(self, detector: Detector, every: int = 1, face_px: int = 112, full_every: int = 12, blur: bool = True, min_relative: float | None = None):
+        self.scanner = FaceScanner(detector, face_px, full_every, **({} if min_relative is None else {"min_relative": min_relative}))
         self.every = max(1, every)
         self.blur = blur
         self._face: Face | None = None
