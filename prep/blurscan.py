@@ -16,7 +16,7 @@ import numpy as np
 from .blur import blur_score, measure_face
 from .blurdecide import BlurConfig, describe, judge_photo, judge_video, segments
 from .decode import iter_frames
-from .detect import Detector, create_detector, main_face
+from .detect import Detector, cached_detector, main_face
 from .errors import PrepError
 from .images import read_image
 from .probe import probe_video
@@ -35,13 +35,8 @@ class DetectSettings:
 # 40 px are found in photos up to 2048 px, and from 40 * side / 2048 px in larger ones.
 PHOTO_SIDE = 2048
 
-_cache: dict[DetectSettings, Detector] = {}
-
-
 def detector_for(s: DetectSettings) -> Detector:
-    if s not in _cache:
-        _cache[s] = create_detector(s.detector, s.weights_dir, max_side=PHOTO_SIDE, score_threshold=s.score_threshold)
-    return _cache[s]
+    return cached_detector(s.detector, s.weights_dir, max_side=PHOTO_SIDE, score_threshold=s.score_threshold)
 
 
 def _error(path: str, exc: Exception) -> dict[str, Any]:

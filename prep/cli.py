@@ -111,17 +111,20 @@ def _write_report(path: str | None, command: str, records: list[dict[str, Any]],
 @click.option("--fps", type=float, default=None, help="Output frame rate (preset: 25).")
 @click.option("--mode", type=click.Choice(["fixed", "track"]), default=None, help="fixed: one window for the clip; track: a smoothed window that follows the face.")
 @click.option("--pad", type=click.Choice(["black", "edge", "mirror"]), default=None, help="How to fill where the window leaves the frame.")
+@click.option("--split/--no-split", default=None, help="Real footage: find shots and face tracks, write one clip per segment (<name>__sNN_tNN.mp4) and OUT/report.html. Default from the preset.")
 @tiers_option
 @person_option
 @detector_options
 @click.option("--workers", type=int, default=1, show_default=True, help="Clips processed at once (each ffmpeg already uses several threads).")
 @report_option
 @_fail_cleanly
-def crop(sources: tuple[str, ...], out_dir: str, preset: str, size: int | None, fps: float | None, mode: str | None, pad: str | None, tiers: tuple[int, ...] | None, person: tuple[str, ...], detector: str | None, weights_dir: str | None, workers: int, report_path: str | None) -> None:
+def crop(sources: tuple[str, ...], out_dir: str, preset: str, size: int | None, fps: float | None, mode: str | None, pad: str | None, split: bool | None, tiers: tuple[int, ...] | None, person: tuple[str, ...], detector: str | None, weights_dir: str | None, workers: int, report_path: str | None) -> None:
     """Cut a steady, face-centred square clip from each video (files or folders of videos).
 
     Writes OUT/<name>.mp4 (H.264, square pixels, constant frame rate, audio in sync) and
     OUT/<name>.json, a report of what was found and done. Clips already done are skipped.
+    With --split, each shot's face tracks become segments, one clip each, and OUT/report.html
+    shows what was kept and rejected and why.
     """
     from .batch import expand_sources, item_ids, map_items
     from .config import CropConfig
@@ -130,7 +133,9 @@ def crop(sources: tuple[str, ...], out_dir: str, preset: str, size: int | None, 
     from .probe import VIDEO_EXTENSIONS
 
     ref = _reference(person, None, detector, weights_dir)
-    cfg = CropConfig.resolve(preset, size=size, fps=fps, mode=mode, pad=pad, detector=detector, weights_dir=weights_dir, tiers=tiers, person=ref)
+    cfg = CropConfig.resolve(preset, size=size, fps=fps, mode=mode, pad=pad, split=split, detector=detector, weights_dir=weights_dir, tiers=tiers, person=ref)
+    if cfg.split and cfg.person is not None:
+        raise PrepError(None, "--person with --split (one clip per segment) is not supported yet; use --no-split to crop the person's face track")
     paths = expand_sources(sources, VIDEO_EXTENSIONS)
     if not paths:
         raise PrepError(None, f"no video files in {', '.join(sources)}")
@@ -140,13 +145,27 @@ def crop(sources: tuple[str, ...], out_dir: str, preset: str, size: int | None, 
     for rec in map_items(crop_video, items, workers, "crop"):
         records.append(rec)
         _echo_crop(rec)
-    _write_report(report_path, "crop", records, {"config": cfg.to_dict(), "out": out_dir})
+    if cfg.split:
+        from .video.review import write_page
+
+        page = write_page(out_dir, records)
+        if page:
+            click.echo(f"review page: {page}")
+    _write_report(report_path, "crop", [{k: v for k, v in r.items() if k != "review"} for r in records], {"config": cfg.to_dict(), "out": out_dir})
     _finish(records)
 
 
 def _echo_crop(rec: dict[str, Any]) -> None:
     if rec["status"] == "error":
         click.echo(f"prep: {rec['message']}", err=True)
+        return
+    if rec.get("split"):
+        kept = [e for e in rec["segments"] if e["status"] == "kept"]
+        tag = "skip" if rec["status"] == "skipped" else "ok  " if kept else "none"
+        click.echo(f"{tag} {rec['source']}: {len(rec['shots'])} shot(s), {rec['tracks']} face track(s), {len(kept)} segment(s) kept, {len(rec['segments']) - len(kept)} rejected"
+                   + (f" ({rec['reason']})" if rec.get("reason") else "") + ("; done before" if rec["status"] == "skipped" else ""))
+        for e in kept:
+            click.echo(f"     {e['source_start']:7.2f}-{e['source_end']:7.2f} s -> {e['output']}")
         return
     if rec["status"] == "skipped":
         click.echo(f"skip {rec['source']}: already done -> {rec['output']}")

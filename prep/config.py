@@ -86,6 +86,14 @@ class CropConfig:
     x264_preset: str = "medium"
     audio_bitrate: str = "192k"
     tiers: tuple[int, ...] = ()  # several output sizes, one sibling folder OUT/<size> each
+    # real footage ([segment] in a preset): shots, face tracks and one clip per segment
+    split: bool = False
+    min_seconds: float = 2.0  # a segment shorter than this is rejected
+    max_seconds: float = 0.0  # longer segments are cut into parts of this length (0: no limit)
+    max_yaw: float = 45.0  # degrees; frames with the head turned further are cut out
+    max_pitch: float = 30.0
+    max_roll: float = 30.0
+    segment_presence: float = 0.8  # share of a segment's analysed frames that must show its face
     person: Any = None  # prep.identity.Reference: the subject is this person (--person)
 
     def __post_init__(self) -> None:
@@ -111,6 +119,10 @@ class CropConfig:
             problems.append("detect_every must be at least 1")
         if not 0 <= self.min_presence <= 1:
             problems.append("min_presence must be in [0, 1]")
+        if self.min_seconds <= 0 or self.max_seconds < 0 or (self.max_seconds and self.max_seconds < self.min_seconds):
+            problems.append(f"segments need min_seconds > 0 and max_seconds 0 or at least min_seconds, got {self.min_seconds}, {self.max_seconds}")
+        if min(self.max_yaw, self.max_pitch, self.max_roll) <= 0:
+            problems.append("pose limits (max_yaw, max_pitch, max_roll) must be positive degrees")
         if problems:
             raise PrepError(None, f"preset {self.preset}: " + "; ".join(problems))
 
@@ -120,6 +132,7 @@ class CropConfig:
         data = load_preset(preset or "default")
         values: dict[str, Any] = {"preset": data["name"], "layout": data.get("layout", "flat")}
         values.update(data.get("crop", {}))
+        values.update(data.get("segment", {}))
         values.update({k: v for k, v in overrides.items() if v is not None})
         return from_dict(cls, values, data["name"])
 

@@ -24,7 +24,7 @@ import numpy as np
 
 from .config import CropConfig
 from .decode import frame_count_at, iter_frames, scaled_size
-from .detect import Detector, Face, create_detector
+from .detect import Detector, Face, cached_detector
 from .videoscan import FrameAnalyzer
 from .encode import FrameEncoder, encode_fixed
 from .errors import PrepError
@@ -33,20 +33,17 @@ from .layouts import video_layout
 from .probe import VideoInfo, probe_video
 from .progress import progress
 from .subject import SubjectResult, choose_subject
-from .window import Window, fill_gaps, fixed_window, integer_window, jitter, padding, track_windows
+from .video.review import keep_thumb
+from .video.shots import Shots, ShotDetector
+from .window import Window, jitter, layout_windows, padding
 
 BORDERS = {"black": cv2.BORDER_CONSTANT, "edge": cv2.BORDER_REPLICATE, "mirror": cv2.BORDER_REFLECT_101}
+SPLIT_FOLLOW = 0.1  # --split: faces down to this share of the largest are followed frame to frame
 DRIFT_WARN = 0.05  # fixed mode: warn when the face strays this far (share of the side) from the centre
 
-_detectors: dict[tuple, Detector] = {}
-
-
 def get_detector(cfg: CropConfig) -> Detector:
-    """One detector per process and setting (model loading is not repeated per clip)."""
-    key = (cfg.detector, cfg.weights_dir, cfg.score_threshold)
-    if key not in _detectors:
-        _detectors[key] = create_detector(cfg.detector, cfg.weights_dir, max_side=None, score_threshold=cfg.score_threshold)
-    return _detectors[key]
+    """The clip analysis's detector: the video scanner searches regions at known scales."""
+    return cached_detector(cfg.detector, cfg.weights_dir, max_side=None, score_threshold=cfg.score_threshold)
 
 
 def config_key(cfg: CropConfig) -> str:
@@ -63,40 +60,59 @@ class Analysis:
     detector: str
     detector_note: str | None
     blur: np.ndarray  # per output frame, NaN where no face was known
+    shots: Shots
+    detections: dict[int, list[Face]]  # analysed frame -> faces (display px)
 
 
-def analyse(info: VideoInfo, cfg: CropConfig, detector: Detector | None = None, show_progress: bool | None = None) -> Analysis:
+def analyse(info: VideoInfo, cfg: CropConfig, detector: Detector | None = None, show_progress: bool | None = None, thumbs: Path | None = None) -> Analysis:
     """Decode small frames at the output rate and find the subject's face on sampled frames.
 
-    Face coordinates are returned in display pixels of the source.
+    Face coordinates are returned in display pixels of the source. ``thumbs``: a folder that
+    receives a small picture of the footage twice a second (for the review page).
     """
     detector = detector or get_detector(cfg)
     n = frame_count_at(info, cfg.fps)
     w, _ = scaled_size(info, cfg.analysis_side)
     back = info.display_width / w
     detections: dict[int, list[Face]] = {}
-    scanner = FrameAnalyzer(detector, cfg.detect_every, cfg.face_px, full_every=max(1, round(cfg.fps / cfg.detect_every)))
+    # --split tracks every face that persists, so smaller faces are followed between full searches too
+    scanner = FrameAnalyzer(detector, cfg.detect_every, cfg.face_px, full_every=max(1, round(cfg.fps / cfg.detect_every)), min_relative=SPLIT_FOLLOW if cfg.split else None)
     blur = np.full(n, np.nan)
-    for i, _, faces, score in scanner.run(progress(iter_frames(info, cfg.fps, cfg.analysis_side), n, "analyse", "frame", show_progress), last=n - 1):
+    shots = ShotDetector(cfg.fps)
+    for i, frame, faces, score in scanner.run(progress(iter_frames(info, cfg.fps, cfg.analysis_side), n, "analyse", "frame", show_progress), last=n - 1):
+        shots.feed(i, frame)
+        if thumbs is not None:
+            keep_thumb(thumbs, i, frame, cfg.fps)
         if faces is not None:
             detections[i] = [f.scaled(back) for f in faces]
         if i < n:
             blur[i] = score
-    if cfg.person is not None:  # --person: the subject is the face track that matches
+    if cfg.person is not None and not cfg.split:  # --person: the subject is the face track that matches
         from .identity import choose_person
 
-        subject = choose_person(info, detections, cfg.person, cfg.fps, max_gap=int(round(1.5 * cfg.fps)))
+        subject = choose_person(info, detections, cfg.person, cfg.fps, max_gap=max_gap(cfg))
     else:
-        subject = choose_subject(detections, max_gap=int(round(1.5 * cfg.fps)))
-    if subject is None:
+        subject = choose_subject(detections, max_gap=max_gap(cfg))
+    if subject is None and not cfg.split:
         raise PrepError(info.path, f"no face found in any of {len(detections)} analysed frames")
-    return Analysis(n, sorted(detections), subject, detector.name, getattr(detector, "auto_note", None), blur)
+    return Analysis(n, sorted(detections), subject, detector.name, getattr(detector, "auto_note", None), blur, shots.finish(n), detections)
+
+
+def max_gap(cfg: CropConfig) -> int:
+    """Frames a face may go unseen and still continue its track."""
+    return int(round(1.5 * cfg.fps))
 
 
 def plan(info: VideoInfo, cfg: CropConfig, an: Analysis) -> dict[str, Any]:
     """Window(s), padding, face scale and warnings for a clip; raises when the clip must fail."""
     subj = an.subject
     sampled = len(an.sampled)
+    warnings: list[str] = []
+    if an.shots.transitions:
+        cuts = ", ".join(f"{c:.2f} s" for c in an.shots.cuts)
+        if cfg.mode == "fixed":
+            raise PrepError(info.path, f"the clip has {len(an.shots.transitions)} cut(s) (at {cuts}); preset {cfg.preset} keeps one fixed window, which needs one continuous shot: use --split to make one clip per shot and person")
+        warnings.append(f"the clip has {len(an.shots.transitions)} cut(s) (at {cuts}): --split makes one clip per shot and person")
     if subj.presence < cfg.min_presence:
         raise PrepError(
             info.path,
@@ -111,23 +127,19 @@ def plan(info: VideoInfo, cfg: CropConfig, an: Analysis) -> dict[str, Any]:
     faces = [subj.subject[i] for i in t]
     centers = np.array([f.center for f in faces])
     sizes = np.array([f.size for f in faces])
-    warnings: list[str] = []
     W, H = info.display_width, info.display_height
+    sigma = cfg.smoothing * cfg.fps
+    windows = layout_windows(t, centers, sizes, an.n_frames, cfg.mode, cfg.face_fraction, cfg.face_y, sigma)
     if cfg.mode == "fixed":
-        x, y, side = integer_window(fixed_window(centers, sizes, cfg.face_fraction, cfg.face_y))
-        windows = np.array([[x, y, side]], np.float64)
-        win_list = Window(x, y, side)
-        pads = [padding(win_list, W, H)]
+        windows = windows[:1]
+        x, y, side = windows[0]
+        pads = [padding(Window(x, y, side), W, H)]
         cx, cy = x + side / 2.0, y + cfg.face_y * side
         drift = float(np.max(np.hypot(centers[:, 0] - cx, centers[:, 1] - cy)) / side)
         if drift > DRIFT_WARN:
             warnings.append(f"fixed window: the face moves up to {drift:.0%} of the side away from its place; --mode track follows it")
         fractions = sizes / side
     else:
-        per_frame_c = fill_gaps(t, centers, an.n_frames)
-        per_frame_s = fill_gaps(t, sizes[:, None], an.n_frames)[:, 0]
-        sigma = cfg.smoothing * cfg.fps
-        windows = track_windows(per_frame_c, per_frame_s, cfg.face_fraction, cfg.face_y, sigma, 2 * sigma)
         pads = [padding(Window(*row), W, H) for row in windows]
         side_at = windows[t, 2]
         cx = windows[t, 0] + side_at / 2.0
@@ -167,13 +179,14 @@ def plan(info: VideoInfo, cfg: CropConfig, an: Analysis) -> dict[str, Any]:
     }
 
 
-def encode_track(info: VideoInfo, cfg: CropConfig, windows: np.ndarray, n: int, dest: Path, show_progress: bool | None = None) -> None:
-    """Warp every frame through its own window and stream it to the encoder."""
-    enc = FrameEncoder(info, cfg, n, dest)
+def encode_track(info: VideoInfo, cfg: CropConfig, windows: np.ndarray, n: int, dest: Path, show_progress: bool | None = None, start: int = 0) -> None:
+    """Warp every frame through its own window and stream it to the encoder (``n`` frames of
+    the output timeline from frame ``start`` on; ``windows[k]`` is for frame ``start + k``)."""
+    enc = FrameEncoder(info, cfg, n, dest, start)
     border = BORDERS[cfg.pad]
     out = None
     try:
-        for i, frame in enumerate(progress(iter_frames(info, cfg.fps), n, "encode", "frame", show_progress)):
+        for i, frame in enumerate(progress(iter_frames(info, cfg.fps, start=start, count=n), n, "encode", "frame", show_progress)):
             if i >= n:
                 break
             out = warp_window(frame, windows[min(i, len(windows) - 1)], cfg.size, border)
@@ -224,6 +237,10 @@ def crop_video(src: str | Path, out_root: str | Path, cfg: CropConfig, item_id: 
 def _crop(src: str, out_root: str | Path, cfg: CropConfig, item_id: str | None, show_progress: bool | None) -> dict[str, Any]:
     """Analyse once, then encode and report every size asked for (``cfg.tiers``: one folder each)."""
     t0 = time.perf_counter()
+    if cfg.split:
+        if cfg.tiers:
+            raise PrepError(None, "--tiers and --split cannot be combined yet: run --split once per size")
+        return _split(src, out_root, cfg, item_id or Path(src).stem, show_progress)
     targets = [(dataclasses.replace(cfg, size=t, tiers=()), Path(out_root) / str(t)) for t in cfg.tiers] if cfg.tiers else [(cfg, Path(out_root))]
     records, pending = [], []
     for c, root in targets:
@@ -289,6 +306,7 @@ def _encode(src: str, info: VideoInfo, an: Analysis, cfg: CropConfig, video_path
         "frames_without_face": an.subject.no_face_frames(),
         "frames_with_several_faces": an.subject.multi_face_frames(),
         **({"person": an.subject.person} if an.subject.person else {}),
+        **an.shots.to_dict(),
         "warnings": geo["warnings"],
         "timings": {"probe": round(timings["probe"], 3), "analyse": round(timings["analyse"], 3), "encode": round(t3 - t2, 3), "total": round(sum(timings.values()) + t3 - t2, 3)},
     }
@@ -350,3 +368,154 @@ def _previous(report_path: Path, video_path: Path, key: str) -> dict[str, Any] |
     except (OSError, ValueError):
         return None
     return rec if rec.get("status") == "ok" and rec.get("config_key") == key else None
+
+
+# ---- real footage: one clip per segment (--split) --------------------------------------
+
+
+def split_marker(out_root: str | Path, item_id: str) -> Path:
+    """The source's split record: written last, it marks the source as done."""
+    return Path(out_root) / ".prep" / "split" / f"{item_id}.json"
+
+
+def _split(src: str, out_root: str | Path, cfg: CropConfig, item_id: str, show_progress: bool | None) -> dict[str, Any]:
+    """Shots, tracks and segments of one source; a clip and a report per kept segment."""
+    from .blurdecide import BlurConfig, blurred_frames
+    from .video import review
+    from .video.segments import pose_track, segment_geometry, split_track
+    from .video.tracks import face_tracks
+
+    key = config_key(cfg)
+    marker = split_marker(out_root, item_id)
+    prev = _previous_split(marker, key)
+    if prev is not None:
+        return {**prev, "status": "skipped", "note": "done in an earlier run"}
+    t0 = time.perf_counter()
+    info = probe_video(src)
+    an = analyse(info, cfg, show_progress=show_progress, thumbs=review.thumbs_dir(out_root, item_id))
+    t1 = time.perf_counter()
+    ranges = an.shots.ranges
+    bcfg = BlurConfig.resolve()
+    W, H = info.display_width, info.display_height
+    candidates, per_track = [], {}
+    numbered: dict[int, int] = {}
+    for shot, tr in face_tracks(an.detections, ranges, max_gap(cfg)):
+        tno = numbered.get(shot, 0)
+        numbered[shot] = tno + 1
+        poses = pose_track(tr)
+        blurred = blurred_frames(_track_blur(an, tr, cfg.detect_every), cfg.fps, bcfg)
+        per_track[(shot, tno)] = (tr, poses)
+        for seg in split_track(shot, tno, tr, ranges[shot], poses, blurred, cfg.fps, cfg.detect_every, cfg):
+            if seg.status == "kept":
+                segment_geometry(seg, tr, an.detections, W, H, cfg.fps, cfg)
+            candidates.append(seg)
+    layout = video_layout(cfg.layout)
+    seg_records = []
+    for seg in candidates:
+        entry = seg.to_dict(cfg.fps)
+        if seg.status == "kept":
+            tr, poses = per_track[(seg.shot, seg.track)]
+            rec = _encode_segment(src, info, an, cfg, seg, tr, poses, layout, out_root, item_id, key, show_progress)
+            entry.update(output=rec["output"], report=rec["report"])
+        seg_records.append(entry)
+    kept = [e for e in seg_records if e["status"] == "kept"]
+    record: dict[str, Any] = {
+        "source": src,
+        "status": "ok" if kept else "empty",
+        "split": True,
+        "config_key": key,
+        "config": cfg.to_dict(),
+        "source_info": info.to_dict(),
+        "detector": {"name": an.detector, "note": an.detector_note, "analysed_frames": len(an.sampled), "every": cfg.detect_every},
+        **an.shots.to_dict(),
+        "tracks": sum(numbered.values()),
+        "segments": seg_records,
+        "outputs": [e["output"] for e in kept],
+        "marker": str(marker),
+    }
+    if not kept:
+        record["reason"] = _why_empty(an, seg_records)
+    record["review"] = review.collect(info, an, cfg, record, per_track, out_root, item_id)
+    record["timings"] = {"analyse": round(t1 - t0, 3), "total": round(time.perf_counter() - t0, 3)}
+    write_json(marker, record)  # last: marks the source as done
+    return record
+
+
+def _why_empty(an: Analysis, segs: list[dict[str, Any]]) -> str:
+    if not segs:
+        if not any(an.detections.values()):
+            return f"no face found in any of {len(an.sampled)} analysed frames"
+        return "no face persists in any shot (faces seen only on single frames or too weak)"
+    counts: dict[str, int] = {}
+    for e in segs:
+        counts[e["reason"]] = counts.get(e["reason"], 0) + 1
+    return "every candidate segment was rejected: " + ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in sorted(counts.items(), key=lambda kv: -kv[1]))
+
+
+def _track_blur(an: Analysis, tr: Any, every: int) -> np.ndarray:
+    """The clip's per-frame blur scores where this track's face was the one scored (the
+    frame's main face), NaN elsewhere: the blur rule then judges the track against itself."""
+    from .detect import main_face
+
+    out = np.full(an.n_frames, np.nan)
+    for i, f in zip(tr.frames, tr.faces):
+        if main_face(an.detections[i]) is f:
+            out[i : i + every] = an.blur[i : i + every]
+    return out
+
+
+def _encode_segment(src: str, info: VideoInfo, an: Analysis, cfg: CropConfig, seg: Any, tr: Any, poses: dict, layout: Any, out_root: str | Path, item_id: str, key: str, show_progress: bool | None) -> dict[str, Any]:
+    from .video.segments import pose_summary
+
+    seg_id = f"{item_id}__{seg.name()}"
+    video_path, report_path = layout.video_path(out_root, seg_id), layout.report_path(out_root, seg_id)
+    done = _previous(report_path, video_path, key)
+    if done is not None:
+        return done
+    geo, n = seg.geometry, seg.frames
+    windows = geo["windows"]
+    t0 = time.perf_counter()
+    try:
+        with atomic_path(video_path) as tmp:
+            if cfg.mode == "fixed":
+                encode_fixed(info, tuple(int(v) for v in windows[0]), geo["pads"][0], cfg.pad, cfg, n, tmp, start=seg.start)
+            else:
+                encode_track(info, cfg, windows, n, tmp, show_progress, start=seg.start)
+    except OSError as exc:
+        raise PrepError(video_path, f"cannot write output ({exc.strerror or exc})") from None
+    pads = geo["pads"]
+    record = {
+        "source": src,
+        "status": "ok",
+        "segment": seg.name(),
+        "source_start": round(seg.start / cfg.fps, 3),
+        "source_end": round(seg.end / cfg.fps, 3),
+        "shot": seg.shot,
+        "track": seg.track,
+        "output": str(video_path),
+        "report": str(report_path),
+        "config_key": key,
+        "source_info": {"path": src, "display_width": info.display_width, "display_height": info.display_height, "fps": info.fps},
+        "output_info": {"size": cfg.size, "fps": cfg.fps, "frames": n, "duration": round(n / cfg.fps, 6), "audio": info.has_audio},
+        "mode": cfg.mode,
+        "window": _window_report(info, windows, cfg.mode),
+        "face_scale": geo["face_scale"],
+        "upscale": geo["upscale"],
+        "face_presence": geo["presence"],
+        "padding": {"frames_padded": sum(p.any for p in pads) * (n if cfg.mode == "fixed" else 1), "max_area_fraction": round(max(p.area_fraction for p in pads), 4), "mode": cfg.pad},
+        "blur": _blur_report(_track_blur(an, tr, cfg.detect_every)[seg.start : seg.end], cfg),
+        "pose": pose_summary(poses, seg.start, seg.end, cfg.fps),
+        "timings": {"encode": round(time.perf_counter() - t0, 3)},
+    }
+    write_json(report_path, record)  # last: the segment's report marks it as done
+    return record
+
+
+def _previous_split(marker: Path, key: str) -> dict[str, Any] | None:
+    try:
+        rec = json.loads(marker.read_text())
+    except (OSError, ValueError):
+        return None
+    if rec.get("config_key") != key or not all(Path(p).is_file() for p in rec.get("outputs", [])):
+        return None
+    return rec

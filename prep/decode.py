@@ -42,14 +42,33 @@ def scaled_size(info: VideoInfo, max_side: int | None) -> tuple[int, int]:
     return max(2, int(round(w * f / 2)) * 2), max(2, int(round(h * f / 2)) * 2)
 
 
-def timeline(stream: ffmpeg.nodes.FilterableStream, fps: float | None) -> ffmpeg.nodes.FilterableStream:
+SEEK_MARGIN = 0.3  # s decoded (and dropped) before a stretch's first frame when seeking to it
+
+
+def seek(info: VideoInfo, fps: float | None, start: int) -> tuple[dict, float | None]:
+    """How to open ``info.path`` to read the output timeline from frame ``start`` on: the
+    input options (a seek a little before it, so decoding starts near the stretch) and the
+    shift that puts the seeked stream's timestamps back on the whole file's timeline."""
+    if not start or fps is None:
+        return {}, None
+    ss = info.start_time + start / fps - SEEK_MARGIN
+    if ss <= 0:
+        return {}, None
+    return {"ss": f"{ss:.6f}"}, ss - info.start_time
+
+
+def timeline(stream: ffmpeg.nodes.FilterableStream, fps: float | None, shift: float | None = None, start: int = 0) -> ffmpeg.nodes.FilterableStream:
     """Put the video on the output timeline: t=0 at the first frame, constant ``fps`` if given.
 
     Shared by the decoder and the encoder so that frame ``i`` means the same instant in both.
+    ``start`` (with ``fps``) begins at output frame ``start`` instead, renumbered from 0; a
+    stream opened with :func:`seek` passes its ``shift``.
     """
-    stream = stream.filter("setpts", "PTS-STARTPTS")
+    stream = stream.filter("setpts", "PTS-STARTPTS" if shift is None else f"PTS+{shift:.6f}/TB")
     if fps is not None:
         stream = stream.filter("fps", fps=fps, round="near")
+        if start:  # the fps filter's time base is one frame: pts is the frame number
+            stream = stream.filter("trim", start_pts=start).filter("setpts", "PTS-STARTPTS")
     return stream
 
 
@@ -59,6 +78,8 @@ def iter_frames(
     max_side: int | None = None,
     interpolation: str = "area",
     fast: bool = False,
+    start: int = 0,
+    count: int | None = None,
 ) -> Iterator[np.ndarray]:
     """Yield frames of ``info.path`` as ``HxWx3 uint8 BGR`` arrays, upright and square-pixelled.
 
@@ -68,8 +89,9 @@ def iter_frames(
     for analysis only, never for frames that are written or scored.
     """
     w, h = scaled_size(info, max_side)
-    n = frame_count_at(info, fps)
-    stream = timeline(ffmpeg.input(info.path, **({"skip_loop_filter": "all"} if fast else {})).video, fps)
+    n = frame_count_at(info, fps) - start if count is None else count
+    opts, shift = seek(info, fps, start)
+    stream = timeline(ffmpeg.input(info.path, **opts, **({"skip_loop_filter": "all"} if fast else {})).video, fps, shift, start)
     stream = stream.filter("scale", w, h, flags=interpolation).filter("setsar", 1)
     out = stream.output("pipe:", format="rawvideo", pix_fmt="bgr24", vframes=n, **({"fps_mode": "passthrough"} if fps is None else {}))
     args = out.global_args("-nostdin", "-hide_banner", "-loglevel", "error").compile(cmd=ffmpeg_exe())

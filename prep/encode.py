@@ -22,7 +22,7 @@ from typing import Any
 import ffmpeg
 import numpy as np
 
-from .decode import timeline
+from .decode import seek, timeline
 from .errors import PrepError
 from .ffmpeg import ffmpeg_exe
 from .probe import VideoInfo
@@ -31,13 +31,16 @@ from .window import Padding
 FILL_MODES = {"edge": "smear", "mirror": "mirror"}
 
 
-def audio_chain(info: VideoInfo) -> Any:
-    """The source's first audio stream, shifted onto the output timeline (or None)."""
+def audio_chain(info: VideoInfo, fps: float | None = None, start: int = 0) -> Any:
+    """The source's first audio stream, shifted onto the output timeline (or None); with
+    ``start``, a stretch's timeline that begins at output frame ``start``."""
     if not info.has_audio:
         return None
-    a = ffmpeg.input(info.path).audio
+    opts, shift = seek(info, fps, start)
+    a = ffmpeg.input(info.path, **opts).audio
     # ffmpeg reads timestamps relative to the container start; the video starts info.start_time after it.
-    a = a.filter("asetpts", f"PTS-{info.start_time:.6f}/TB")
+    offset = (-info.start_time if shift is None else shift) - (start / fps if start and fps else 0.0)
+    a = a.filter("asetpts", f"PTS{offset:+.6f}/TB")
     a = a.filter("aresample", **{"async": 1, "first_pts": 0})  # trims before 0, fills a late start
     return a.filter("apad")
 
@@ -74,11 +77,13 @@ def _global(stream: Any) -> Any:
     return stream.global_args("-nostdin", "-hide_banner", "-loglevel", "error", "-y")
 
 
-def encode_fixed(info: VideoInfo, window: tuple[int, int, int], pad: Padding, pad_mode: str, cfg: Any, n_frames: int, dest: Path) -> None:
-    """Crop the integer window ``(x, y, side)`` (display px) from every frame and encode to ``dest``."""
+def encode_fixed(info: VideoInfo, window: tuple[int, int, int], pad: Padding, pad_mode: str, cfg: Any, n_frames: int, dest: Path, start: int = 0) -> None:
+    """Crop the integer window ``(x, y, side)`` (display px) from every frame and encode to
+    ``dest``: ``n_frames`` frames of the output timeline from frame ``start`` on."""
     x, y, side = window
     W, H = info.display_width, info.display_height
-    v = timeline(ffmpeg.input(info.path).video, cfg.fps)
+    opts, shift = seek(info, cfg.fps, start)
+    v = timeline(ffmpeg.input(info.path, **opts).video, cfg.fps, shift, start)
     if (W, H) != ((info.height, info.width) if info.rotation % 180 == 90 else (info.width, info.height)):
         v = v.filter("scale", W, H, flags="bicubic").filter("setsar", 1)  # non-square pixels -> square
     # the part of the window inside the frame, then padding back to the full window
@@ -94,7 +99,7 @@ def encode_fixed(info: VideoInfo, window: tuple[int, int, int], pad: Padding, pa
         if pad_mode in FILL_MODES:
             v = v.filter("fillborders", left=pl, right=pr, top=pt, bottom=pb, mode=FILL_MODES[pad_mode])
     v = v.filter("scale", cfg.size, cfg.size, flags="lanczos").filter("setsar", 1)
-    streams = [v] + ([audio_chain(info)] if info.has_audio else [])
+    streams = [v] + ([audio_chain(info, cfg.fps, start)] if info.has_audio else [])
     args = _global(ffmpeg.output(*streams, str(dest), **output_args(cfg, n_frames))).compile(cmd=ffmpeg_exe())
     _run(args, info.path)
 
@@ -102,11 +107,11 @@ def encode_fixed(info: VideoInfo, window: tuple[int, int, int], pad: Padding, pa
 class FrameEncoder:
     """Stream ``size`` x ``size`` BGR frames into an H.264 file, with the source's audio muxed in sync."""
 
-    def __init__(self, info: VideoInfo, cfg: Any, n_frames: int, dest: Path):
+    def __init__(self, info: VideoInfo, cfg: Any, n_frames: int, dest: Path, start: int = 0):
         size = cfg.size
         v = ffmpeg.input("pipe:", format="rawvideo", pix_fmt="bgr24", s=f"{size}x{size}", framerate=cfg.fps).video
         v = v.filter("setsar", 1)
-        streams = [v] + ([audio_chain(info)] if info.has_audio else [])
+        streams = [v] + ([audio_chain(info, cfg.fps, start)] if info.has_audio else [])
         args = _global(ffmpeg.output(*streams, str(dest), **output_args(cfg, n_frames))).compile(cmd=ffmpeg_exe())
         self.src = info.path
         self._err = tempfile.TemporaryFile()

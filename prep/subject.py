@@ -9,30 +9,12 @@ person after a gap, and are merged into it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
 from .detect import Face
-
-
-@dataclass
-class Track:
-    frames: list[int] = field(default_factory=list)
-    faces: list[Face] = field(default_factory=list)
-
-    @property
-    def last(self) -> Face:
-        return self.faces[-1]
-
-    def weight(self) -> float:
-        return float(sum(f.size for f in self.faces))
-
-    def median_center(self) -> np.ndarray:
-        return np.median(np.array([f.center for f in self.faces]), axis=0)
-
-    def median_size(self) -> float:
-        return float(np.median([f.size for f in self.faces]))
+from .video.tracks import Track, link_tracks  # noqa: F401  (re-exported)
 
 
 @dataclass
@@ -54,32 +36,6 @@ class SubjectResult:
 
     def multi_face_frames(self) -> list[int]:
         return [i for i in self.sampled if self.others.get(i)]
-
-
-def link_tracks(detections: dict[int, list[Face]], max_gap: int) -> list[Track]:
-    """Greedy frame-to-frame linking. ``max_gap``: frames a track may go unseen and continue."""
-    tracks: list[Track] = []
-    for frame in sorted(detections):
-        faces = sorted(detections[frame], key=lambda f: -f.size)
-        taken: set[int] = set()
-        for face in faces:
-            best, best_d = None, None
-            for ti, tr in enumerate(tracks):
-                if ti in taken or frame - tr.frames[-1] > max_gap:
-                    continue
-                ref = tr.last
-                d = float(np.hypot(face.center[0] - ref.center[0], face.center[1] - ref.center[1]))
-                ratio = face.size / ref.size
-                if d <= 0.6 * max(face.size, ref.size) and 0.6 <= ratio <= 1.6 and (best_d is None or d < best_d):
-                    best, best_d = ti, d
-            if best is None:
-                tracks.append(Track([frame], [face]))
-                taken.add(len(tracks) - 1)
-            else:
-                tracks[best].frames.append(frame)
-                tracks[best].faces.append(face)
-                taken.add(best)
-    return tracks
 
 
 def choose_subject(

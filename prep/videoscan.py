@@ -30,10 +30,10 @@ CUT_DIFF = 12.0
 
 
 class FrameAnalyzer:
-    def __init__(self, detector: Detector, every: int = 1, face_px: int = 112, full_every: int = 12, blur: bool = True, search_new_shots: bool = False):
+    def __init__(self, detector: Detector, every: int = 1, face_px: int = 112, full_every: int = 12, blur: bool = True, min_relative: float | None = None, search_new_shots: bool = False):
         """``search_new_shots``: a full-frame search on the first frame of a new shot, so faces
         are exact from the first frame after a cut (``frames --person``)."""
-        self.scanner = FaceScanner(detector, face_px, full_every)
+        self.scanner = FaceScanner(detector, face_px, full_every, **({} if min_relative is None else {"min_relative": min_relative}))
         self.every = max(1, every)
         self.blur = blur
         self.search_new_shots = search_new_shots

@@ -163,3 +163,16 @@ def affine_to_output(win: Window | np.ndarray, size: int) -> np.ndarray:
     x, y, side = (win.x, win.y, win.side) if isinstance(win, Window) else (float(win[0]), float(win[1]), float(win[2]))
     s = size / side
     return np.array([[s, 0.0, -x * s + 0.5 * s - 0.5], [0.0, s, -y * s + 0.5 * s - 0.5]], np.float64)
+
+
+def layout_windows(
+    t: np.ndarray, centers: np.ndarray, sizes: np.ndarray, n: int, mode: str, face_fraction: float, face_y: float, sigma: float
+) -> np.ndarray:
+    """Windows ``(n, 3)`` for frames ``0..n-1`` from faces seen at frames ``t`` (``fixed``:
+    one window, repeated; ``track``: smoothed per-frame windows, ``sigma`` in frames)."""
+    if mode == "fixed":
+        x, y, side = integer_window(fixed_window(centers, sizes, face_fraction, face_y))
+        return np.tile(np.array([[x, y, side]], np.float64), (n, 1))
+    c = fill_gaps(t, centers, n)
+    s = fill_gaps(t, np.asarray(sizes)[:, None], n)[:, 0]
+    return track_windows(c, s, face_fraction, face_y, sigma, 2 * sigma)

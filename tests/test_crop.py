@@ -112,7 +112,6 @@ def test_rotated_output_is_upright(clips, tmp_path):
 
 def test_hog_fallback_needs_no_download(clips, tmp_path, monkeypatch):
     monkeypatch.delenv("PREP_WEIGHTS_DIR", raising=False)  # offline, no model anywhere
-    monkeypatch.setattr("prep.crop._detectors", {})
     cfg = CropConfig.resolve("default", detector="auto")
     rec = crop_video(clips["odd_noaudio"], tmp_path, cfg)
     assert rec["status"] == "ok", rec.get("message")

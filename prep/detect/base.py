@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass, field
 from typing import Callable, Protocol
 
@@ -124,6 +125,21 @@ def create_detector(
     if why is not None:
         raise PrepError(None, f"detector '{name}' unavailable: {why}")
     return SearchDetector(spec.factory(weights_dir=weights_dir, score_threshold=score_threshold), max_side)
+
+
+_built: dict[tuple, "SearchDetector"] = {}
+
+
+def cached_detector(name: str = "auto", weights_dir: str | None = None, max_side: int | None = 960, score_threshold: float = 0.6) -> "SearchDetector":
+    """:func:`create_detector`, built once per process and setting (model loading is not
+    repeated per item). The key includes the environment that decides what ``auto`` finds
+    (weights folder, offline switch, cache), so a change of it is never answered from an
+    earlier choice."""
+    env = tuple(os.environ.get(k) for k in ("PREP_WEIGHTS_DIR", "PREP_OFFLINE", "PREP_CACHE_DIR", "XDG_CACHE_HOME"))
+    key = (name, weights_dir, max_side, score_threshold, env)
+    if key not in _built:
+        _built[key] = create_detector(name, weights_dir, max_side, score_threshold)
+    return _built[key]
 
 
 class SearchDetector:

@@ -22,8 +22,9 @@ FOLLOW_SCORE = 0.75  # besides the largest face, only faces at least this confid
 
 
 class FaceScanner:
-    def __init__(self, detector: Detector, face_px: int = 112, full_every: int = 12):
+    def __init__(self, detector: Detector, face_px: int = 112, full_every: int = 12, min_relative: float = MIN_RELATIVE):
         self.detector = detector
+        self.min_relative = min_relative
         self.face_px = face_px
         self.full_every = max(1, full_every)
         self._known: list[Face] = []
@@ -41,7 +42,7 @@ class FaceScanner:
         big = max((f.size for f in faces), default=0.0)
         # a weak detection is not followed between full searches (searched alone in a small
         # region, a texture can pass for a face); a real face is found again by the next full search
-        self._known = [f for f in faces if f.size >= MIN_RELATIVE * big and (f.size == big or f.score >= FOLLOW_SCORE)]
+        self._known = [f for f in faces if f.size >= self.min_relative * big and (f.size == big or f.score >= FOLLOW_SCORE)]
         return faces
 
     def _full(self, frame: np.ndarray) -> list[Face]:

@@ -1,0 +1,87 @@
+"""Shot detection and head pose, on frames and landmarks made here (no shared data needed)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from prep.detect import Face
+from prep.video.pose import head_pose, project
+from prep.video.shots import find_shots
+
+
+def scene(seed: int, n: int, w: int = 160, h: int = 90) -> list[np.ndarray]:
+    """A textured picture drifting slowly (camera motion), ``n`` frames."""
+    rng = np.random.default_rng(seed)
+    import cv2
+
+    coarse = (rng.random((8, 12, 3)) * 255).astype(np.uint8)  # large shapes and colours
+    fine = (rng.random((h * 2, w * 2, 3)) * 40).astype(np.uint8)  # and some texture
+    big = cv2.add(cv2.resize(coarse, (w * 2, h * 2), interpolation=cv2.INTER_CUBIC), fine)
+    return [np.ascontiguousarray(big[10 + k // 3 : 10 + k // 3 + h, 10 + k // 2 : 10 + k // 2 + w]) for k in range(n)]
+
+
+def test_hard_cut_and_dissolve_are_found():
+    a, b, c = scene(1, 60), scene(2, 80), scene(3, 60)
+    blend = [((1 - t) * b[50 + k].astype(np.float32) + t * c[k].astype(np.float32)).astype(np.uint8) for k, t in enumerate(np.linspace(0, 1, 25))]
+    frames = a[:50] + b[:50] + blend + c[25:60]
+    shots = find_shots(frames, 25.0)
+    kinds = [(t.kind, t.start, t.end) for t in shots.transitions]
+    assert kinds[0][0] == "cut" and abs(kinds[0][1] - 50) <= 1, kinds
+    assert kinds[1][0] == "dissolve" and kinds[1][1] <= 100 + 2 and kinds[1][2] >= 125 - 2, kinds
+    assert len(shots.ranges) == 3
+    # no shot holds a blended frame
+    for s, e in shots.ranges:
+        assert e <= 101 or s >= 124
+
+
+def test_steady_footage_has_no_transition():
+    shots = find_shots(scene(4, 150), 25.0)
+    assert shots.transitions == [] and shots.ranges == [(0, 150)]
+
+
+@pytest.mark.parametrize("pose", [(0, 0, 0), (25, 0, 0), (-40, 0, 0), (0, 20, 0), (0, -15, 0), (0, 0, 20), (30, 10, -15)])
+def test_pose_is_read_back_from_five_points(pose):
+    lm = project(*pose)
+    got = head_pose(Face((220, 140, 200, 200), lm, 0.9))
+    assert np.allclose(got, pose, atol=1.0), got
+
+
+def test_no_pose_from_estimated_landmarks():
+    assert head_pose(Face((0, 0, 100, 100), project(0, 0, 0), 0.9, estimated_landmarks=True)) is None
+
+
+def test_mirrored_real_face_mirrors_yaw_and_roll():
+    """A real frame and its mirror image: yaw and roll change sign, pitch stays (within the
+    detector's landmark noise: pitch rests on the nose tip's height alone)."""
+    from conftest import SAMPLE_CLIP, WEIGHTS, needs_yunet  # noqa: F401
+    from checks import frames_at
+    from prep.detect import create_detector
+
+    if not WEIGHTS.is_dir():
+        pytest.skip("YuNet model not found")
+    det = create_detector("yunet", str(WEIGHTS))
+    img = frames_at(SAMPLE_CLIP, [1.0])[0]
+    import cv2
+
+    (f,) = [x for x in det.detect(img) if x.score > 0.8][:1]
+    (g,) = [x for x in det.detect(cv2.flip(img, 1)) if x.score > 0.8][:1]
+    p, q = head_pose(f), head_pose(g)
+    assert abs(p[0] + q[0]) <= 4 and abs(p[2] + q[2]) <= 4 and abs(p[1] - q[1]) <= 10, (p, q)
+
+
+@pytest.mark.parametrize("name", ["sample", "vfr", "sar", "rotated"])
+def test_a_stretch_decoded_by_seeking_is_the_same_frames(clips, name):
+    """Encoding a segment decodes only its stretch: frames read from a seek are the frames a
+    whole decode gives at the same indices (VFR, SAR and rotated sources included)."""
+    from prep.decode import iter_frames
+    from prep.probe import probe_video
+
+    info = probe_video(clips[name])
+    whole = [f.copy() for f in iter_frames(info, 25.0, 160)]
+    for start in (1, 30, len(whole) - 8):
+        part = list(iter_frames(info, 25.0, 160, start=start, count=5))
+        assert len(part) == 5
+        for k, f in enumerate(part):
+            diffs = [float(np.abs(f.astype(int) - whole[j].astype(int)).mean()) for j in range(start + k - 1, start + k + 2)]
+            assert diffs[1] <= min(diffs) + 0.5, (start, k, diffs)  # the same frame, not a neighbour
