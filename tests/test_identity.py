@@ -348,3 +348,9 @@ def test_crop_person_fails_with_one_line_when_the_person_is_absent(edits, tmp_pa
     (line,) = res.output.strip().splitlines()
     assert line.startswith(f"prep: {edits['katie_only']}: the person is not in this clip: best face track similarity 0.")
     assert not list((tmp_path / "o").glob("*.mp4"))
+
+
+def test_crop_split_with_person_says_it_is_not_wired_yet(edits, tmp_path):
+    res = run("crop", str(edits["sbs"]), "-o", str(tmp_path / "o"), "--split", "--person", str(edits["man_ref"]))
+    assert res.exit_code == 1
+    assert res.output.strip().splitlines() == ["prep: --person with --split (one clip per segment) is not supported yet; use --no-split to crop the person's face track"]
