@@ -79,10 +79,13 @@ def analyse(info: VideoInfo, cfg: CropConfig, detector: Detector | None = None, 
     scanner = FrameAnalyzer(detector, cfg.detect_every, cfg.face_px, full_every=max(1, round(cfg.fps / cfg.detect_every)), min_relative=SPLIT_FOLLOW if cfg.split else None)
     blur = np.full(n, np.nan)
     shots = ShotDetector(cfg.fps)
-    for i, frame, faces, score in scanner.run(progress(iter_frames(info, cfg.fps, cfg.analysis_side), n, "analyse", "frame", show_progress), last=n - 1):
+
+    def beside(i: int, frame: np.ndarray) -> None:  # on the scanner's second thread, in frame order
         shots.feed(i, frame)
         if thumbs is not None:
             keep_thumb(thumbs, i, frame, cfg.fps)
+
+    for i, frame, faces, score in scanner.run(progress(iter_frames(info, cfg.fps, cfg.analysis_side), n, "analyse", "frame", show_progress), last=n - 1, also=beside):
         if faces is not None:
             detections[i] = [f.scaled(back) for f in faces]
         if i < n:

@@ -5,7 +5,7 @@ Shared by ``crop`` (analysis pass), ``frames`` and ``blur``. Faces are found wit
 face last found (a face moves little in a frame or two, and the score is an energy ratio
 over the whole face, not a pixel-exact measure).
 
-:meth:`FrameAnalyzer.run` scores blur on a second thread while the next frames are searched
+:meth:`FrameAnalyzer.run` scores blur (and runs the caller's per-frame work, such as shot detection) on a second thread while the next frames are searched
 for faces: both are OpenCV and NumPy work that releases the GIL, so a second core is used.
 At most ``AHEAD`` frames wait for their score, so memory stays bounded.
 """
@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
-from typing import Iterable, Iterator
+from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
@@ -60,18 +60,25 @@ class FrameAnalyzer:
     def score(self, frame: np.ndarray, face: Face | None) -> float:
         return blur_score(frame, face).score if (self.blur and face is not None) else float("nan")
 
+    def _background(self, index: int, frame: np.ndarray, face: Face | None, also: Callable[[int, np.ndarray], None] | None) -> float:
+        if also is not None:
+            also(index, frame)
+        return self.score(frame, face)
+
     def step(self, index: int, frame: np.ndarray, force: bool = False) -> tuple[list[Face] | None, float]:
         """Faces (``None`` when this frame was not analysed) and the blur score (NaN without a face)."""
         faces = self.detect(index, frame, force)
         return faces, self.score(frame, self._face)
 
-    def run(self, frames: Iterable[np.ndarray], last: int | None = None) -> Iterator[tuple[int, np.ndarray, list[Face] | None, float]]:
-        """``(index, frame, faces, score)`` for each frame, in order; frame ``last`` is always analysed."""
+    def run(self, frames: Iterable[np.ndarray], last: int | None = None, also: Callable[[int, np.ndarray], None] | None = None) -> Iterator[tuple[int, np.ndarray, list[Face] | None, float]]:
+        """``(index, frame, faces, score)`` for each frame, in order; frame ``last`` is always
+        analysed. ``also(index, frame)`` (shot detection, ...) runs on the second thread too,
+        called for every frame in order."""
         pending: deque = deque()
         with ThreadPoolExecutor(1) as pool:
             for i, frame in enumerate(frames):
                 faces = self.detect(i, frame, force=i == last)
-                pending.append((i, frame, faces, pool.submit(self.score, frame, self._face)))
+                pending.append((i, frame, faces, pool.submit(self._background, i, frame, self._face, also)))
                 if len(pending) > AHEAD:
                     yield _done(pending.popleft())
             while pending:

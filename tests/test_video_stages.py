@@ -85,3 +85,13 @@ def test_a_stretch_decoded_by_seeking_is_the_same_frames(clips, name):
         for k, f in enumerate(part):
             diffs = [float(np.abs(f.astype(int) - whole[j].astype(int)).mean()) for j in range(start + k - 1, start + k + 2)]
             assert diffs[1] <= min(diffs) + 0.5, (start, k, diffs)  # the same frame, not a neighbour
+
+
+def test_a_head_moving_over_a_still_background_is_no_transition(clips):
+    """The sample clip pans and zooms a face over a still background (vertical frame): no cut,
+    no dissolve, so a fixed-window preset does not refuse it."""
+    from prep.decode import iter_frames
+    from prep.probe import probe_video
+
+    shots = find_shots(iter_frames(probe_video(clips["sample"]), 25.0, 640), 25.0)
+    assert shots.transitions == [], shots.transitions
