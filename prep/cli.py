@@ -114,11 +114,12 @@ def _write_report(path: str | None, command: str, records: list[dict[str, Any]],
 @click.option("--split/--no-split", default=None, help="Real footage: find shots and face tracks, write one clip per segment (<name>__sNN_tNN.mp4) and OUT/report.html. Default from the preset.")
 @tiers_option
 @person_option
+@group_by_option
 @detector_options
 @click.option("--workers", type=int, default=1, show_default=True, help="Clips processed at once (each ffmpeg already uses several threads).")
 @report_option
 @_fail_cleanly
-def crop(sources: tuple[str, ...], out_dir: str, preset: str, size: int | None, fps: float | None, mode: str | None, pad: str | None, split: bool | None, tiers: tuple[int, ...] | None, person: tuple[str, ...], detector: str | None, weights_dir: str | None, workers: int, report_path: str | None) -> None:
+def crop(sources: tuple[str, ...], out_dir: str, preset: str, size: int | None, fps: float | None, mode: str | None, pad: str | None, split: bool | None, tiers: tuple[int, ...] | None, person: tuple[str, ...], group_by: str | None, detector: str | None, weights_dir: str | None, workers: int, report_path: str | None) -> None:
     """Cut a steady, face-centred square clip from each video (files or folders of videos).
 
     Writes OUT/<name>.mp4 (H.264, square pixels, constant frame rate, audio in sync) and
@@ -132,10 +133,12 @@ def crop(sources: tuple[str, ...], out_dir: str, preset: str, size: int | None, 
     from .fsutil import check_writable_dir
     from .probe import VIDEO_EXTENSIONS
 
-    ref = _reference(person, None, detector, weights_dir)
-    cfg = CropConfig.resolve(preset, size=size, fps=fps, mode=mode, pad=pad, split=split, detector=detector, weights_dir=weights_dir, tiers=tiers, person=ref)
-    if cfg.split and cfg.person is not None:
-        raise PrepError(None, "--person with --split (one clip per segment) is not supported yet; use --no-split to crop the person's face track")
+    if person and group_by:
+        raise PrepError(None, "--person and --group-by person do not go together: --person keeps one person, --group-by sorts everyone")
+    ref = _reference(person, group_by, detector, weights_dir)
+    cfg = CropConfig.resolve(preset, size=size, fps=fps, mode=mode, pad=pad, split=split, detector=detector, weights_dir=weights_dir, tiers=tiers, person=ref, group_by=group_by)
+    if cfg.group_by and not cfg.split:
+        raise PrepError(None, "--group-by person sorts segments: use it with --split")
     paths = expand_sources(sources, VIDEO_EXTENSIONS)
     if not paths:
         raise PrepError(None, f"no video files in {', '.join(sources)}")
@@ -145,6 +148,11 @@ def crop(sources: tuple[str, ...], out_dir: str, preset: str, size: int | None, 
     for rec in map_items(crop_video, items, workers, "crop"):
         records.append(rec)
         _echo_crop(rec)
+    if cfg.group_by:
+        from .crop import group_segments
+
+        for g in group_segments(out_dir, records):
+            click.echo(f"{Path(out_dir) / g['person']}: {g['segments']} segment(s) from {g['sources']} source(s); sheet {Path(out_dir) / g['person'] / 'sheet.png'}")
     if cfg.split:
         from .video.review import write_page
 
@@ -165,7 +173,8 @@ def _echo_crop(rec: dict[str, Any]) -> None:
         click.echo(f"{tag} {rec['source']}: {len(rec['shots'])} shot(s), {rec['tracks']} face track(s), {len(kept)} segment(s) kept, {len(rec['segments']) - len(kept)} rejected"
                    + (f" ({rec['reason']})" if rec.get("reason") else "") + ("; done before" if rec["status"] == "skipped" else ""))
         for e in kept:
-            click.echo(f"     {e['source_start']:7.2f}-{e['source_end']:7.2f} s -> {e['output']}")
+            who = f"  (person: similarity {e['person']['similarity']:.3f}{', uncertain' if e['person']['uncertain'] else ''})" if e.get("person") else ""
+            click.echo(f"     {e['source_start']:7.2f}-{e['source_end']:7.2f} s -> {e['output']}{who}")
         return
     if rec["status"] == "skipped":
         click.echo(f"skip {rec['source']}: already done -> {rec['output']}")

@@ -95,6 +95,7 @@ class CropConfig:
     max_roll: float = 30.0
     segment_presence: float = 0.8  # share of a segment's analysed frames that must show its face
     person: Any = None  # prep.identity.Reference: the subject is this person (--person)
+    group_by: str | None = None  # "person" (--split): segments sorted into OUT/person_NN/ by identity
 
     def __post_init__(self) -> None:
         problems = []

@@ -48,7 +48,7 @@ def get_detector(cfg: CropConfig) -> Detector:
 
 def config_key(cfg: CropConfig) -> str:
     """Fingerprint of the settings that shape the output (resume skips only identical work)."""
-    relevant = {k: v for k, v in cfg.to_dict().items() if k not in ("weights_dir",) and not (k == "person" and v is None)}
+    relevant = {k: v for k, v in cfg.to_dict().items() if k not in ("weights_dir",) and not (k in ("person", "group_by") and v is None)}
     return hashlib.sha256(json.dumps(relevant, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
@@ -412,13 +412,23 @@ def _split(src: str, out_root: str | Path, cfg: CropConfig, item_id: str, show_p
             if seg.status == "kept":
                 segment_geometry(seg, tr, an.detections, W, H, cfg.fps, cfg)
             candidates.append(seg)
+    identities = _identify(info, cfg, per_track) if cfg.person is not None or cfg.group_by else {}
     layout = video_layout(cfg.layout)
+    # --group-by person: clips wait in a staging folder until the run's persons are known
+    write_root = Path(out_root) / STAGING if cfg.group_by else Path(out_root)
     seg_records = []
     for seg in candidates:
+        who = identities.get((seg.shot, seg.track))
         entry = seg.to_dict(cfg.fps)
+        if cfg.person is not None and who is not None:
+            entry["person"] = who.match.to_dict()
+            if seg.status == "kept" and not who.match.matched:
+                m = who.match
+                seg.reject(OTHER_PERSON, f"not the person: similarity {m.similarity if m.similarity is not None else float('nan'):.3f} < {cfg.person.threshold:.3f}" + (f" (uncertain: {m.reason})" if m.uncertain else ""))
+                entry = {**seg.to_dict(cfg.fps), "person": entry["person"]}
         if seg.status == "kept":
             tr, poses = per_track[(seg.shot, seg.track)]
-            rec = _encode_segment(src, info, an, cfg, seg, tr, poses, layout, out_root, item_id, key, show_progress)
+            rec = _encode_segment(src, info, an, cfg, seg, tr, poses, layout, write_root, item_id, key, show_progress, entry.get("person"))
             entry.update(output=rec["output"], report=rec["report"])
         seg_records.append(entry)
     kept = [e for e in seg_records if e["status"] == "kept"]
@@ -433,6 +443,8 @@ def _split(src: str, out_root: str | Path, cfg: CropConfig, item_id: str, show_p
         **an.shots.to_dict(),
         "tracks": sum(numbered.values()),
         "segments": seg_records,
+        **({"person": cfg.person.to_dict()} if cfg.person is not None else {}),
+        **({"track_vectors": {f"s{k[0]:02d}_t{k[1]:02d}": [round(float(v), 5) for v in t.vector] for k, t in identities.items() if t.vector is not None}} if cfg.group_by else {}),
         "outputs": [e["output"] for e in kept],
         "marker": str(marker),
     }
@@ -442,6 +454,20 @@ def _split(src: str, out_root: str | Path, cfg: CropConfig, item_id: str, show_p
     record["timings"] = {"analyse": round(t1 - t0, 3), "total": round(time.perf_counter() - t0, 3)}
     write_json(marker, record)  # last: marks the source as done
     return record
+
+
+STAGING = ".prep/staging"  # --group-by: where clips wait for their person's folder
+OTHER_PERSON = "other_person"
+
+
+def _identify(info: VideoInfo, cfg: CropConfig, per_track: dict) -> dict:
+    """The identity of every face track ((shot, track) -> TrackIdentity): a handful of each
+    track's frames, decoded once more at a size fit for the descriptor, embedded."""
+    from .identity import identify_tracks
+
+    keys = list(per_track)
+    found = identify_tracks(info, cfg.fps, [list(zip(per_track[k][0].frames, per_track[k][0].faces)) for k in keys], cfg.person, per_track=8)
+    return dict(zip(keys, found))
 
 
 def _why_empty(an: Analysis, segs: list[dict[str, Any]]) -> str:
@@ -467,7 +493,7 @@ def _track_blur(an: Analysis, tr: Any, every: int) -> np.ndarray:
     return out
 
 
-def _encode_segment(src: str, info: VideoInfo, an: Analysis, cfg: CropConfig, seg: Any, tr: Any, poses: dict, layout: Any, out_root: str | Path, item_id: str, key: str, show_progress: bool | None) -> dict[str, Any]:
+def _encode_segment(src: str, info: VideoInfo, an: Analysis, cfg: CropConfig, seg: Any, tr: Any, poses: dict, layout: Any, out_root: str | Path, item_id: str, key: str, show_progress: bool | None, person: dict | None = None) -> dict[str, Any]:
     from .video.segments import pose_summary
 
     seg_id = f"{item_id}__{seg.name()}"
@@ -508,6 +534,7 @@ def _encode_segment(src: str, info: VideoInfo, an: Analysis, cfg: CropConfig, se
         "padding": {"frames_padded": sum(p.any for p in pads) * (n if cfg.mode == "fixed" else 1), "max_area_fraction": round(max(p.area_fraction for p in pads), 4), "mode": cfg.pad},
         "blur": _blur_report(_track_blur(an, tr, cfg.detect_every)[seg.start : seg.end], cfg),
         "pose": pose_summary(poses, seg.start, seg.end, cfg.fps),
+        **({"person": person} if person else {}),
         "timings": {"encode": round(time.perf_counter() - t0, 3)},
     }
     write_json(report_path, record)  # last: the segment's report marks it as done
@@ -522,3 +549,80 @@ def _previous_split(marker: Path, key: str) -> dict[str, Any] | None:
     if rec.get("config_key") != key or not all(Path(p).is_file() for p in rec.get("outputs", [])):
         return None
     return rec
+
+
+def group_segments(out_root: str | Path, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``--split --group-by person``, on the driver once every source is done: cluster the face
+    tracks of all sources by identity (in source, shot, track order: the same run gives the
+    same persons) and move each kept segment's clip and report from the staging folder (or an
+    earlier run's person folder) into ``OUT/person_NN/<layout>``; each person gets ``sheet.png``
+    of its segments. The sources' records (and their markers) are updated to the new places.
+    Returns one summary per person (person_00 has the most segments)."""
+    import os
+
+    from .identity import Clusterer, person_folder
+    from .sheet import GREEN, Tile, write_sheet
+
+    out = Path(out_root)
+    cl = Clusterer()
+    first: dict[tuple[str, str], int] = {}
+    entries = []
+    for rec in records:
+        if not rec.get("split") or rec["status"] == "error":
+            continue
+        for e in rec["segments"]:
+            if e["status"] != "kept":
+                continue
+            tk = f"s{e['shot']:02d}_t{e['track']:02d}"
+            vec = rec.get("track_vectors", {}).get(tk)
+            if vec is None:
+                continue
+            if (rec["source"], tk) not in first:
+                first[(rec["source"], tk)] = cl.add(np.array(vec, np.float64))[0]
+            entries.append((first[(rec["source"], tk)], rec, e))
+    rank = cl.ranking()
+    groups: dict[int, list[dict]] = {}
+    for label, rec, e in entries:
+        k = rank[label]
+        folder = out / person_folder(k)
+        for field in ("output", "report"):
+            cur = Path(e[field])
+            rel = _relative_to_layout_root(cur, out)
+            dest = folder / rel
+            if cur != dest and cur.is_file():
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(cur, dest)
+            e[field] = str(dest)
+        e["person_group"] = person_folder(k)
+        groups.setdefault(k, []).append({**e, "source": rec["source"], "images": next((s.get("images", []) for s in rec.get("review", {}).get("segments", []) if s["segment"] == e["segment"]), [])})
+    for rec in records:
+        if rec.get("split") and rec["status"] != "error":
+            rec["outputs"] = [e["output"] for e in rec["segments"] if e["status"] == "kept"]
+            for s in rec.get("review", {}).get("segments", []):
+                match = next((e for e in rec["segments"] if e["segment"] == s["segment"]), None)
+                if match is not None:
+                    s.update({k: match[k] for k in ("output", "report", "person_group") if k in match})
+            if rec.get("marker"):
+                write_json(rec["marker"], {k: v for k, v in rec.items() if k not in ("status", "note")} | {"status": "ok" if rec["outputs"] else "empty"})
+    summaries = []
+    for k in sorted(groups):
+        folder = out / person_folder(k)
+        tiles = []
+        for e in groups[k][:48]:
+            imgs = e.get("images") or []
+            if imgs and (out / imgs[len(imgs) // 2]).is_file():
+                tiles.append(Tile(cv2.imread(str(out / imgs[len(imgs) // 2])), [Path(e["source"]).name[:24], e["segment"]], GREEN))
+        write_sheet(folder / "sheet.png", tiles, f"{person_folder(k)}: {len(groups[k])} segments")
+        summaries.append({"person": person_folder(k), "segments": len(groups[k]), "sources": len({e["source"] for e in groups[k]})})
+    return summaries
+
+
+def _relative_to_layout_root(path: Path, out: Path) -> Path:
+    """A clip's place inside the layout, whether it sits in the staging folder or in a person's."""
+    rel = path.relative_to(out)
+    parts = rel.parts
+    if parts[:2] == tuple(STAGING.split("/")):
+        return Path(*parts[2:])
+    if parts and parts[0].startswith("person_"):
+        return Path(*parts[1:])
+    return rel

@@ -350,7 +350,7 @@ def test_crop_person_fails_with_one_line_when_the_person_is_absent(edits, tmp_pa
     assert not list((tmp_path / "o").glob("*.mp4"))
 
 
-def test_crop_split_with_person_says_it_is_not_wired_yet(edits, tmp_path):
-    res = run("crop", str(edits["sbs"]), "-o", str(tmp_path / "o"), "--split", "--person", str(edits["man_ref"]))
+def test_crop_group_by_needs_split(edits, tmp_path):
+    res = run("crop", str(edits["sbs"]), "-o", str(tmp_path / "o"), "--group-by", "person")
     assert res.exit_code == 1
-    assert res.output.strip().splitlines() == ["prep: --person with --split (one clip per segment) is not supported yet; use --no-split to crop the person's face track"]
+    assert res.output.strip().splitlines() == ["prep: --group-by person sorts segments: use it with --split"]

@@ -212,3 +212,67 @@ def test_segments_do_not_depend_on_the_detector(edits, tmp_path):
     assert {e["shot"] for e in kept(h)} == {e["shot"] for e in kept(y)} == {0, 1, 2}
     for a, b in zip(sorted(kept(h), key=lambda e: e["shot"]), sorted(kept(y), key=lambda e: e["shot"])):
         assert abs(a["source_end"] - b["source_end"]) <= 0.5 and abs(a["source_start"] - b["source_start"]) <= 1.0, (a, b)
+
+
+# ---- one person: --person and --group-by person on segments -----------------------------
+
+needs_identity = pytest.mark.skipif(__import__("prep.identity", fromlist=["unavailable"]).unavailable() is not None, reason="prep[identity] not installed")
+
+
+@pytest.fixture(scope="module")
+def person_a(tmp_path_factory) -> Path:
+    """A reference photo of A taken from a part of A's clip that no edit uses (17 s in)."""
+    import cv2
+
+    p = tmp_path_factory.mktemp("ref") / "a.png"
+    cv2.imwrite(str(p), frames_at(A, [17.0])[0])
+    return p
+
+
+@needs_identity
+def test_split_person_keeps_only_that_persons_segments(edits, person_a, tmp_path):
+    from prep.detect import create_detector
+    from prep.identity import load_reference
+
+    ref = load_reference([person_a], create_detector("yunet", str(SHARED / "weights")))
+    rec = run(edits["cuts"], tmp_path, person=ref)
+    segs = kept(rec)
+    assert {e["shot"] for e in segs} == {0, 2}, rec["segments"]  # A's shots; B's is left out
+    assert all(e["person"]["matched"] and e["person"]["similarity"] >= ref.threshold for e in segs)
+    other = [e for e in rec["segments"] if e.get("reason") == "other_person"]
+    assert other and {e["shot"] for e in other} == {1} and all(e["person"]["similarity"] < ref.threshold for e in other)
+    report = json.loads(Path(segs[0]["report"]).read_text())
+    assert report["person"]["similarity"] == segs[0]["person"]["similarity"]
+
+
+@needs_identity
+def test_split_group_by_person_puts_each_persons_segments_in_one_folder(edits, tmp_path):
+    from click.testing import CliRunner
+
+    from prep.cli import main
+
+    out = tmp_path / "out"
+    args = ["crop", str(edits["cuts"]), str(edits["side"]), "--split", "--size", "256", "--group-by", "person", "-o", str(out), "--report", str(out / "run.json")]
+    res = CliRunner().invoke(main, args)
+    assert res.exit_code == 0, res.output
+    items = {Path(r["source"]).stem: r for r in json.loads((out / "run.json").read_text())["items"]}
+    group = {}
+    for stem, r in items.items():
+        for e in kept({**r}):
+            assert Path(e["output"]).is_file() and Path(e["output"]).parent.parent == out and e["person_group"] in e["output"]
+            group[(stem, e["shot"], e["track"])] = e["person_group"]
+    # A is in shots 0 and 2 of the cut edit; B in shot 1 and on the left of the side-by-side edit; C on its right
+    a = {group[("cuts", 0, 0)], group[("cuts", 2, 0)]}
+    side = {(e["track"], e["person_group"]) for e in kept(items["side"])}
+    assert len(a) == 1
+    b = group[("cuts", 1, 0)]
+    assert b not in a and b in {g for _, g in side}
+    assert len(set(group.values())) == 3, group
+    for g in set(group.values()):
+        assert (out / g / "sheet.png").is_file()
+    assert not list((out / ".prep" / "staging").rglob("*.mp4"))
+    # a second run finds everything done and in place
+    again = CliRunner().invoke(main, args)
+    assert again.exit_code == 0 and again.output.count("skip ") == 2, again.output
+    for (stem, shot, track), g in group.items():
+        assert list((out / g).glob(f"{stem}__s{shot:02d}_t{track:02d}*.mp4"))

@@ -184,7 +184,12 @@ def page(records: list[dict[str, Any]], title: str = "prep crop --split") -> str
         for e in rv["segments"]:
             if e["status"] == "kept":
                 imgs = "".join(f"<img src='{html.escape(p)}' alt='{html.escape(e['segment'])}'>" for p in e.get("images", []))
-                out.append(f"<div class='card kept' id='{html.escape(e['segment'])}'><div class='tri'>{imgs}</div><div class='meta'>{html.escape(e['segment'])}: {e['source_start']:.2f}-{e['source_end']:.2f} s &rarr; {html.escape(Path(e.get('output', '')).name)}</div></div>")
+                who = ""
+                if e.get("person"):
+                    who = f"; person similarity {e['person']['similarity']:.3f}" + (" (uncertain)" if e["person"]["uncertain"] else "")
+                if e.get("person_group"):
+                    who += f"; {html.escape(e['person_group'])}"
+                out.append(f"<div class='card kept' id='{html.escape(e['segment'])}'><div class='tri'>{imgs}</div><div class='meta'>{html.escape(e['segment'])}: {e['source_start']:.2f}-{e['source_end']:.2f} s &rarr; {html.escape(Path(e.get('output', '')).name)}{who}</div></div>")
         out.append("</div><h3>Rejected candidates</h3><div class='strip'>")
         for e in rv["segments"]:
             if e["status"] != "kept":
