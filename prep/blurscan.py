@@ -116,6 +116,13 @@ def score_video(path: str, det: DetectSettings, cfg: BlurConfig, fps: float | No
         return _error(path, exc)
 
 
+def score_file(path: str, det: DetectSettings, cfg: BlurConfig) -> dict[str, Any]:
+    """Unit of work of ``prep blur``: :func:`score_video` for a video, :func:`score_photo` otherwise."""
+    from .decode import is_video_path
+
+    return score_video(path, det, cfg) if is_video_path(path) else score_photo(path, det, cfg)
+
+
 def video_tiles(path: str, indices: list[int], fps: float | None, det: DetectSettings) -> dict[int, np.ndarray]:
     """Face crops of the listed frames (a second decode, only when a sheet is asked for)."""
     want = set(indices)
