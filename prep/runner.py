@@ -141,6 +141,9 @@ class Runner:
     def parallelism(self) -> int:
         return 1
 
+    def concurrent(self) -> bool:
+        return True
+
     def submit(self, fn: UnitOfWork, chunk: list[tuple]) -> Any:
         return run_chunk(fn, chunk, setup=False)  # in this process: done at once
 
@@ -152,8 +155,9 @@ class Runner:
 
     def map(self, fn: UnitOfWork, items: Iterable[tuple], done: UnitOfWork | None = None, total: int | None = None, desc: str = "") -> Iterator[Record]:
         """Yield one record per item, in input order (see the module's docstring)."""
-        window = self.opts.in_flight or 4 * self.parallelism()
-        chunker = _Chunker(self.opts.chunk)
+        # in this process an item runs when it is sent: send the next only when asked for
+        window = self.opts.in_flight or (4 * self.parallelism() if self.concurrent() else 0)
+        chunker = _Chunker(self.opts.chunk or (0 if self.concurrent() else 1))
         pending: deque = deque()  # ("ready", record) or ("task", chunk, handle)
         bar = Progress(total, desc, self.opts.show_progress)
 
@@ -202,8 +206,26 @@ class Runner:
 class _PoolTask:
     """A chunk sent to the local pool; sent again (a new future) if the pool breaks."""
 
-    def __init__(self, fn: UnitOfWork, chunk: list[tuple], future: Future, generation: int) -> None:
-        self.fn, self.chunk, self.future, self.generation, self.tries = fn, chunk, future, generation, 0
+    def __init__(self, key: int, fn: UnitOfWork, chunk: list[tuple]) -> None:
+        self.key, self.fn, self.chunk, self.tries = key, fn, chunk, 0
+        self.future: Future | None = None
+        self.generation = -1
+
+    def failed(self) -> bool:
+        return self.future is None or not self.future.done() or self.future.exception() is not None
+
+
+_started: Any = None  # pool workers: where each says which task it starts
+
+
+def _pool_init(started: Any) -> None:
+    global _started
+    _started = started
+
+
+def _pool_chunk(key: int, fn: UnitOfWork, chunk: list[tuple]) -> tuple[list[Record], float]:
+    _started.put(key)  # written to the pipe before the work starts: a worker that dies is known by it
+    return run_chunk(fn, chunk)
 
 
 class LocalRunner(Runner):
@@ -217,24 +239,32 @@ class LocalRunner(Runner):
         self.workers = min(opts.workers or os.cpu_count() or 1, os.cpu_count() or 1) if opts.workers != 1 else 1
         self.pool: ProcessPoolExecutor | None = None
         self.generation = 0
-        self.live: set[_PoolTask] = set()
+        self.live: dict[int, _PoolTask] = {}  # outstanding tasks
+        self.started: Any = None
+        self.keys = 0
 
     def parallelism(self) -> int:
         return self.workers
+
+    def concurrent(self) -> bool:
+        return self.workers > 1
 
     def _pool(self) -> ProcessPoolExecutor:
         if self.pool is None:
             import multiprocessing
 
             ctx = multiprocessing.get_context("forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn")
-            self.pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=ctx)
+            self.started = ctx.SimpleQueue()
+            self.pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=ctx, initializer=_pool_init, initargs=(self.started,))
         return self.pool
 
     def submit(self, fn: UnitOfWork, chunk: list[tuple]) -> Any:
         if self.workers == 1:
             return run_chunk(fn, chunk, setup=False)
-        task = _PoolTask(fn, chunk, self._pool().submit(run_chunk, fn, chunk), self.generation)
-        self.live.add(task)
+        self.keys += 1
+        task = _PoolTask(self.keys, fn, chunk)
+        self.live[task.key] = task
+        self._resend(task)
         return task
 
     def result(self, fn: UnitOfWork, chunk: list[tuple], handle: Any) -> tuple[list[Record], float]:
@@ -249,28 +279,34 @@ class LocalRunner(Runner):
                     # a worker died (killed, out of memory) and took the pool with every task in it
                     if task.generation == self.generation:
                         self._restart()
-                    task.tries += 1
+                    elif not task.failed():
+                        continue
                     if task.tries > self.opts.max_retries:
-                        return [failed_record(it, f"the worker process died; {task.tries} tries") for it in chunk], 0.0
-                    if task.generation != self.generation:
-                        self._resend(task)
+                        return [failed_record(it, f"the worker process died {task.tries} times running this item's task") for it in chunk], 0.0
         except Exception as exc:  # noqa: BLE001 - a unit of work that raised: a bug, reported per item
             return [failed_record(it, f"unexpected {type(exc).__name__}: {exc} (please report this)") for it in chunk], 0.0
         finally:
-            self.live.discard(task)
+            self.live.pop(task.key, None)
 
     def _restart(self) -> None:
-        """A new pool; every task that was in the broken one is sent again."""
+        """A new pool; the unfinished tasks of the broken one are sent again. Those that had
+        started (one of them died) are charged a try."""
+        started = set()
+        while self.started is not None and not self.started.empty():
+            started.add(self.started.get())
         if self.pool is not None:
             self.pool.shutdown(wait=False, cancel_futures=True)
         self.pool = None
         self.generation += 1
-        for t in list(self.live):
-            self._resend(t)
+        for t in list(self.live.values()):
+            if t.failed():
+                t.tries += t.key in started
+                if t.tries <= self.opts.max_retries:
+                    self._resend(t)
 
-    def _resend(self, task: "_PoolTask") -> None:
+    def _resend(self, task: _PoolTask) -> None:
         if task.generation != self.generation:
-            task.future = self._pool().submit(run_chunk, task.fn, task.chunk)
+            task.future = self._pool().submit(_pool_chunk, task.key, task.fn, task.chunk)
             task.generation = self.generation
 
     def cancel(self, handles: list[Any]) -> None:
@@ -294,7 +330,7 @@ class RayRunner(Runner):
         self.ray = ray
         self.started = False
         if not ray.is_initialized():
-            kwargs: dict[str, Any] = {"include_dashboard": False, "logging_level": "ERROR", "log_to_driver": True}
+            kwargs: dict[str, Any] = {"include_dashboard": False, "logging_level": "ERROR", "log_to_driver": False}  # failures come back as records
             address = opts.address or os.environ.get("RAY_ADDRESS") or None
             if address:
                 kwargs["address"] = address
@@ -305,7 +341,8 @@ class RayRunner(Runner):
             except (ConnectionError, RuntimeError, ValueError) as exc:
                 raise PrepError(None, f"cannot reach the Ray cluster at {address or 'a new local Ray'}: {' '.join(str(exc).split())[:200]}") from None
             self.started = True
-        self.task = ray.remote(num_cpus=1, max_retries=opts.max_retries, retry_exceptions=False)(run_chunk)
+        # SPREAD: tasks go to every node, not first to the one the driver is on
+        self.task = ray.remote(num_cpus=1, max_retries=opts.max_retries, retry_exceptions=False, scheduling_strategy="SPREAD")(run_chunk)
 
     def parallelism(self) -> int:
         return max(1, int(self.ray.cluster_resources().get("CPU", 1)))
