@@ -26,6 +26,9 @@ from prep.runner import RunOptions, open_runner, run_items
 from conftest import ROOT, SAMPLE_CLIP
 
 BIN = Path(sys.executable).parent
+# Ray's clusters made here are reached only from this machine: no token (Ray would otherwise
+# write one to ~/.ray/auth_token, and a node started later would have to find the same).
+NO_AUTH = {"RAY_AUTH_MODE": "disabled"}
 
 
 def run(*args: str):
@@ -195,14 +198,16 @@ def local_ray():
 
     tmp = tempfile.mkdtemp(prefix="prepray", dir="/tmp")  # short: Ray's socket paths must stay short
     # the units of work defined in this file must be importable by Ray's workers (prep's own are installed)
-    old = os.environ.get("PYTHONPATH")
-    os.environ["PYTHONPATH"] = os.pathsep.join([str(Path(__file__).parent)] + ([old] if old else []))
+    env = {"PYTHONPATH": os.pathsep.join([str(Path(__file__).parent)] + ([os.environ["PYTHONPATH"]] if os.environ.get("PYTHONPATH") else [])), **NO_AUTH}
+    old = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
     try:
         ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR", log_to_driver=False, _temp_dir=tmp)
+        yield ray
     finally:
-        os.environ.pop("PYTHONPATH") if old is None else os.environ.__setitem__("PYTHONPATH", old)
-    yield ray
-    ray.shutdown()
+        ray.shutdown()
+        for k, v in old.items():
+            os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
 
 
 def test_pairs_and_augment_same_bytes_local_and_ray(local_ray, faces_dir, tmp_path):
@@ -293,7 +298,7 @@ def _start_node(tmp: str, log: Path, *extra: str) -> subprocess.Popen:
     """One `ray start --block` in its own session, so the test stops exactly what it started."""
     ports = {k: free_port() for k in ("dashboard-agent-listen-port", "dashboard-agent-grpc-port", "metrics-export-port", "runtime-env-agent-port", "node-manager-port", "object-manager-port")}
     args = [str(BIN / "ray"), "start", "--block", "--num-cpus=1", "--disable-usage-stats", f"--temp-dir={tmp}", "--node-ip-address=127.0.0.1", *[f"--{k}={v}" for k, v in ports.items()], *extra]
-    return subprocess.Popen(args, stdout=open(log, "w"), stderr=subprocess.STDOUT, start_new_session=True)
+    return subprocess.Popen(args, stdout=open(log, "w"), stderr=subprocess.STDOUT, start_new_session=True, env={**os.environ, **NO_AUTH})
 
 
 def _stop(procs: list[subprocess.Popen]) -> None:
@@ -325,23 +330,24 @@ def test_two_node_cluster_through_the_cli(faces_dir, tmp_path):
                 time.sleep(0.2)
         procs.append(_start_node(tmp, tmp_path / "worker.log", f"--address={address}"))
         while True:
-            st = subprocess.run([str(BIN / "ray"), "status", f"--address={address}"], capture_output=True, text=True)
+            st = subprocess.run([str(BIN / "ray"), "status", f"--address={address}"], capture_output=True, text=True, env={**os.environ, **NO_AUTH})
             if st.stdout.count(" node_") >= 2:
                 break
             assert procs[1].poll() is None and time.time() < deadline, (tmp_path / "worker.log").read_text()[-2000:]
             time.sleep(0.5)
         photos = tmp_path / "photos"
         photos.mkdir()
-        for k in range(3):
+        for k in range(2):
             for p in sorted(faces_dir.glob("*.png")):
                 (photos / f"{k}_{p.name}").write_bytes(p.read_bytes())
-        env = {**os.environ, "PREP_RAY_ADDRESS": address}
+        env = {**os.environ, **NO_AUTH, "PREP_RAY_ADDRESS": address}
         env.pop("RAY_ADDRESS", None)
-        args = ["pairs", str(photos), "--size", "128", "--seed", "5", "--report", str(tmp_path / "run.json")]
+        # items of about half a second: the batch lasts longer than a cold node takes to start its worker
+        args = ["pairs", str(photos), "--size", "512", "--copies", "3", "--degrade", "realesrgan", "--seed", "5", "--report", str(tmp_path / "run.json")]
         res = subprocess.run([str(BIN / "prep"), *args, "-o", str(tmp_path / "cluster"), "--runner", "ray", "--ray-address", address], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
         assert res.returncode == 0, res.stderr
         recs = [json.loads(line) for line in (tmp_path / "run.jsonl").read_text().splitlines()]
-        assert len(recs) == 24 and {r["status"] for r in recs} == {"ok"}
+        assert len(recs) == 16 and {r["status"] for r in recs} == {"ok"}
         nodes = {r["node"] for r in recs}
         assert len(nodes) == 2, nodes  # items ran on both nodes
         local = subprocess.run([str(BIN / "prep"), *args, "-o", str(tmp_path / "local")], capture_output=True, text=True, cwd=tmp_path)
