@@ -25,6 +25,7 @@ bench: setup
 	$(BIN)/python bench/bench_crop.py
 	$(BIN)/python bench/bench_blur.py
 	$(BIN)/python bench/bench_pairs.py
+	$(BIN)/python bench/bench_runner.py
 
 # Blur-score quality on the real data in ../shared/data (writes bench/blur_results.md).
 eval-blur: setup
