@@ -355,3 +355,25 @@ def test_two_node_cluster_through_the_cli(faces_dir, tmp_path):
         assert tree(tmp_path / "cluster") == tree(tmp_path / "local")
     finally:
         _stop(procs)
+
+
+def test_frames_takes_several_videos(clips, tmp_path):
+    """One video writes into OUT (as before); a folder of them one OUT/<name>/ each, mapped like
+    the other commands, and a second run skips them on the driver."""
+    folder = tmp_path / "videos"
+    folder.mkdir()
+    for name in ("a", "b"):
+        (folder / f"{name}.mp4").write_bytes(clips["odd_noaudio"].read_bytes())
+    out = tmp_path / "out"
+    res = run("frames", folder, "-o", out, "--fps", "5", "--workers", "2", "--report", tmp_path / "run.json")
+    assert res.exit_code == 0, res.stderr
+    for name in ("a", "b"):
+        rep = json.loads((out / name / "frames.json").read_text())
+        assert rep["status"] == "ok" and rep["frames"] == 10 and (out / name / "00010.png").is_file()
+    assert (out / "a" / "00001.png").read_bytes() == (out / "b" / "00001.png").read_bytes()
+    again = run("frames", folder, "-o", out, "--fps", "5")
+    assert again.exit_code == 0 and again.output.count("skip ") == 2
+    one = run("frames", clips["odd_noaudio"], "-o", tmp_path / "one", "--fps", "5")
+    assert one.exit_code == 0 and (tmp_path / "one" / "frames.json").is_file() and (tmp_path / "one" / "00001.png").read_bytes() == (out / "a" / "00001.png").read_bytes()
+    dfl = run("frames", folder, "-o", tmp_path / "dfl", "--layout", "dfl")
+    assert dfl.exit_code == 1 and dfl.stderr == "prep: --layout dfl takes one video (a DeepFaceLab workspace holds one data_src or data_dst)\n"
