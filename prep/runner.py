@@ -219,7 +219,11 @@ _started: Any = None  # pool workers: where each says which task it starts
 
 
 def _pool_init(started: Any) -> None:
+    """A pool worker: one thread per library (as Ray sets for its workers), set before numpy
+    and OpenCV load in this fresh process."""
     global _started
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(var, "1")
     _started = started
 
 
@@ -241,6 +245,7 @@ class LocalRunner(Runner):
         self.generation = 0
         self.live: dict[int, _PoolTask] = {}  # outstanding tasks
         self.started: Any = None
+        self.running: set[int] = set()  # keys of tasks a worker has started
         self.keys = 0
 
     def parallelism(self) -> int:
@@ -271,6 +276,7 @@ class LocalRunner(Runner):
         if self.workers == 1:
             return handle
         task: _PoolTask = handle
+        self._drain()  # keep the pipe of started tasks empty: a full pipe would block the workers
         try:
             while True:
                 try:
@@ -287,13 +293,19 @@ class LocalRunner(Runner):
             return [failed_record(it, f"unexpected {type(exc).__name__}: {exc} (please report this)") for it in chunk], 0.0
         finally:
             self.live.pop(task.key, None)
+            self.running.discard(task.key)
+
+    def _drain(self) -> None:
+        while self.started is not None and not self.started.empty():
+            key = self.started.get()
+            if key in self.live:  # a task already collected is forgotten
+                self.running.add(key)
 
     def _restart(self) -> None:
         """A new pool; the unfinished tasks of the broken one are sent again. Those that had
         started (one of them died) are charged a try."""
-        started = set()
-        while self.started is not None and not self.started.empty():
-            started.add(self.started.get())
+        self._drain()
+        started, self.running = self.running, set()
         if self.pool is not None:
             self.pool.shutdown(wait=False, cancel_futures=True)
         self.pool = None
