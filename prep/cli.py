@@ -198,15 +198,16 @@ def blur(sources: tuple[str, ...], as_json: bool, threshold: float | None, move_
     inputs, total = _inputs(sources, from_list, IMAGE_EXTENSIONS | VIDEO_EXTENSIONS, PrepError(None, f"no photos or videos in {', '.join(sources or (from_list or '',))}"))
     log = RunLog(report_path, "blur")
     on_sheet = []  # only what the contact sheet shows is kept
-    for rec in log.stream(run_items(score_file, ((p, det, cfg) for p, _ in inputs), _run_options(runner, workers, ray_address), None, total, "blur")):
+    for rec in run_items(score_file, ((p, det, cfg) for p, _ in inputs), _run_options(runner, workers, ray_address), None, total, "blur"):
+        if move_dir and rec["status"] == "ok" and rec["kind"] == "photo" and rec["blurry"]:
+            rec["moved_to"] = str(move_rejected(rec["path"], move_dir, rec["reason"]))
+        log.add(rec)
         if sheet_path and rec["status"] == "ok" and (rec.get("blurry") or rec.get("borderline") or any(f["blurry"] or f["borderline"] for f in rec.get("frames", []))):
             on_sheet.append(rec)
         if rec["status"] == "error":
             click.echo(f"prep: {rec['message']}", err=True)
             continue
         if rec["kind"] == "photo":
-            if move_dir and rec["blurry"]:
-                rec["moved_to"] = str(move_rejected(rec["path"], move_dir, rec["reason"]))
             if as_json:
                 click.echo(json.dumps({k: v for k, v in rec.items() if k not in ("kind", "status", "threshold")}))
             else:
