@@ -141,6 +141,12 @@ def align_rate() -> dict:
 
 
 def main() -> None:
+    with tempfile.TemporaryDirectory(prefix="prepbench") as root:
+        tempfile.tempdir = root  # every folder made here goes, and is removed, with it
+        run_bench()
+
+
+def run_bench() -> None:
     if len(sys.argv) == 4 and sys.argv[1] == "--driver":
         print(json.dumps(driver_run(int(sys.argv[2]), sys.argv[3])))
         return

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -208,6 +209,7 @@ def local_ray():
         ray.shutdown()
         for k, v in old.items():
             os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def test_pairs_and_augment_same_bytes_local_and_ray(local_ray, faces_dir, tmp_path):
@@ -355,6 +357,7 @@ def test_two_node_cluster_through_the_cli(faces_dir, tmp_path):
         assert tree(tmp_path / "cluster") == tree(tmp_path / "local")
     finally:
         _stop(procs)
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def test_frames_takes_several_videos(clips, tmp_path):
