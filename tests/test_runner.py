@@ -352,7 +352,7 @@ def test_two_node_cluster_through_the_cli(faces_dir, tmp_path):
         assert len(recs) == 16 and {r["status"] for r in recs} == {"ok"}
         nodes = {r["node"] for r in recs}
         assert len(nodes) == 2, nodes  # items ran on both nodes
-        local = subprocess.run([str(BIN / "prep"), *args, "-o", str(tmp_path / "local")], capture_output=True, text=True, cwd=tmp_path)
+        local = subprocess.run([str(BIN / "prep"), *args, "-o", str(tmp_path / "local"), "--workers", "2"], capture_output=True, text=True, cwd=tmp_path)
         assert local.returncode == 0, local.stderr
         assert tree(tmp_path / "cluster") == tree(tmp_path / "local")
     finally:
