@@ -342,6 +342,7 @@ class RayRunner(Runner):
         self.ray = ray
         self.started = False
         if not ray.is_initialized():
+            os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # no reports sent home; works offline
             kwargs: dict[str, Any] = {"include_dashboard": False, "logging_level": "ERROR", "log_to_driver": False}  # failures come back as records
             address = opts.address or os.environ.get("RAY_ADDRESS") or None
             if address:

@@ -29,7 +29,7 @@ from conftest import ROOT, SAMPLE_CLIP
 BIN = Path(sys.executable).parent
 # Ray's clusters made here are reached only from this machine: no token (Ray would otherwise
 # write one to ~/.ray/auth_token, and a node started later would have to find the same).
-NO_AUTH = {"RAY_AUTH_MODE": "disabled"}
+NO_AUTH = {"RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0"}
 
 
 def run(*args: str):
