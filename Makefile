@@ -11,7 +11,7 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev,identity]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,identity,ray]'
 	@touch $(STAMP)
 
 # The main job on the project's own sample clip: a vertical phone-style video, face off-centre.
@@ -26,6 +26,7 @@ bench: setup
 	$(BIN)/python bench/bench_blur.py
 	$(BIN)/python bench/bench_pairs.py
 	$(BIN)/python bench/bench_split.py
+	$(BIN)/python bench/bench_runner.py
 
 # Blur-score quality on the real data in ../shared/data (writes bench/blur_results.md).
 eval-blur: setup

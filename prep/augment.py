@@ -94,6 +94,30 @@ def aug_name(stem: str, copy: int) -> str:
     return f"{stem}__aug{copy}.png"
 
 
+def _outputs(src: str, out: str, cfg: AugmentConfig, rel: str) -> list[tuple[int, Path, Path | None]]:
+    stem = Path(src).stem
+    outs = []
+    for c in range(cfg.copies):
+        name = aug_name(stem, c)
+        if cfg.mode == "pairs":
+            hq_dest, lq_dest = PAIR_LAYOUTS["gpen"].paths(out, rel, name)
+        else:
+            hq_dest, lq_dest = Path(out) / rel / name, None
+        outs.append((c, hq_dest, lq_dest))
+    return outs
+
+
+def _skipped(src: str, outs: list[tuple[int, Path, Path | None]]) -> dict[str, Any]:
+    return {"source": src, "status": "skipped", "outputs": [str(h) for _, h, _ in outs]}
+
+
+def done(src: str, out: str, cfg: AugmentConfig, lq_src: str | None = None, rel: str = "") -> dict[str, Any] | None:
+    """The driver's resume check (same arguments as :func:`augment_item`): the skipped record
+    when every copy is written (each is written atomically, so a file that exists is whole)."""
+    outs = _outputs(src, out, cfg, rel)
+    return _skipped(src, outs) if all(h.is_file() and (lq is None or lq.is_file()) for _, h, lq in outs) else None
+
+
 def augment_item(src: str, out: str, cfg: AugmentConfig, lq_src: str | None = None, rel: str = "") -> dict[str, Any]:
     """Unit of work: ``copies`` augmented versions of one image (or one pair; ``rel`` is then
     the split, and the outputs go where the ``gpen`` pair layout puts that split's pairs)."""
@@ -101,16 +125,9 @@ def augment_item(src: str, out: str, cfg: AugmentConfig, lq_src: str | None = No
 
     try:
         stem = Path(src).stem
-        outs = []
-        for c in range(cfg.copies):
-            name = aug_name(stem, c)
-            if cfg.mode == "pairs":
-                hq_dest, lq_dest = PAIR_LAYOUTS["gpen"].paths(out, rel, name)
-            else:
-                hq_dest, lq_dest = Path(out) / rel / name, None
-            outs.append((c, hq_dest, lq_dest))
+        outs = _outputs(src, out, cfg, rel)
         if all(h.is_file() and (lq is None or lq.is_file()) for _, h, lq in outs):
-            return {"source": src, "status": "skipped", "outputs": [str(h) for _, h, _ in outs]}
+            return _skipped(src, outs)
         img = read_image(src)
         lq = read_image(lq_src) if lq_src else None
         compose = build(cfg)

@@ -1,20 +1,16 @@
 """Batch plumbing shared by every command: expand sources, name items, map the unit of work.
 
 The unit of work is a plain module-level function ``fn(item, *args) -> record`` that never
-raises for bad input. :func:`map_items` runs it in this process or in a local process
-pool; a cluster runner (Ray, ...) only needs to map the same function over the same items.
-Records come back in input order whatever the number of workers.
+raises for bad input. :mod:`prep.runner` maps it (this process, a local process pool or
+Ray); :func:`map_items` is the local runner's short form. Records come back in input order
+whatever the number of workers.
 """
 
 from __future__ import annotations
 
-import multiprocessing
-import os
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
-from .progress import progress
 
 
 def expand_sources(sources: Iterable[str | Path], extensions: set[str]) -> list[Path]:
@@ -36,10 +32,13 @@ def expand_sources(sources: Iterable[str | Path], extensions: set[str]) -> list[
 
 def item_ids(paths: list[Path]) -> list[str]:
     """A distinct output name per source: its stem, or ``parent__stem`` where stems collide."""
+    from collections import Counter
+
     stems = [p.stem for p in paths]
+    counts = Counter(stems)
     ids = []
     for p, stem in zip(paths, stems):
-        if stems.count(stem) == 1:
+        if counts[stem] == 1:
             ids.append(stem)
         else:
             parts = [x for x in p.resolve().parent.parts[-2:] if x not in ("/", "")]
@@ -47,27 +46,33 @@ def item_ids(paths: list[Path]) -> list[str]:
     return ids
 
 
-def _worker_init() -> None:
-    # one process per core: keep each library single-threaded so workers do not fight
-    import cv2
+def iter_inputs(sources: Iterable[str | Path], from_list: str | Path | None, extensions: set[str]) -> tuple[Iterator[tuple[str, str]], int | None]:
+    """``(path, item id)`` for every input, and how many there are (``None`` if unknown).
 
-    cv2.setNumThreads(1)
+    Files and folders (``sources``) are expanded here (a folder walk, named by
+    :func:`item_ids`); a manifest (``from_list``, see :mod:`prep.manifest`) is streamed as it is,
+    never walked or held whole. Both may be given: the sources come first.
+    """
+    from itertools import chain
+
+    from .manifest import count_manifest, read_manifest
+
+    paths = expand_sources(sources, extensions) if sources else []
+    listed = list(zip(map(str, paths), item_ids(paths)))
+    if from_list is None:
+        return iter(listed), len(listed)
+    n = count_manifest(from_list)
+    it = read_manifest(from_list)
+    first = next(it, None)  # a missing or malformed manifest fails here, before any work
+    streamed = chain([first], it) if first is not None else iter(())
+    return chain(listed, streamed), None if n is None else n + len(listed)
 
 
 def map_items(fn: Callable[..., dict[str, Any]], items: list[tuple], workers: int = 1, desc: str = "", show_progress: bool | None = None) -> Iterator[dict[str, Any]]:
     """Yield ``fn(*item)`` for every item, in order. ``workers > 1`` uses a process pool."""
-    if workers <= 1 or len(items) <= 1:
-        for item in progress(items, len(items), desc, "file", show_progress):
-            yield fn(*item)
-        return
-    workers = min(workers, len(items), os.cpu_count() or 1)
-    # Workers start from a clean process, never a fork of this one: a fork taken while
-    # OpenCV's or BLAS's thread pools are running can deadlock in the child.
-    ctx = multiprocessing.get_context("forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn")
-    with ProcessPoolExecutor(max_workers=workers, initializer=_worker_init, mp_context=ctx) as pool:
-        futures = [pool.submit(fn, *item) for item in items]
-        for fut in progress(futures, len(futures), desc, "file", show_progress):
-            yield fut.result()
+    from .runner import RunOptions, run_items
+
+    yield from run_items(fn, items, RunOptions("local", workers, show_progress=show_progress), total=len(items), desc=desc)
 
 
 def summarize(records: list[dict[str, Any]]) -> dict[str, int]:

@@ -172,6 +172,13 @@ def _person_scores(frames: Any, det: DetectSettings, person: Any, rate: float) -
     return scores, presence
 
 
+def score_file(path: str, det: DetectSettings, cfg: BlurConfig, person: Any = None) -> dict[str, Any]:
+    """Unit of work of ``prep blur``: :func:`score_video` for a video, :func:`score_photo` otherwise."""
+    from .decode import is_video_path
+
+    return score_video(path, det, cfg, person=person) if is_video_path(path) else score_photo(path, det, cfg, person=person)
+
+
 def video_tiles(path: str, indices: list[int], fps: float | None, det: DetectSettings) -> dict[int, np.ndarray]:
     """Face crops of the listed frames (a second decode, only when a sheet is asked for)."""
     want = set(indices)

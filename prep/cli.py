@@ -68,6 +68,18 @@ def detector_options(fn: Callable) -> Callable:
     return fn
 
 
+def report_option(fn: Callable) -> Callable:
+    return click.option("--report", "report_path", type=click.Path(dir_okay=False), default=None, help="Write a JSON report of the whole run (every item, kept and failed) to this file.")(fn)
+
+
+def runner_options(fn: Callable) -> Callable:
+    """--runner, --ray-address and --from-list: where the unit of work runs, and a manifest of inputs."""
+    fn = click.option("--from-list", "from_list", type=click.Path(dir_okay=False), default=None, help="Inputs listed in FILE (besides any given as arguments): one path per line, or a CSV or Parquet file with a 'path' column (optional 'id' column: the output name). Streamed: no folder walk.")(fn)
+    fn = click.option("--ray-address", "ray_address", envvar="PREP_RAY_ADDRESS", default=None, help="With --runner ray: the cluster to run on (what 'ray start --head' prints); also $PREP_RAY_ADDRESS or $RAY_ADDRESS. Without it a local Ray is started for the run.")(fn)
+    fn = click.option("--runner", type=click.Choice(["local", "ray"]), default="local", show_default=True, help="local: this machine (--workers processes); ray: Ray tasks on a cluster (pip install 'prep[ray]').")(fn)
+    return fn
+
+
 def person_option(fn: Callable) -> Callable:
     return click.option("--person", "person", multiple=True, type=click.Path(), help="Keep only this person's faces: a photo of them, a folder of photos, or the option repeated (needs pip install 'prep[identity]').")(fn)
 
@@ -89,22 +101,32 @@ def _reference(person: tuple[str, ...], group_by: str | None, detector: str | No
     return identity.load_reference(person, detector_for(_detect_settings(detector, weights_dir)))
 
 
-def report_option(fn: Callable) -> Callable:
-    return click.option("--report", "report_path", type=click.Path(dir_okay=False), default=None, help="Write a JSON report of the whole run (every item, kept and failed) to this file.")(fn)
+
+def _run_options(runner: str, workers: int, ray_address: str | None) -> Any:
+    from .runner import RunOptions
+
+    if runner == "ray":  # --workers: the CPUs of a Ray started for the run (default: all of them)
+        return RunOptions("ray", workers if workers > 1 else None, ray_address)
+    return RunOptions("local", workers)
 
 
-def _write_report(path: str | None, command: str, records: list[dict[str, Any]], extra: dict[str, Any]) -> None:
-    if not path:
-        return
-    from .batch import summarize
-    from .fsutil import write_json
+def _inputs(sources: tuple[str, ...], from_list: str | None, extensions: set[str], none_found: PrepError) -> tuple[Any, int | None]:
+    """``(path, item id)`` pairs of the arguments and the manifest, failing when there are none."""
+    from itertools import chain
 
-    slim = [{k: v for k, v in r.items() if k not in ("config",)} for r in records]
-    write_json(path, {"command": command, "counts": summarize(records), **extra, "items": slim})
+    from .batch import iter_inputs
+
+    if not sources and not from_list:
+        raise click.UsageError("give files or folders, or --from-list FILE")
+    it, total = iter_inputs(sources, from_list, extensions)
+    first = next(it, None)
+    if first is None:
+        raise none_found
+    return chain([first], it), total
 
 
 @main.command()
-@click.argument("sources", nargs=-1, required=True, type=click.Path())
+@click.argument("sources", nargs=-1, type=click.Path())
 @click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False), default="prep_crop", show_default=True, help="Output folder (the preset's layout decides where inside).")
 @click.option("--preset", default="default", show_default=True, help="Preset name in presets/ (default, geneface, hallo) or a .toml file.")
 @click.option("--size", type=int, default=None, help="Output side in pixels (preset: 512).")
@@ -117,9 +139,10 @@ def _write_report(path: str | None, command: str, records: list[dict[str, Any]],
 @group_by_option
 @detector_options
 @click.option("--workers", type=int, default=1, show_default=True, help="Clips processed at once (each ffmpeg already uses several threads).")
+@runner_options
 @report_option
 @_fail_cleanly
-def crop(sources: tuple[str, ...], out_dir: str, preset: str, size: int | None, fps: float | None, mode: str | None, pad: str | None, split: bool | None, tiers: tuple[int, ...] | None, person: tuple[str, ...], group_by: str | None, detector: str | None, weights_dir: str | None, workers: int, report_path: str | None) -> None:
+def crop(sources: tuple[str, ...], out_dir: str, preset: str, size: int | None, fps: float | None, mode: str | None, pad: str | None, split: bool | None, tiers: tuple[int, ...] | None, person: tuple[str, ...], group_by: str | None, detector: str | None, weights_dir: str | None, workers: int, runner: str, ray_address: str | None, from_list: str | None, report_path: str | None) -> None:
     """Cut a steady, face-centred square clip from each video (files or folders of videos).
 
     Writes OUT/<name>.mp4 (H.264, square pixels, constant frame rate, audio in sync) and
@@ -127,11 +150,12 @@ def crop(sources: tuple[str, ...], out_dir: str, preset: str, size: int | None, 
     With --split, each shot's face tracks become segments, one clip each, and OUT/report.html
     shows what was kept and rejected and why.
     """
-    from .batch import expand_sources, item_ids, map_items
     from .config import CropConfig
-    from .crop import crop_video
+    from .crop import crop_video, done
     from .fsutil import check_writable_dir
     from .probe import VIDEO_EXTENSIONS
+    from .runlog import RunLog
+    from .runner import run_items
 
     if person and group_by:
         raise PrepError(None, "--person and --group-by person do not go together: --person keeps one person, --group-by sorts everyone")
@@ -139,28 +163,34 @@ def crop(sources: tuple[str, ...], out_dir: str, preset: str, size: int | None, 
     cfg = CropConfig.resolve(preset, size=size, fps=fps, mode=mode, pad=pad, split=split, detector=detector, weights_dir=weights_dir, tiers=tiers, person=ref, group_by=group_by)
     if cfg.group_by and not cfg.split:
         raise PrepError(None, "--group-by person sorts segments: use it with --split")
-    paths = expand_sources(sources, VIDEO_EXTENSIONS)
-    if not paths:
-        raise PrepError(None, f"no video files in {', '.join(sources)}")
+    inputs, total = _inputs(sources, from_list, VIDEO_EXTENSIONS, PrepError(None, f"no video files in {', '.join(sources or (from_list or '',))}"))
     check_writable_dir(out_dir)
-    items = [(str(p), out_dir, cfg, item_id) for p, item_id in zip(paths, item_ids(paths))]
-    records = []
-    for rec in map_items(crop_video, items, workers, "crop"):
-        records.append(rec)
+    items = ((p, out_dir, cfg, item_id) for p, item_id in inputs)
+    log = RunLog(report_path, "crop")
+    # --split: the sources' records are kept for the review page (and the grouping by person),
+    # and logged once those are done, with the places their clips end up in
+    kept: list[dict[str, Any]] | None = [] if cfg.split else None
+    for rec in run_items(crop_video, items, _run_options(runner, workers, ray_address), done, total, "crop"):
         _echo_crop(rec)
-    if cfg.group_by:
-        from .crop import group_segments
+        if kept is None:
+            log.add(rec)
+        else:
+            kept.append(rec)
+    if kept is not None:
+        if cfg.group_by:
+            from .crop import group_segments
 
-        for g in group_segments(out_dir, records):
-            click.echo(f"{Path(out_dir) / g['person']}: {g['segments']} segment(s) from {g['sources']} source(s); sheet {Path(out_dir) / g['person'] / 'sheet.png'}")
-    if cfg.split:
+            for g in group_segments(out_dir, kept):
+                click.echo(f"{Path(out_dir) / g['person']}: {g['segments']} segment(s) from {g['sources']} source(s); sheet {Path(out_dir) / g['person'] / 'sheet.png'}")
         from .video.review import write_page
 
-        page = write_page(out_dir, records)
+        page = write_page(out_dir, kept)
         if page:
             click.echo(f"review page: {page}")
-    _write_report(report_path, "crop", [{k: v for k, v in r.items() if k != "review"} for r in records], {"config": cfg.to_dict(), "out": out_dir})
-    _finish(records)
+        for rec in kept:
+            log.add({k: v for k, v in rec.items() if k != "review"})
+    log.finish({"config": cfg.to_dict(), "out": out_dir})
+    _finish(log)
 
 
 def _echo_crop(rec: dict[str, Any]) -> None:
@@ -202,7 +232,7 @@ def _detect_settings(detector: str | None, weights_dir: str | None):
 
 
 @main.command()
-@click.argument("sources", nargs=-1, required=True, type=click.Path())
+@click.argument("sources", nargs=-1, type=click.Path())
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object per photo or video frame (path, score, blurry, frame).")
 @click.option("--threshold", type=float, default=None, help="Photo threshold: scores below it are blurred (preset blur: 0.20). Higher is sharper.")
 @click.option("--move-rejected", "move_dir", type=click.Path(file_okay=False), default=None, help="Move rejected photos into DIR/motion, DIR/defocus, DIR/low_resolution, DIR/no_face, with the reasons in DIR/rejected.jsonl.")
@@ -210,42 +240,42 @@ def _detect_settings(detector: str | None, weights_dir: str | None):
 @click.option("--sheet", "sheet_path", type=click.Path(dir_okay=False), default=None, help="Write a contact sheet (PNG) of the rejected and borderline items.")
 @person_option
 @detector_options
-@click.option("--workers", type=int, default=1, show_default=True, help="Photos scored at once.")
+@click.option("--workers", type=int, default=1, show_default=True, help="Photos and videos scored at once.")
+@runner_options
 @report_option
 @_fail_cleanly
-def blur(sources: tuple[str, ...], as_json: bool, threshold: float | None, move_dir: str | None, keep_low_res: bool, sheet_path: str | None, person: tuple[str, ...], detector: str | None, weights_dir: str | None, workers: int, report_path: str | None) -> None:
+def blur(sources: tuple[str, ...], as_json: bool, threshold: float | None, move_dir: str | None, keep_low_res: bool, sheet_path: str | None, person: tuple[str, ...], detector: str | None, weights_dir: str | None, workers: int, runner: str, ray_address: str | None, from_list: str | None, report_path: str | None) -> None:
     """Score photos, folders of photos and the frames of videos for motion blur and defocus.
 
     Photos are judged against an absolute threshold; video frames against their own clip
     (a soft but steady clip keeps its frames). Faces are scored at a normalised scale; a
     photo with no face is scored on the whole image and marked so.
     """
-    from .batch import expand_sources, map_items
     from .blurdecide import BlurConfig
-    from .blurscan import move_rejected, score_photo, score_video
-    from .decode import is_video_path
+    from .blurscan import move_rejected, score_file
     from .images import IMAGE_EXTENSIONS
     from .probe import VIDEO_EXTENSIONS
+    from .runlog import RunLog
+    from .runner import run_items
 
     cfg = BlurConfig.resolve(photo_threshold=threshold, keep_low_res=keep_low_res or None)
     det = _detect_settings(detector, weights_dir)
-    paths = expand_sources(sources, IMAGE_EXTENSIONS | VIDEO_EXTENSIONS)
-    if not paths:
-        raise PrepError(None, f"no photos or videos in {', '.join(sources)}")
-    photos = [str(p) for p in paths if not is_video_path(p)]
-    videos = [str(p) for p in paths if is_video_path(p)]
+    inputs, total = _inputs(sources, from_list, IMAGE_EXTENSIONS | VIDEO_EXTENSIONS, PrepError(None, f"no photos or videos in {', '.join(sources or (from_list or '',))}"))
     ref = _reference(person, None, detector, weights_dir)
-    records = list(map_items(score_photo, [(p, det, cfg, ref) for p in photos], workers, "blur"))
-    records += [score_video(v, det, cfg, person=ref) for v in videos]
-    for rec in records:
+    log = RunLog(report_path, "blur")
+    on_sheet = []  # only what the contact sheet shows is kept
+    for rec in run_items(score_file, ((p, det, cfg, ref) for p, _ in inputs), _run_options(runner, workers, ray_address), None, total, "blur"):
+        if move_dir and rec["status"] == "ok" and rec["kind"] == "photo" and rec.get("blurry"):
+            rec["moved_to"] = str(move_rejected(rec["path"], move_dir, rec["reason"]))
+        log.add(rec)
+        if sheet_path and rec["status"] == "ok" and (rec.get("blurry") or rec.get("borderline") or any(f["blurry"] or f["borderline"] for f in rec.get("frames", []))):
+            on_sheet.append(rec)
         if rec["status"] == "error":
             click.echo(f"prep: {rec['message']}", err=True)
             continue
         if rec["kind"] == "photo" and rec.get("other_person"):
             click.echo(json.dumps({k: v for k, v in rec.items() if k not in ("kind", "status")}) if as_json else f"other  {rec['path']}  ({rec['why']})")
         elif rec["kind"] == "photo":
-            if move_dir and rec["blurry"]:
-                rec["moved_to"] = str(move_rejected(rec["path"], move_dir, rec["reason"]))
             if as_json:
                 click.echo(json.dumps({k: v for k, v in rec.items() if k not in ("kind", "status", "threshold")}))
             else:
@@ -259,9 +289,9 @@ def blur(sources: tuple[str, ...], as_json: bool, threshold: float | None, move_
                 segs = ", ".join(f"{a}-{b}" if a != b else f"{a}" for a, b in rec["segments"]) or "none"
                 click.echo(f"video  {rec['path']}: {len(rec['frames'])} frames, {rec['blurred']} blurred (frames {segs}), median score {rec['median']}, {rec['no_face']} without " + ("the person" if "person" in rec else "a face"))
     if sheet_path:
-        _blur_sheet(sheet_path, records, det)
-    _write_report(report_path, "blur", records, {"config": cfg.__dict__})
-    _finish(records, quiet=as_json)
+        _blur_sheet(sheet_path, on_sheet, det)
+    log.finish({"config": cfg.__dict__})
+    _finish(log, quiet=as_json)
 
 
 def _blur_sheet(path: str, records: list[dict[str, Any]], det: Any) -> None:
@@ -289,8 +319,8 @@ def _blur_sheet(path: str, records: list[dict[str, Any]], det: Any) -> None:
 
 
 @main.command()
-@click.argument("video", type=click.Path())
-@click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False), required=True, help="Folder for the frames (00001.png, ...) and frames.json.")
+@click.argument("sources", nargs=-1, type=click.Path())
+@click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False), required=True, help="Folder for the frames (00001.png, ...) and frames.json; with several videos, one subfolder OUT/<name>/ each.")
 @click.option("--fps", type=float, default=None, help="Frame rate to extract at (default: every frame of the source).")
 @click.option("--reject-blur", is_flag=True, help="Put frames blurred relative to their clip in OUT/rejected/ instead of the kept set.")
 @click.option("--layout", type=click.Choice(["plain", "dfl"]), default="plain", show_default=True, help="dfl: a DeepFaceLab workspace, OUT/workspace/data_src.mp4 and OUT/workspace/data_src/%05d.png.")
@@ -299,46 +329,60 @@ def _blur_sheet(path: str, records: list[dict[str, Any]], det: Any) -> None:
 @person_option
 @group_by_option
 @detector_options
+@click.option("--workers", type=int, default=1, show_default=True, help="Videos processed at once.")
+@runner_options
 @report_option
 @_fail_cleanly
-def frames(video: str, out_dir: str, fps: float | None, reject_blur: bool, layout: str, dst: bool, tiers: tuple[int, ...] | None, person: tuple[str, ...], group_by: str | None, detector: str | None, weights_dir: str | None, report_path: str | None) -> None:
-    """Extract a video's frames as PNG files named as DeepFaceLab expects (00001.png, ...).
+def frames(sources: tuple[str, ...], out_dir: str, fps: float | None, reject_blur: bool, layout: str, dst: bool, tiers: tuple[int, ...] | None, person: tuple[str, ...], group_by: str | None, detector: str | None, weights_dir: str | None, workers: int, runner: str, ray_address: str | None, from_list: str | None, report_path: str | None) -> None:
+    """Extract videos' frames as PNG files named as DeepFaceLab expects (00001.png, ...).
 
     Every face is scored for blur; with --reject-blur the frames judged blurred against the
-    clip itself go to OUT/rejected/. OUT/frames.json lists scores and decisions.
+    clip itself go to OUT/rejected/. OUT/frames.json lists scores and decisions. One video
+    writes into OUT; several (files, folders, --from-list) each into OUT/<name>/.
     """
     from .blurdecide import BlurConfig
-    from .frames import extract_frames
+    from .frames import done, extract_frames
+    from .probe import VIDEO_EXTENSIONS
+    from .runlog import RunLog
+    from .runner import run_items
 
+    single = len(sources) == 1 and not from_list and not Path(sources[0]).is_dir()
+    inputs, total = _inputs(sources, from_list, VIDEO_EXTENSIONS, PrepError(None, f"no videos in {', '.join(sources or (from_list or '',))}"))
     video_copy = None
     if layout == "dfl":
+        if not single:
+            raise PrepError(None, "--layout dfl takes one video (a DeepFaceLab workspace holds one data_src or data_dst)")
         from .layouts import dfl_workspace
 
-        video_copy, frames_dir = dfl_workspace(out_dir, video, "data_dst" if dst else "data_src")
+        video_copy, frames_dir = dfl_workspace(out_dir, sources[0], "data_dst" if dst else "data_src")
         out_dir = str(frames_dir)
     if person and group_by:
         raise PrepError(None, "--person and --group-by person do not go together: --person keeps one person, --group-by sorts everyone")
     ref = _reference(person, group_by, detector, weights_dir)
-    rec = extract_frames(video, out_dir, _detect_settings(detector, weights_dir), BlurConfig.resolve(), fps, reject_blur, tiers=tiers or (), person=ref, group_by=group_by)
-    if video_copy is not None and rec["status"] == "ok":
-        from .fsutil import copy_atomic
+    det, bcfg = _detect_settings(detector, weights_dir), BlurConfig.resolve()
+    items = ((p, out_dir if single else str(Path(out_dir) / item_id), det, bcfg, fps, reject_blur, None if single else False, tiers or (), ref, group_by) for p, item_id in inputs)
+    log = RunLog(report_path, "frames")
+    for rec in log.stream(run_items(extract_frames, items, _run_options(runner, workers, ray_address), done, total, "frames")):
+        if rec["status"] == "error":
+            click.echo(f"prep: {rec['message']}", err=True)
+        elif rec["status"] == "skipped":
+            click.echo(f"skip {rec['source']}: already extracted in {rec['out']}")
+        else:
+            if video_copy is not None:
+                from .fsutil import copy_atomic
 
-        copy_atomic(video, video_copy)
-    if rec["status"] == "error":
-        raise PrepError(None, rec["message"])
-    if rec["status"] == "skipped":
-        click.echo(f"skip {video}: already extracted in {out_dir}")
-    else:
-        where = f", {len(rec['blurred_frames'])} blurred set aside in {out_dir}/rejected" if reject_blur else f", {len(rec['blurred_frames'])} judged blurred (kept; use --reject-blur)"
-        who = f", {len(rec['person']['frames_without'])} without the person removed" if rec.get("person") else ""
-        click.echo(f"ok   {video} -> {out_dir}: {rec['kept']} frames kept{who}{where}; report {out_dir}/frames.json")
-        for g in rec.get("persons", []):
-            click.echo(f"     {Path(out_dir) / g['person']}: {g['frames']} frames ({', '.join(f'{a}-{b}' for a, b in g['segments'])}); sheet {Path(out_dir) / g['person'] / 'sheet.png'}")
-    _write_report(report_path, "frames", [rec], {})
+                copy_atomic(rec["source"], video_copy)
+            where = f", {len(rec['blurred_frames'])} blurred set aside in {rec['out']}/rejected" if reject_blur else f", {len(rec['blurred_frames'])} judged blurred (kept; use --reject-blur)"
+            who = f", {len(rec['person']['frames_without'])} without the person removed" if rec.get("person") else ""
+            click.echo(f"ok   {rec['source']} -> {rec['out']}: {rec['kept']} frames kept{who}{where}; report {rec['out']}/frames.json")
+            for g in rec.get("persons", []):
+                click.echo(f"     {Path(rec['out']) / g['person']}: {g['frames']} frames ({', '.join(f'{a}-{b}' for a, b in g['segments'])}); sheet {Path(rec['out']) / g['person'] / 'sheet.png'}")
+    log.finish({})
+    _finish(log)
 
 
 @main.command()
-@click.argument("source", type=click.Path())
+@click.argument("sources", nargs=-1, type=click.Path())
 @click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False), required=True, help="Output folder for the pairs.")
 @click.option("--degrade", "degradation", default="bsrgan", show_default=True, help="Degradation preset: bsrgan, bsrgan-plus, realesrgan, gfpgan (files in presets/).")
 @click.option("--size", type=int, default=512, show_default=True, help="Side of the sharp (HQ) images.")
@@ -354,100 +398,125 @@ def frames(video: str, out_dir: str, fps: float | None, reject_blur: bool, layou
 @group_by_option
 @detector_options
 @click.option("--workers", type=int, default=1, show_default=True, help="Processes.")
+@runner_options
 @report_option
 @_fail_cleanly
-def pairs(source: str, out_dir: str, degradation: str, size: int, scale: str, val_fraction: float, copies: int, seed: int, align: bool, max_upscale: float, layout: str, tiers: tuple[int, ...] | None, person: tuple[str, ...], group_by: str | None, detector: str | None, weights_dir: str | None, workers: int, report_path: str | None) -> None:
+def pairs(sources: tuple[str, ...], out_dir: str, degradation: str, size: int, scale: str, val_fraction: float, copies: int, seed: int, align: bool, max_upscale: float, layout: str, tiers: tuple[int, ...] | None, person: tuple[str, ...], group_by: str | None, detector: str | None, weights_dir: str | None, workers: int, runner: str, ray_address: str | None, from_list: str | None, report_path: str | None) -> None:
     """Make sharp/degraded training pairs from a folder of face photos.
 
     Writes OUT/train/sharp, OUT/train/blurry, OUT/val/sharp, OUT/val/blurry (lossless PNG, a
     pair shares its name) and OUT/degradations.jsonl with every drawn parameter. Photos
     already done are skipped when the command runs again.
     """
-    from .batch import expand_sources
     from .images import IMAGE_EXTENSIONS
     from .pairs import PairsConfig
+    from .runner import open_runner
 
-    paths = expand_sources([source], IMAGE_EXTENSIONS)
-    if not paths:
-        raise PrepError(source, "no photos found")
+    none_found = PrepError(sources[0], "no photos found") if len(sources) == 1 and not from_list else PrepError(None, f"no photos in {', '.join(sources or (from_list or '',))}")
+    _inputs(sources, from_list, IMAGE_EXTENSIONS, none_found)  # fail before starting a runner
+    if person and group_by:
+        raise PrepError(None, "--person and --group-by person do not go together: --person keeps one person, --group-by sorts everyone")
     ref = _reference(person, group_by, detector, weights_dir)
     failed = False
-    for tier in tiers or (size,):
-        cfg = PairsConfig.resolve(degrade=degradation, size=tier, scale=int(scale), val_fraction=val_fraction, copies=copies, seed=seed, align=align, max_upscale=max_upscale, layout=layout, detector=detector, weights_dir=weights_dir, person=ref, group_by=group_by)
-        failed |= _pairs_run(paths, str(Path(out_dir) / str(tier)) if tiers else out_dir, cfg, workers, report_path)
+    with open_runner(_run_options(runner, workers, ray_address)) as run:
+        for tier in tiers or (size,):
+            cfg = PairsConfig.resolve(degrade=degradation, size=tier, scale=int(scale), val_fraction=val_fraction, copies=copies, seed=seed, align=align, max_upscale=max_upscale, layout=layout, detector=detector, weights_dir=weights_dir, person=ref, group_by=group_by)
+            inputs, total = _inputs(sources, from_list, IMAGE_EXTENSIONS, none_found)
+            failed |= _pairs_run(inputs, total, str(Path(out_dir) / str(tier)) if tiers else out_dir, cfg, run, report_path)
     if failed:
         sys.exit(1)
 
 
-def _pairs_run(paths: list[Path], out_dir: str, cfg: Any, workers: int, report_path: str | None) -> bool:
-    from .batch import item_ids, map_items
+def _pairs_run(inputs: Any, total: int | None, out_dir: str, cfg: Any, run: Any, report_path: str | None) -> bool:
     from .fsutil import check_writable_dir
-    from .pairs import STAGING, finish, group_by_person, make_pairs
+    from .pairs import STAGING, done, finish, group_by_person, make_pairs
+    from .runlog import RunLog
 
     check_writable_dir(out_dir)
     # --group-by person: pairs are written to a staging folder, then moved into their person's folder
     work_dir = str(Path(out_dir) / STAGING) if cfg.group_by else out_dir
-    items = [(str(p), i, work_dir, cfg) for p, i in zip(paths, item_ids(paths))]
-    records = []
-    for rec in map_items(make_pairs, items, workers, "pairs"):
-        records.append(rec)
-        if rec["status"] == "error":
-            click.echo(f"prep: {rec['message']}", err=True)
-        elif rec["status"] == "empty":
-            click.echo(f"skip {rec['source']}: {rec['reason']}")
-        elif rec["status"] == "ok" and rec["skipped_faces"]:
-            other = sum(1 for f in rec["skipped_faces"] if "person" in f)
-            small = len(rec["skipped_faces"]) - other
-            what = ", ".join(x for x in (f"{small} face(s) too small for {cfg.size} px" if small else "", f"{other} face(s) of other people" if other else "") if x)
-            click.echo(f"     {rec['source']}: {what} skipped, {len(rec['pairs'])} pair(s) kept")
-    persons = group_by_person(out_dir, cfg, records) if cfg.group_by else None
-    summary = finish(work_dir, cfg, records) if cfg.group_by else finish(out_dir, cfg, records)
-    if persons is not None:
+    items = ((p, i, work_dir, cfg) for p, i in inputs)
+    log = RunLog(report_path, "pairs")
+    records = (_echo_pairs(rec, cfg) for rec in run.map(make_pairs, items, done, total, "pairs"))
+    persons = None
+    if cfg.group_by:  # the persons are known once every photo is done: records are held, then logged
+        held = list(records)
+        persons = group_by_person(out_dir, cfg, held)
+        summary = finish(work_dir, cfg, log.stream(held))
         summary["persons"] = persons
         for g in persons:
             click.echo(f"{Path(out_dir) / g['person']}: {g['faces']} faces, {g['pairs']} pairs; sheet {Path(out_dir) / g['person'] / 'sheet.png'}")
+    else:
+        summary = finish(out_dir, cfg, log.stream(records))
     n = summary["pairs"]
-    done = sum(r["status"] == "skipped" for r in records)
-    empty = sum(r["status"] == "empty" for r in records)
+    done_before, empty = log.counts.get("skipped", 0), log.counts.get("empty", 0)
     click.echo(f"{out_dir}: {n['train']} train and {n['val']} val pairs ({cfg.degrade}, scale {cfg.scale}, layout {cfg.layout})"
-               + (f"; {done} photos done before" if done else "") + (f"; {summary['faces_skipped']} faces too small" if summary["faces_skipped"] else "") + (f"; {summary['other_people']} faces of other people left out" if summary["other_people"] else "") + (f"; {empty} photos gave no pair" if empty else "")
+               + (f"; {done_before} photos done before" if done_before else "") + (f"; {summary['faces_skipped']} faces too small" if summary["faces_skipped"] else "") + (f"; {summary['other_people']} faces of other people left out" if summary["other_people"] else "") + (f"; {empty} photos gave no pair" if empty else "")
                + (f"; {summary['errors']} photos failed" if summary["errors"] else "") + (f"; {len(persons)} persons, parameters in each {Path(out_dir) / 'person_NN' / 'degradations.jsonl'}" if persons is not None else f"; parameters in {Path(out_dir) / 'degradations.jsonl'}"))
-    _write_report(report_path, "pairs", records, {"summary": summary, "out": out_dir})
+    log.finish({"summary": summary, "out": out_dir})
     return bool(summary["errors"])
 
 
+def _echo_pairs(rec: dict[str, Any], cfg: Any) -> dict[str, Any]:
+    if rec["status"] == "error":
+        click.echo(f"prep: {rec['message']}", err=True)
+    elif rec["status"] == "empty":
+        click.echo(f"skip {rec['source']}: {rec['reason']}")
+    elif rec["status"] == "ok" and rec["skipped_faces"]:
+        other = sum(1 for f in rec["skipped_faces"] if "person" in f)
+        small = len(rec["skipped_faces"]) - other
+        what = ", ".join(x for x in (f"{small} face(s) too small for {cfg.size} px" if small else "", f"{other} face(s) of other people" if other else "") if x)
+        click.echo(f"     {rec['source']}: {what} skipped, {len(rec['pairs'])} pair(s) kept")
+    return rec
+
+
 @main.command()
-@click.argument("source", type=click.Path())
+@click.argument("source", type=click.Path(), required=False)
 @click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False), required=True, help="Output folder (mirrors the source's folders).")
 @click.option("--preset", default="dfl", show_default=True, help="Augmentation preset: dfl (colour and light, images) or pairs (train/sharp + train/blurry, aligned).")
 @click.option("--copies", type=int, default=1, show_default=True, help="Augmented versions of each image or pair.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Same seed, same bytes, whatever --workers is.")
 @click.option("--workers", type=int, default=1, show_default=True, help="Processes.")
+@runner_options
 @report_option
 @_fail_cleanly
-def augment(source: str, out_dir: str, preset: str, copies: int, seed: int, workers: int, report_path: str | None) -> None:
+def augment(source: str | None, out_dir: str, preset: str, copies: int, seed: int, workers: int, runner: str, ray_address: str | None, from_list: str | None, report_path: str | None) -> None:
     """Write augmented copies of photos or of sharp/degraded pairs (albumentations 2 pipelines from presets/).
 
     Files are named <name>__aug<k>.png so each shows its source and its copy number.
     """
-    from .augment import AugmentConfig, augment_item, plan
-    from .batch import map_items
+    from itertools import chain
+
+    from .augment import AugmentConfig, augment_item, done, plan
     from .fsutil import check_writable_dir
+    from .runlog import RunLog
+    from .runner import run_items
 
     cfg = AugmentConfig.resolve(preset, copies, seed)
-    items = plan(source, cfg)
-    if not items:
+    if not source and not from_list:
+        raise click.UsageError("give a folder or a file, or --from-list FILE")
+    planned = plan(source, cfg) if source else []
+    listed: Any = ()
+    total: int | None = len(planned)
+    if from_list:
+        if cfg.mode == "pairs":
+            raise PrepError(from_list, "--from-list lists images; the pairs preset reads a prep pairs folder (give it as the argument)")
+        inputs, n = _inputs((), from_list, set(), PrepError(from_list, "no images listed"))
+        listed = ((p, None, "") for p, _ in inputs)
+        total = None if n is None else n + len(planned)
+    elif not planned:
         raise PrepError(source, "no images found")
     check_writable_dir(out_dir)
-    records = []
-    for rec in map_items(augment_item, [(src, out_dir, cfg, lq, rel) for src, lq, rel in items], workers, "augment"):
-        records.append(rec)
+    items = ((src, out_dir, cfg, lq, rel) for src, lq, rel in chain(planned, listed))
+    log = RunLog(report_path, "augment")
+    n_out = 0
+    for rec in log.stream(run_items(augment_item, items, _run_options(runner, workers, ray_address), done, total, "augment")):
+        n_out += len(rec.get("outputs", []))
         if rec["status"] == "error":
             click.echo(f"prep: {rec['message']}", err=True)
-    n = sum(len(r.get("outputs", [])) for r in records)
-    click.echo(f"{out_dir}: {n} augmented {'pairs' if cfg.mode == 'pairs' else 'images'} from {len(items)} sources (preset {cfg.preset}, seed {seed})")
-    _write_report(report_path, "augment", records, {})
-    _finish(records, quiet=True)
+    click.echo(f"{out_dir}: {n_out} augmented {'pairs' if cfg.mode == 'pairs' else 'images'} from {log.n} sources (preset {cfg.preset}, seed {seed})")
+    log.finish({})
+    _finish(log, quiet=True)
 
 
 @main.command()
@@ -480,11 +549,10 @@ def check(path: str, layout: str | None, as_json: bool, detector: str | None, we
         sys.exit(1)
 
 
-def _finish(records: list[dict[str, Any]], quiet: bool = False) -> None:
-    from .batch import summarize
-
-    counts = summarize(records)
-    if len(records) > 1 and not quiet:
+def _finish(log: Any, quiet: bool = False) -> None:
+    """The counts line (for more than one item) and exit code 1 when an item failed."""
+    counts = log.counts
+    if log.n > 1 and not quiet:
         click.echo(", ".join(f"{n} {k}" for k, n in sorted(counts.items())))
     if counts.get("error"):
         sys.exit(1)

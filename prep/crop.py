@@ -264,6 +264,23 @@ def _crop(src: str, out_root: str | Path, cfg: CropConfig, item_id: str | None, 
     return _combine(records)
 
 
+def done(src: str | Path, out_root: str | Path, cfg: CropConfig, item_id: str | None = None, show_progress: bool | None = None) -> dict[str, Any] | None:
+    """The driver's resume check (same arguments as :func:`crop_video`): the clip's skipped
+    record when every size asked for has its report and video from the same settings (with
+    --split: the source's split record and all its clips), else None."""
+    if cfg.split:
+        prev = _previous_split(split_marker(out_root, item_id or Path(src).stem), config_key(cfg))
+        return None if prev is None else {**prev, "status": "skipped", "note": "done in an earlier run"}
+    records = []
+    for c, root in ([(dataclasses.replace(cfg, size=t, tiers=()), Path(out_root) / str(t)) for t in cfg.tiers] if cfg.tiers else [(cfg, Path(out_root))]):
+        video_path, report_path = output_paths(str(src), root, c, item_id)
+        old = _previous(report_path, video_path, config_key(c))
+        if old is None:
+            return None
+        records.append({**old, "status": "skipped", "note": "done in an earlier run"})
+    return _combine(records)
+
+
 def _combine(records: list[dict[str, Any]]) -> dict[str, Any]:
     """One record per clip: the first size's, with the other sizes listed under ``tiers``."""
     first = dict(records[0])

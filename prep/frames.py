@@ -70,21 +70,34 @@ def extract_frames(
         return {**error_record(src, exc)}
 
 
-def _extract(src: str, out: Path, det: DetectSettings, bcfg: BlurConfig, fps: float | None, reject_blur: bool, show_progress: bool | None, tiers: tuple[int, ...], person: Any = None, group_by: str | None = None) -> dict[str, Any]:
+def _settings(det: DetectSettings, bcfg: BlurConfig, fps: float | None, reject_blur: bool, tiers: tuple[int, ...], person: Any = None, group_by: str | None = None) -> dict[str, Any]:
     settings = {"fps": fps, "reject_blur": reject_blur, "blur": bcfg.__dict__, "detector": det.detector, "tiers": list(tiers)}
     if person is not None:
         settings["person"] = {"vectors": [list(v) for v in person.vectors], "threshold": person.threshold}
     if group_by:
         settings["group_by"] = group_by
+    return settings
+
+
+def done(src: str, out_dir: str, det: DetectSettings, bcfg: BlurConfig, fps: float | None = None, reject_blur: bool = False, show_progress: bool | None = None, tiers: tuple[int, ...] = (), person: Any = None, group_by: str | None = None) -> dict[str, Any] | None:
+    """The driver's resume check (same arguments as :func:`extract_frames`): the skipped record
+    when ``OUT/frames.json`` (written last) holds this source and these settings, else None."""
+    try:
+        old = json.loads((Path(out_dir) / REPORT).read_text())
+    except (OSError, ValueError):
+        return None
+    if old.get("status") == "ok" and old.get("settings") == json.loads(json.dumps(_settings(det, bcfg, fps, reject_blur, tuple(tiers), person, group_by))) and old.get("source") == src:
+        return {**old, "status": "skipped", "note": "done in an earlier run"}
+    return None
+
+
+def _extract(src: str, out: Path, det: DetectSettings, bcfg: BlurConfig, fps: float | None, reject_blur: bool, show_progress: bool | None, tiers: tuple[int, ...], person: Any = None, group_by: str | None = None) -> dict[str, Any]:
     folders = [(out / str(t), t) for t in tiers] or [(out, None)]
     report = out / REPORT
-    if report.is_file():
-        try:
-            old = json.loads(report.read_text())
-            if old.get("status") == "ok" and old.get("settings") == settings and old.get("source") == src:
-                return {**old, "status": "skipped", "note": "done in an earlier run"}
-        except ValueError:
-            pass
+    settings = _settings(det, bcfg, fps, reject_blur, tiers, person, group_by)
+    old = done(src, str(out), det, bcfg, fps, reject_blur, None, tiers, person, group_by)
+    if old is not None:
+        return old
     info = probe_video(src)
     check_writable_dir(out)
     rate = fps or info.fps

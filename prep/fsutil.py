@@ -11,7 +11,7 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterable, Iterator
 
 
 @contextlib.contextmanager
@@ -72,3 +72,46 @@ def check_writable_dir(path: str | Path) -> Path:
     except OSError as exc:
         raise PrepError(path, f"output folder cannot be written ({exc.strerror or exc})") from None
     return path
+
+
+def write_sorted_lines(dest: str | Path, keyed: Iterable[tuple[str, str]], spill: int = 50_000) -> int:
+    """Write the lines of ``keyed`` (``(sort key, line)``, lines without newlines) to ``dest``
+    sorted by key (ties in arrival order), atomically, in memory that does not grow with the
+    number of lines: past ``spill`` lines, sorted runs go to temporary files and are merged.
+    Returns the number of lines."""
+    import heapq
+
+    dest = Path(dest)
+    runs: list[Path] = []
+    buf: list[tuple[str, int, str]] = []
+    n = 0
+    with tempfile.TemporaryDirectory(dir=dest.parent if dest.parent.exists() else None) as work:
+
+        def flush() -> None:
+            buf.sort()
+            run = Path(work) / f"run{len(runs)}"
+            with open(run, "w", encoding="utf-8") as f:
+                for k, _, line in buf:
+                    f.write(json.dumps(k) + "\t" + line + "\n")
+            runs.append(run)
+            buf.clear()
+
+        for key, line in keyed:
+            buf.append((key, n, line))
+            n += 1
+            if len(buf) >= spill:
+                flush()
+        with atomic_path(dest) as tmp, open(tmp, "w", encoding="utf-8") as out:
+            if not runs:
+                buf.sort()
+                out.writelines(line + "\n" for _, _, line in buf)
+            else:
+                flush()
+                files = [open(r, encoding="utf-8") for r in runs]
+                try:
+                    streams = [((json.loads(k), i, line) for i, (k, line) in enumerate(raw.rstrip("\n").split("\t", 1) for raw in f)) for f in files]
+                    out.writelines(line + "\n" for _, _, line in heapq.merge(*streams))
+                finally:
+                    for f in files:
+                        f.close()
+    return n

@@ -15,7 +15,7 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable, Iterator
 
 import cv2
 import numpy as np
@@ -176,19 +176,25 @@ def _identify(img: np.ndarray, face: Any, cfg: PairsConfig, facts: dict[str, Any
     return facts, None if m["matched"] else f"not the person (similarity {m['similarity']:.3f} < {cfg.person.threshold:.3f})"
 
 
+def done(src: str, item_id: str, out: str, cfg: PairsConfig) -> dict[str, Any] | None:
+    """The resume check (same arguments as :func:`make_pairs`, cheap enough for the driver):
+    the photo's skipped record when its marker holds the same settings, else None."""
+    try:
+        old = json.loads(marker_path(out, item_id).read_text())
+    except (OSError, ValueError):
+        return None
+    return {**old, "status": "skipped"} if old.get("config_key") == cfg.key() else None
+
+
 def make_pairs(src: str, item_id: str, out: str, cfg: PairsConfig) -> dict[str, Any]:
     """Unit of work for one photo. Returns a record (status ok, skipped or error)."""
     from .crop import error_record
 
     try:
         marker = marker_path(out, item_id)
-        if marker.is_file():
-            try:
-                old = json.loads(marker.read_text())
-                if old.get("config_key") == cfg.key():
-                    return {**old, "status": "skipped"}
-            except ValueError:
-                pass
+        old = done(src, item_id, out, cfg)
+        if old is not None:
+            return old
         img = read_image(src)
         samples, skipped = samples_of(img, src, cfg)
         layout = pair_layout(cfg.layout)
@@ -225,23 +231,32 @@ def _why_empty(skipped: list[dict], cfg: PairsConfig) -> str:
     return f"{len(skipped)} face(s), all too small for {cfg.size} px (the largest would be enlarged {worst:.1f}x; at most {cfg.max_upscale}x allowed)"
 
 
-def finish(out: str | Path, cfg: PairsConfig, records: list[dict[str, Any]]) -> dict[str, Any]:
-    """Write ``degradations.jsonl`` (one line per pair, sorted by name), the BasicSR options
-    snippet for that layout, and return the summary."""
-    from .fsutil import atomic_path
+def finish(out: str | Path, cfg: PairsConfig, records: Iterable[dict[str, Any]]) -> dict[str, Any]:
+    """Consume the run's records as they come (a stream is fine): write ``degradations.jsonl``
+    (one line per pair, sorted by split and name; memory does not grow with the number of
+    pairs), the BasicSR options snippet for that layout, and return the summary."""
+    from .fsutil import write_sorted_lines
 
     out = Path(out)
-    lines = sorted((p for r in records if r["status"] in ("ok", "skipped", "empty") for p in r["pairs"]), key=lambda p: (p["split"], p["name"]))
-    with atomic_path(out / "degradations.jsonl") as tmp:
-        with open(tmp, "w") as f:
-            for p in lines:
-                f.write(json.dumps({k: v for k, v in p.items() if k not in ("hq", "lq", "vector")}, sort_keys=True) + "\n")
+    counts = {"train": 0, "val": 0}
+    tally = {"faces_skipped": 0, "other_people": 0, "errors": 0}
+
+    def lines() -> Iterator[tuple[str, str]]:
+        for r in records:
+            if r["status"] == "error":
+                tally["errors"] += 1
+                continue
+            for f in r.get("skipped_faces", []):
+                if f["face"] is not None:
+                    tally["other_people" if "person" in f else "faces_skipped"] += 1
+            for p in r.get("pairs", []):
+                counts[p["split"]] += 1
+                yield f"{p['split']}\x00{p['name']}", json.dumps({k: v for k, v in p.items() if k not in ("hq", "lq", "vector")}, sort_keys=True)
+
+    write_sorted_lines(out / "degradations.jsonl", lines())
     if cfg.layout == "basicsr":
         write_basicsr_options(out, cfg)
-    counts = {s: sum(1 for p in lines if p["split"] == s) for s in ("train", "val")}
-    skipped = [f for r in records if r["status"] != "error" for f in r.get("skipped_faces", []) if f["face"] is not None]
-    other = sum(1 for f in skipped if "person" in f)
-    return {"pairs": counts, "faces_skipped": len(skipped) - other, "other_people": other, "errors": sum(r["status"] == "error" for r in records)}
+    return {"pairs": counts, **tally}
 
 
 def write_basicsr_options(out: Path, cfg: PairsConfig) -> Path:

@@ -1,0 +1,382 @@
+"""Runners, for real: the local pool and Ray (a local Ray with 2 CPUs, started once for the
+module, and a two-node cluster started on this machine through `ray start`), manifests, the
+streamed run report, resume on the driver, faults, and byte-identical outputs across runners."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from prep.cli import main
+from prep.errors import PrepError
+from prep.manifest import read_manifest
+from prep.runlog import RunLog, records_path
+from prep.runner import RunOptions, open_runner, run_items
+
+from conftest import ROOT, SAMPLE_CLIP
+
+BIN = Path(sys.executable).parent
+# Ray's clusters made here are reached only from this machine: no token (Ray would otherwise
+# write one to ~/.ray/auth_token, and a node started later would have to find the same).
+NO_AUTH = {"RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0"}
+
+
+def run(*args: str):
+    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+
+
+def tree(d: Path) -> dict[str, bytes]:
+    """Every output file's bytes (the per-photo markers under .prep/ name their own folder)."""
+    return {str(p.relative_to(d)): p.read_bytes() for p in sorted(d.rglob("*")) if p.is_file() and ".prep" not in p.parts}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# ---- units of work used only here (module-level and picklable, like the stages' own) -------------
+
+def touch(path: str, out: str) -> dict:
+    """Writes OUT/<name>.done and a line in OUT/calls.log each time it runs (which items reached a worker)."""
+    with open(Path(out) / "calls.log", "a") as f:
+        f.write(Path(path).name + "\n")
+    (Path(out) / (Path(path).name + ".done")).write_text(path)
+    return {"source": path, "status": "ok", "pid": os.getpid()}
+
+
+def touch_done(path: str, out: str) -> dict | None:
+    return {"source": path, "status": "skipped"} if (Path(out) / (Path(path).name + ".done")).is_file() else None
+
+
+def die_once(path: str, flags: str) -> dict:
+    """The first time it sees an item, its worker process dies (as if killed); then it works."""
+    flag = Path(flags) / (Path(path).name + ".died")
+    if not flag.exists():
+        flag.write_text("x")
+        os._exit(1)
+    return {"source": path, "status": "ok", "pid": os.getpid()}
+
+
+def raises(path: str, calls: str) -> dict:
+    """A unit of work with a bug: it raises instead of returning an error record."""
+    with open(calls, "a") as f:
+        f.write(path + "\n")
+    raise ZeroDivisionError("a bug")
+
+
+# ---- manifests ------------------------------------------------------------------------------------
+
+def test_manifest_text_csv_parquet(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    (tmp_path / "sub").mkdir()
+    txt = tmp_path / "list.txt"
+    txt.write_text("# photos\n/data/a.jpg\n\nsub/b.png\n  /data/c.jpg  \n")
+    assert list(read_manifest(txt)) == [("/data/a.jpg", "a"), (str(tmp_path / "sub" / "b.png"), "b"), ("/data/c.jpg", "c")]
+    csv = tmp_path / "list.csv"
+    csv.write_text("url,PATH,id\nx,/d/one.mp4,first\ny,/d/two.mp4,\n")
+    assert list(read_manifest(csv)) == [("/d/one.mp4", "first"), ("/d/two.mp4", "two")]
+    pqf = tmp_path / "list.parquet"
+    pq.write_table(pa.table({"path": [f"/p/{i:05d}.jpg" for i in range(20000)], "w": list(range(20000))}), pqf, row_group_size=4096)
+    rows = read_manifest(pqf)
+    assert next(rows) == ("/p/00000.jpg", "00000")  # streamed: the first row without reading the rest
+    assert sum(1 for _ in rows) == 19999
+    bad = tmp_path / "nopath.csv"
+    bad.write_text("file,size\n/a.jpg,3\n")
+    with pytest.raises(PrepError, match=r"no 'path' column in the CSV header \(columns: file, size\)") as e:
+        list(read_manifest(bad))
+    assert str(bad) in str(e.value)
+    with pytest.raises(PrepError, match="manifest not found"):
+        list(read_manifest(tmp_path / "none.txt"))
+
+
+def test_from_list_on_the_command_line(faces_dir, tmp_path):
+    names = sorted(p.name for p in faces_dir.glob("*.png"))[:3]
+    lst = tmp_path / "photos.csv"
+    lst.write_text("path,id\n" + "".join(f"{faces_dir / n},face_{n[:3]}\n" for n in names))
+    res = run("pairs", "--from-list", lst, "-o", tmp_path / "out", "--size", "64")
+    assert res.exit_code == 0, res.stderr
+    made = sorted(p.name for p in (tmp_path / "out").rglob("sharp/*.png"))
+    assert made == [f"face_{n[:3]}.png" for n in names]
+    res = run("pairs", "-o", tmp_path / "out2")
+    assert res.exit_code == 2 and "give files or folders, or --from-list FILE" in res.stderr
+
+
+# ---- the streamed report and resume on the driver -------------------------------------------------
+
+def test_report_streams_as_items_finish_and_resume_skips_on_the_driver(tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    items = [(f"/in/{k:03d}.jpg", str(out)) for k in range(10)]
+    log = RunLog(tmp_path / "run.json", "test")
+    stream = log.stream(run_items(touch, iter(items), RunOptions("local", 1), touch_done, 10))
+    next(stream)
+    assert len(records_path(tmp_path / "run.json").read_text().splitlines()) == 1  # on disk before the run ends
+    for _ in range(3):
+        next(stream)
+    stream.close()  # the driver stops after 4 items
+    (out / "calls.log").unlink()
+    log = RunLog(tmp_path / "run.json", "test")
+    recs = list(log.stream(run_items(touch, iter(items), RunOptions("local", 2), touch_done, 10)))
+    log.finish({"note": "second run"})
+    assert [r["status"] for r in recs] == ["skipped"] * 4 + ["ok"] * 6  # input order kept
+    assert sorted((out / "calls.log").read_text().split()) == [f"{k:03d}.jpg" for k in range(4, 10)]  # done items never reached a worker
+    assert all("node" not in r for r in recs[:4]) and all(r["node"] == socket.gethostname() for r in recs[4:])
+    rep = json.loads((tmp_path / "run.json").read_text())
+    assert rep["counts"] == {"ok": 6, "skipped": 4} and rep["note"] == "second run" and len(rep["items"]) == 10
+    assert [i["source"] for i in rep["items"]] == [i[0] for i in items]
+
+
+def test_local_pool_retries_a_dead_worker(tmp_path):
+    items = [(f"/in/{k}.jpg", str(tmp_path)) for k in range(5)]
+    recs = list(run_items(die_once, items, RunOptions("local", 2)))
+    assert [r["status"] for r in recs] == ["ok"] * 5
+    assert len(list(tmp_path.glob("*.died"))) == 5
+
+
+def test_without_ray_one_line_says_how_to_install(faces_dir, tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)  # what an environment without the extra has
+    res = run("pairs", faces_dir, "-o", tmp_path, "--runner", "ray")
+    assert res.exit_code == 1
+    assert res.stderr == "prep: --runner ray needs Ray, which is not installed: pip install 'prep[ray]'\n"
+
+
+def test_interrupted_driver_leaves_no_partial_output_and_resumes(faces_dir, tmp_path):
+    """Ctrl-C in the middle of a run (SIGINT to the driver's process group, as a terminal sends
+    it): no half-written file, and the next run finishes the same bytes as a clean run."""
+    import cv2
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for k in range(6):
+        for p in sorted(faces_dir.glob("*.png")):
+            (photos / f"{k}_{p.name}").write_bytes(p.read_bytes())
+    args = [str(BIN / "prep"), "pairs", str(photos), "--size", "128", "--degrade", "realesrgan", "--workers", "2"]
+    out = tmp_path / "out"
+    proc = subprocess.Popen(args + ["-o", str(out), "--report", str(tmp_path / "run.json")], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    log = tmp_path / "run.jsonl"
+    deadline = time.time() + 120
+    while time.time() < deadline and not (log.is_file() and len(log.read_text().splitlines()) >= 3):
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert err.strip().endswith("prep: interrupted; run the same command again to resume")
+    written = [p for p in out.rglob("*") if p.is_file()]
+    assert 0 < len([p for p in written if p.suffix == ".png"]) < 96
+    assert not [p for p in written if ".part" in p.name]  # no temporary left behind
+    for p in written:
+        if p.suffix == ".png":
+            assert cv2.imread(str(p)) is not None, p  # every file there is whole
+    assert not (tmp_path / "run.json").exists()  # the summary is written only by a finished run
+    again = subprocess.run(args + ["-o", str(out)], capture_output=True, text=True)
+    assert again.returncode == 0, again.stderr
+    assert "photos done before" in again.stdout
+    clean = subprocess.run(args + ["-o", str(tmp_path / "clean")], capture_output=True, text=True)
+    assert clean.returncode == 0, clean.stderr
+    assert tree(out) == tree(tmp_path / "clean")
+
+
+# ---- Ray: a local Ray with 2 CPUs, started once for the module -----------------------------------
+
+@pytest.fixture(scope="module")
+def local_ray():
+    import ray
+
+    tmp = tempfile.mkdtemp(prefix="prepray", dir="/tmp")  # short: Ray's socket paths must stay short
+    # the units of work defined in this file must be importable by Ray's workers (prep's own are installed)
+    env = {"PYTHONPATH": os.pathsep.join([str(Path(__file__).parent)] + ([os.environ["PYTHONPATH"]] if os.environ.get("PYTHONPATH") else [])), **NO_AUTH}
+    old = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR", log_to_driver=False, _temp_dir=tmp)
+        yield ray
+    finally:
+        ray.shutdown()
+        for k, v in old.items():
+            os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def test_pairs_and_augment_same_bytes_local_and_ray(local_ray, faces_dir, tmp_path):
+    common = [faces_dir, "--size", "128", "--copies", "2", "--seed", "11", "--degrade", "bsrgan", "--val-fraction", "0.25"]
+    assert run("pairs", *common, "-o", tmp_path / "local").exit_code == 0
+    res = run("pairs", *common, "-o", tmp_path / "ray", "--runner", "ray", "--report", tmp_path / "ray.json")
+    assert res.exit_code == 0, res.stderr
+    local, ray_out = tree(tmp_path / "local"), tree(tmp_path / "ray")
+    assert len(local) > 16 and local == ray_out
+    nodes = {json.loads(line)["node"] for line in (tmp_path / "ray.jsonl").read_text().splitlines()}
+    assert len(nodes) == 1 and nodes.pop().startswith(socket.gethostname() + "/")
+    # augment the pairs just made: the same, with 1 local process and on Ray
+    assert run("augment", tmp_path / "local", "-o", tmp_path / "aug_local", "--preset", "pairs", "--seed", "3").exit_code == 0
+    res = run("augment", tmp_path / "local", "-o", tmp_path / "aug_ray", "--preset", "pairs", "--seed", "3", "--runner", "ray")
+    assert res.exit_code == 0, res.stderr
+    a, b = tree(tmp_path / "aug_local"), tree(tmp_path / "aug_ray")
+    assert len(a) >= 8 and a == b
+
+
+def test_crop_same_output_local_and_ray(local_ray, tmp_path):
+    for name, extra in (("local", []), ("ray", ["--runner", "ray"])):
+        res = run("crop", SAMPLE_CLIP, "-o", tmp_path / name, "--size", "128", "--mode", "track", *extra)
+        assert res.exit_code == 0, res.stderr
+    clip = "astronaut_vertical"
+    assert (tmp_path / "local" / f"{clip}.mp4").read_bytes() == (tmp_path / "ray" / f"{clip}.mp4").read_bytes()
+    a, b = (json.loads((tmp_path / d / f"{clip}.json").read_text()) for d in ("local", "ray"))
+    for rec in (a, b):
+        rec.pop("timings")
+        rec.pop("output"), rec.pop("report")
+    assert a == b
+
+
+def test_ray_resume_skips_on_the_driver_and_a_bad_photo_is_one_error(local_ray, faces_dir, tmp_path):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for p in sorted(faces_dir.glob("*.png"))[:4]:
+        (photos / p.name).write_bytes(p.read_bytes())
+    out = tmp_path / "out"
+    assert run("pairs", photos, "-o", out, "--size", "64", "--runner", "ray").exit_code == 0
+    for p in sorted(faces_dir.glob("*.png"))[4:]:
+        (photos / p.name).write_bytes(p.read_bytes())
+    (photos / "zz_broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 100)
+    res = run("pairs", photos, "-o", out, "--size", "64", "--runner", "ray", "--report", tmp_path / "r.json")
+    assert res.exit_code == 1
+    assert res.stderr == f"prep: {photos / 'zz_broken.png'}: truncated PNG (no end chunk)\n"
+    recs = [json.loads(line) for line in (tmp_path / "r.jsonl").read_text().splitlines()]
+    assert [r["status"] for r in recs] == ["skipped"] * 4 + ["ok"] * 4 + ["error"]
+    assert all("node" not in r for r in recs[:4])  # answered on the driver: never sent to a worker
+    assert all(r["node"].startswith(socket.gethostname() + "/") for r in recs[4:])
+    assert "4 photos done before" in res.output and "1 photos failed" in res.output
+
+
+def test_ray_retries_a_killed_worker_but_never_a_bug(local_ray, tmp_path):
+    flags = tmp_path / "flags"
+    flags.mkdir()
+    items = [(f"/in/{k}.jpg", str(flags)) for k in range(4)]
+    recs = list(run_items(die_once, items, RunOptions("ray", max_retries=2)))
+    assert [r["status"] for r in recs] == ["ok"] * 4  # each item's worker died once; Ray ran it again
+    assert len(list(flags.glob("*.died"))) == 4
+    calls = tmp_path / "calls.log"
+    recs = list(run_items(raises, [(f"/in/{k}.jpg", str(calls)) for k in range(3)], RunOptions("ray", max_retries=2)))
+    assert [r["status"] for r in recs] == ["error"] * 3
+    assert recs[0]["message"] == "/in/0.jpg: unexpected ZeroDivisionError: a bug (please report this)"
+    assert sorted(calls.read_text().split()) == [f"/in/{k}.jpg" for k in range(3)]  # run once each: no retry loop
+
+
+def test_in_flight_tasks_are_bounded(local_ray, tmp_path):
+    """The driver reads items only as tasks finish: at most ``in_flight`` chunks are outstanding."""
+    read = []
+
+    def items():
+        for k in range(40):
+            read.append(k)
+            yield (f"/in/{k:03d}.jpg", str(tmp_path))
+
+    with open_runner(RunOptions("ray", in_flight=3, chunk=2)) as runner:
+        stream = runner.map(touch, items())
+        first = next(stream)
+        assert first["source"] == "/in/000.jpg"
+        assert len(read) <= 2 * 3 + 2  # three chunks of two, and the one being formed
+        rest = list(stream)
+    assert len(rest) == 39 and len(read) == 40
+
+
+# ---- a two-node cluster on this machine ---------------------------------------------------------
+
+def _start_node(tmp: str, log: Path, *extra: str) -> subprocess.Popen:
+    """One `ray start --block` in its own session, so the test stops exactly what it started."""
+    ports = {k: free_port() for k in ("dashboard-agent-listen-port", "dashboard-agent-grpc-port", "metrics-export-port", "runtime-env-agent-port", "node-manager-port", "object-manager-port")}
+    args = [str(BIN / "ray"), "start", "--block", "--num-cpus=1", "--disable-usage-stats", f"--temp-dir={tmp}", "--node-ip-address=127.0.0.1", *[f"--{k}={v}" for k, v in ports.items()], *extra]
+    return subprocess.Popen(args, stdout=open(log, "w"), stderr=subprocess.STDOUT, start_new_session=True, env={**os.environ, **NO_AUTH})
+
+
+def _stop(procs: list[subprocess.Popen]) -> None:
+    for p in procs:
+        if p.poll() is None:
+            os.killpg(p.pid, signal.SIGTERM)
+    for p in procs:
+        try:
+            p.wait(10)
+        except subprocess.TimeoutExpired:
+            os.killpg(p.pid, signal.SIGKILL)
+            p.wait(10)
+
+
+def test_two_node_cluster_through_the_cli(faces_dir, tmp_path):
+    tmp = tempfile.mkdtemp(prefix="prepcl", dir="/tmp")
+    port = free_port()
+    address = f"127.0.0.1:{port}"
+    procs: list[subprocess.Popen] = []
+    try:
+        procs.append(_start_node(tmp, tmp_path / "head.log", "--head", f"--port={port}", "--include-dashboard=false"))
+        deadline = time.time() + 90
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), 1).close()
+                break
+            except OSError:
+                assert procs[0].poll() is None and time.time() < deadline, (tmp_path / "head.log").read_text()[-2000:]
+                time.sleep(0.2)
+        procs.append(_start_node(tmp, tmp_path / "worker.log", f"--address={address}"))
+        while True:
+            st = subprocess.run([str(BIN / "ray"), "status", f"--address={address}"], capture_output=True, text=True, env={**os.environ, **NO_AUTH})
+            if st.stdout.count(" node_") >= 2:
+                break
+            assert procs[1].poll() is None and time.time() < deadline, (tmp_path / "worker.log").read_text()[-2000:]
+            time.sleep(0.5)
+        photos = tmp_path / "photos"
+        photos.mkdir()
+        for k in range(2):
+            for p in sorted(faces_dir.glob("*.png")):
+                (photos / f"{k}_{p.name}").write_bytes(p.read_bytes())
+        env = {**os.environ, **NO_AUTH, "PREP_RAY_ADDRESS": address}
+        env.pop("RAY_ADDRESS", None)
+        # items of about half a second: the batch lasts longer than a cold node takes to start its worker
+        args = ["pairs", str(photos), "--size", "512", "--copies", "3", "--degrade", "realesrgan", "--seed", "5", "--report", str(tmp_path / "run.json")]
+        res = subprocess.run([str(BIN / "prep"), *args, "-o", str(tmp_path / "cluster"), "--runner", "ray", "--ray-address", address], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
+        assert res.returncode == 0, res.stderr
+        recs = [json.loads(line) for line in (tmp_path / "run.jsonl").read_text().splitlines()]
+        assert len(recs) == 16 and {r["status"] for r in recs} == {"ok"}
+        nodes = {r["node"] for r in recs}
+        assert len(nodes) == 2, nodes  # items ran on both nodes
+        local = subprocess.run([str(BIN / "prep"), *args, "-o", str(tmp_path / "local"), "--workers", "2"], capture_output=True, text=True, cwd=tmp_path)
+        assert local.returncode == 0, local.stderr
+        assert tree(tmp_path / "cluster") == tree(tmp_path / "local")
+    finally:
+        _stop(procs)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def test_frames_takes_several_videos(clips, tmp_path):
+    """One video writes into OUT (as before); a folder of them one OUT/<name>/ each, mapped like
+    the other commands, and a second run skips them on the driver."""
+    folder = tmp_path / "videos"
+    folder.mkdir()
+    for name in ("a", "b"):
+        (folder / f"{name}.mp4").write_bytes(clips["odd_noaudio"].read_bytes())
+    out = tmp_path / "out"
+    res = run("frames", folder, "-o", out, "--fps", "5", "--workers", "2", "--report", tmp_path / "run.json")
+    assert res.exit_code == 0, res.stderr
+    for name in ("a", "b"):
+        rep = json.loads((out / name / "frames.json").read_text())
+        assert rep["status"] == "ok" and rep["frames"] == 10 and (out / name / "00010.png").is_file()
+    assert (out / "a" / "00001.png").read_bytes() == (out / "b" / "00001.png").read_bytes()
+    again = run("frames", folder, "-o", out, "--fps", "5")
+    assert again.exit_code == 0 and again.output.count("skip ") == 2
+    one = run("frames", clips["odd_noaudio"], "-o", tmp_path / "one", "--fps", "5")
+    assert one.exit_code == 0 and (tmp_path / "one" / "frames.json").is_file() and (tmp_path / "one" / "00001.png").read_bytes() == (out / "a" / "00001.png").read_bytes()
+    dfl = run("frames", folder, "-o", tmp_path / "dfl", "--layout", "dfl")
+    assert dfl.exit_code == 1 and dfl.stderr == "prep: --layout dfl takes one video (a DeepFaceLab workspace holds one data_src or data_dst)\n"
