@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import sys
@@ -161,6 +162,8 @@ def crop(sources: tuple[str, ...], out_dir: str, preset: str, size: int | None, 
         raise PrepError(None, "--person and --group-by person do not go together: --person keeps one person, --group-by sorts everyone")
     ref = _reference(person, group_by, detector, weights_dir)
     cfg = CropConfig.resolve(preset, size=size, fps=fps, mode=mode, pad=pad, split=split, detector=detector, weights_dir=weights_dir, tiers=tiers, person=ref, group_by=group_by)
+    name, folder = _resolve_detector(cfg.detector, cfg.weights_dir)
+    cfg = dataclasses.replace(cfg, detector=name, weights_dir=folder)
     if cfg.group_by and not cfg.split:
         raise PrepError(None, "--group-by person sorts segments: use it with --split")
     inputs, total = _inputs(sources, from_list, VIDEO_EXTENSIONS, PrepError(None, f"no video files in {', '.join(sources or (from_list or '',))}"))
@@ -228,7 +231,18 @@ def _echo_crop(rec: dict[str, Any]) -> None:
 def _detect_settings(detector: str | None, weights_dir: str | None):
     from .blurscan import DetectSettings
 
-    return DetectSettings(detector or "auto", weights_dir)
+    return DetectSettings(*_resolve_detector(detector, weights_dir))
+
+
+def _resolve_detector(detector: str | None, weights_dir: str | None) -> tuple[str, str | None]:
+    """The detector every worker of this run uses, and its model folder, decided here once
+    (``auto``: YuNet when its model is available, else HOG; said once, on stderr)."""
+    from .detect import resolve_detector
+
+    name, folder, note = resolve_detector(detector or "auto", weights_dir)
+    if note:
+        click.echo(f"note: detector {name} chosen because {note}", err=True)
+    return name, folder
 
 
 @main.command()
@@ -417,6 +431,7 @@ def pairs(sources: tuple[str, ...], out_dir: str, degradation: str, size: int, s
     if person and group_by:
         raise PrepError(None, "--person and --group-by person do not go together: --person keeps one person, --group-by sorts everyone")
     ref = _reference(person, group_by, detector, weights_dir)
+    detector, weights_dir = _resolve_detector(detector, weights_dir)
     failed = False
     with open_runner(_run_options(runner, workers, ray_address)) as run:
         for tier in tiers or (size,):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+from pathlib import Path
 from dataclasses import dataclass, field
 from typing import Callable, Protocol
 
@@ -125,6 +126,16 @@ def create_detector(
     if why is not None:
         raise PrepError(None, f"detector '{name}' unavailable: {why}")
     return SearchDetector(spec.factory(weights_dir=weights_dir, score_threshold=score_threshold), max_side)
+
+
+def resolve_detector(name: str = "auto", weights_dir: str | None = None) -> tuple[str, str | None, str | None]:
+    """Decide once, on the driver, which detector a batch runs and where its model file is:
+    ``(name, weights folder, why auto chose it)``. Workers then build exactly that detector
+    from that folder, on whatever node they run, instead of each choosing for itself (a node
+    without the model would silently fall back to another detector)."""
+    det = create_detector(name, weights_dir, max_side=None)
+    path = getattr(det.inner, "model_path", None)
+    return det.name, str(Path(path).resolve().parent) if path else weights_dir, det.auto_note
 
 
 _built: dict[tuple, "SearchDetector"] = {}
