@@ -60,13 +60,6 @@ def nearest_thumb(folder: Path, index: int, fps: float, lo: int = 0, hi: int | N
     return None
 
 
-def grab(info: Any, fps: float, frame: int) -> np.ndarray | None:
-    """One frame of a clip's output timeline, small (decodes only near it)."""
-    for img in iter_frames(info, fps, THUMB_SIDE, start=frame, count=1):
-        return img.copy()
-    return None
-
-
 def _save(img: np.ndarray, path: Path) -> None:
     with atomic_path(path) as tmp:
         cv2.imwrite(str(tmp), img, [cv2.IMWRITE_JPEG_QUALITY, 85])
@@ -100,11 +93,12 @@ def collect(info: Any, an: Any, cfg: Any, record: dict[str, Any], per_track: dic
         if e["status"] == "kept":
             out_info = probe_video(e["output"])
             n = out_info.frame_count
+            want = {0: "first", n // 2: "middle", max(0, n - 1): "last"}
             imgs = []
-            for tag, i in (("first", 0), ("middle", n // 2), ("last", max(0, n - 1))):
-                img = grab(out_info, cfg.fps, i)
-                if img is not None:
-                    p = d / f"{e['segment']}_{tag}.jpg"
+            # one small decode of the (short, square) clip gives all three pictures
+            for i, img in enumerate(iter_frames(out_info, None, THUMB_SIDE)):
+                if i in want:
+                    p = d / f"{e['segment']}_{want[i]}.jpg"
                     _save(img, p)
                     imgs.append(str(p.relative_to(root)))
             item["images"] = imgs
