@@ -99,7 +99,7 @@ def _reference(person: tuple[str, ...], group_by: str | None, detector: str | No
         return None
     from .blurscan import detector_for
 
-    return identity.load_reference(person, detector_for(_detect_settings(detector, weights_dir)))
+    return identity.load_reference(person, detector_for(_detect_settings(detector, weights_dir, quiet=True)))
 
 
 
@@ -228,20 +228,21 @@ def _echo_crop(rec: dict[str, Any]) -> None:
         click.echo(f"     also {tier['output']}")
 
 
-def _detect_settings(detector: str | None, weights_dir: str | None):
+def _detect_settings(detector: str | None, weights_dir: str | None, quiet: bool = False):
     from .blurscan import DetectSettings
 
-    return DetectSettings(*_resolve_detector(detector, weights_dir))
+    return DetectSettings(*_resolve_detector(detector, weights_dir, quiet))
 
 
-def _resolve_detector(detector: str | None, weights_dir: str | None) -> tuple[str, str | None]:
+def _resolve_detector(detector: str | None, weights_dir: str | None, quiet: bool = False) -> tuple[str, str | None]:
     """The detector every worker of this run uses, and its model folder, decided here once
-    (``auto``: YuNet when its model is available, else HOG; said once, on stderr)."""
+    (``auto``: YuNet when its model is available, else HOG; said once, on stdout, unless
+    ``quiet``: stderr keeps one line per problem, and --json output stays JSON)."""
     from .detect import resolve_detector
 
     name, folder, note = resolve_detector(detector or "auto", weights_dir)
-    if note:
-        click.echo(f"note: detector {name} chosen because {note}", err=True)
+    if note and not quiet:
+        click.echo(f"note: detector {name} chosen because {note}")
     return name, folder
 
 
@@ -273,7 +274,7 @@ def blur(sources: tuple[str, ...], as_json: bool, threshold: float | None, move_
     from .runner import run_items
 
     cfg = BlurConfig.resolve(photo_threshold=threshold, keep_low_res=keep_low_res or None)
-    det = _detect_settings(detector, weights_dir)
+    det = _detect_settings(detector, weights_dir, quiet=as_json)
     inputs, total = _inputs(sources, from_list, IMAGE_EXTENSIONS | VIDEO_EXTENSIONS, PrepError(None, f"no photos or videos in {', '.join(sources or (from_list or '',))}"))
     ref = _reference(person, None, detector, weights_dir)
     log = RunLog(report_path, "blur")
