@@ -73,6 +73,14 @@ def run_measured(args: list[str], env: dict | None = None, check: bool = True) -
     return time.perf_counter() - t0, peak // 1024
 
 
+def bench_env() -> dict:
+    """The environment prep runs in for a bench: the shared YuNet model when it is there."""
+    env = dict(os.environ)
+    if (SHARED / "weights").is_dir():
+        env.setdefault("PREP_WEIGHTS_DIR", str(SHARED / "weights"))
+    return env
+
+
 def bare_ffmpeg_args(src: str, rep: dict, out: str) -> list[str]:
     """The same output with one plain ffmpeg command (window taken from prep's report)."""
     info, w, cfg = rep["source_info"], rep["window"], rep["config"]
@@ -102,9 +110,7 @@ def main() -> None:
     clips = [Path(c) for c in a.clips] or sorted((SHARED / "videos").glob("*.mp4"))
     if not clips:
         raise SystemExit(f"no clips: give paths or provide {SHARED / 'videos'}")
-    env = dict(os.environ)
-    if (SHARED / "weights").is_dir():
-        env.setdefault("PREP_WEIGHTS_DIR", str(SHARED / "weights"))
+    env = bench_env()
     prep = [sys.executable, "-m", "prep.cli"]
     rows = []
     with tempfile.TemporaryDirectory() as tmp:

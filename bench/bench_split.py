@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
 sys.path.insert(0, str(ROOT))
 
-from bench_crop import SHARED, run_measured  # noqa: E402
+from bench_crop import SHARED, bench_env, run_measured  # noqa: E402
 from prep.ffmpeg import ffmpeg_exe  # noqa: E402
 
 V = SHARED / "videos"
@@ -81,9 +81,7 @@ def main() -> None:
     a = ap.parse_args()
     if not V.is_dir():
         raise SystemExit(f"needs the shared clips in {V}")
-    env = dict(os.environ)
-    if (SHARED / "weights").is_dir():
-        env.setdefault("PREP_WEIGHTS_DIR", str(SHARED / "weights"))
+    env = bench_env()
     prep = [sys.executable, "-m", "prep.cli"]
     lines = []
     with tempfile.TemporaryDirectory() as tmp:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -122,6 +122,8 @@ class CropConfig:
             problems.append("min_presence must be in [0, 1]")
         if self.min_seconds <= 0 or self.max_seconds < 0 or (self.max_seconds and self.max_seconds < self.min_seconds):
             problems.append(f"segments need min_seconds > 0 and max_seconds 0 or at least min_seconds, got {self.min_seconds}, {self.max_seconds}")
+        if self.split and self.tiers:
+            problems.append("--tiers and --split cannot be combined yet: run --split once per size")
         if min(self.max_yaw, self.max_pitch, self.max_roll) <= 0:
             problems.append("pose limits (max_yaw, max_pitch, max_roll) must be positive degrees")
         if problems:

@@ -241,8 +241,6 @@ def _crop(src: str, out_root: str | Path, cfg: CropConfig, item_id: str | None, 
     """Analyse once, then encode and report every size asked for (``cfg.tiers``: one folder each)."""
     t0 = time.perf_counter()
     if cfg.split:
-        if cfg.tiers:
-            raise PrepError(None, "--tiers and --split cannot be combined yet: run --split once per size")
         return _split(src, out_root, cfg, item_id or Path(src).stem, show_progress)
     targets = [(dataclasses.replace(cfg, size=t, tiers=()), Path(out_root) / str(t)) for t in cfg.tiers] if cfg.tiers else [(cfg, Path(out_root))]
     records, pending = [], []
@@ -417,14 +415,16 @@ def _split(src: str, out_root: str | Path, cfg: CropConfig, item_id: str, show_p
     ranges = an.shots.ranges
     bcfg = BlurConfig.resolve()
     W, H = info.display_width, info.display_height
-    candidates, per_track = [], {}
+    candidates, per_track, blur_of = [], {}, {}
     numbered: dict[int, int] = {}
     for shot, tr in face_tracks(an.detections, ranges, max_gap(cfg)):
         tno = numbered.get(shot, 0)
         numbered[shot] = tno + 1
         poses = pose_track(tr)
-        blurred = blurred_frames(_track_blur(an, tr, cfg.detect_every), cfg.fps, bcfg)
+        scores = _track_blur(an, tr, cfg.detect_every)
+        blurred = blurred_frames(scores, cfg.fps, bcfg)
         per_track[(shot, tno)] = (tr, poses)
+        blur_of[(shot, tno)] = scores
         for seg in split_track(shot, tno, tr, ranges[shot], poses, blurred, cfg.fps, cfg.detect_every, cfg):
             if seg.status == "kept":
                 segment_geometry(seg, tr, an.detections, W, H, cfg.fps, cfg)
@@ -444,8 +444,8 @@ def _split(src: str, out_root: str | Path, cfg: CropConfig, item_id: str, show_p
                 seg.reject(OTHER_PERSON, f"not the person: similarity {m.similarity if m.similarity is not None else float('nan'):.3f} < {cfg.person.threshold:.3f}" + (f" (uncertain: {m.reason})" if m.uncertain else ""))
                 entry = {**seg.to_dict(cfg.fps), "person": entry["person"]}
         if seg.status == "kept":
-            tr, poses = per_track[(seg.shot, seg.track)]
-            rec = _encode_segment(src, info, an, cfg, seg, tr, poses, layout, write_root, item_id, key, show_progress, entry.get("person"))
+            _, poses = per_track[(seg.shot, seg.track)]
+            rec = _encode_segment(src, info, cfg, seg, blur_of[(seg.shot, seg.track)], poses, layout, write_root, item_id, key, show_progress, entry.get("person"))
             entry.update(output=rec["output"], report=rec["report"])
         seg_records.append(entry)
     kept = [e for e in seg_records if e["status"] == "kept"]
@@ -510,7 +510,7 @@ def _track_blur(an: Analysis, tr: Any, every: int) -> np.ndarray:
     return out
 
 
-def _encode_segment(src: str, info: VideoInfo, an: Analysis, cfg: CropConfig, seg: Any, tr: Any, poses: dict, layout: Any, out_root: str | Path, item_id: str, key: str, show_progress: bool | None, person: dict | None = None) -> dict[str, Any]:
+def _encode_segment(src: str, info: VideoInfo, cfg: CropConfig, seg: Any, scores: np.ndarray, poses: dict, layout: Any, out_root: str | Path, item_id: str, key: str, show_progress: bool | None, person: dict | None = None) -> dict[str, Any]:
     from .video.segments import pose_summary
 
     seg_id = f"{item_id}__{seg.name()}"
@@ -549,7 +549,7 @@ def _encode_segment(src: str, info: VideoInfo, an: Analysis, cfg: CropConfig, se
         "upscale": geo["upscale"],
         "face_presence": geo["presence"],
         "padding": {"frames_padded": sum(p.any for p in pads) * (n if cfg.mode == "fixed" else 1), "max_area_fraction": round(max(p.area_fraction for p in pads), 4), "mode": cfg.pad},
-        "blur": _blur_report(_track_blur(an, tr, cfg.detect_every)[seg.start : seg.end], cfg),
+        "blur": _blur_report(scores[seg.start : seg.end], cfg),
         "pose": pose_summary(poses, seg.start, seg.end, cfg.fps),
         **({"person": person} if person else {}),
         "timings": {"encode": round(time.perf_counter() - t0, 3)},

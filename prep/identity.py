@@ -444,7 +444,7 @@ def choose_person(info: Any, detections: dict[int, list[Face]], ref: Reference, 
     """``crop --person``: the subject is the person of ``ref``, not the most present face.
 
     ``detections`` are the analysis pass's faces (frame index at ``fps`` -> faces, display
-    pixels). Faces are linked into tracks (:func:`prep.subject.link_tracks`); up to
+    pixels). Faces are linked into tracks (:func:`prep.video.tracks.face_tracks`); up to
     ``per_track`` frames of each track are decoded again (longer side ``side``) and embedded.
     A face counts as the person where the nearest embedded frame of its track matches after a
     running median of three (one bad frame does not flip it), so a track that runs across a
@@ -452,10 +452,11 @@ def choose_person(info: Any, detections: dict[int, list[Face]], ref: Reference, 
     :class:`prep.subject.SubjectResult` whose ``person`` holds the match record; raises
     :class:`PrepError` when the person is in none of the tracks.
     """
-    from .subject import link_tracks, subject_result
+    from .subject import subject_result
+    from .video.tracks import face_tracks
 
     require()
-    tracks = [t for t in link_tracks(detections, max_gap) if len(t.frames) >= 2 and float(np.median([f.score for f in t.faces])) >= 0.75]
+    tracks = [t for _, t in face_tracks(detections, [(0, max(detections, default=0) + 1)], max_gap)]
     if not tracks:
         raise PrepError(info.path, f"no face seen on two analysed frames or more in {len(detections)} analysed frames")
     ids = identify_tracks(info, fps, [list(zip(t.frames, t.faces)) for t in tracks], ref, side, per_track)

@@ -48,7 +48,6 @@ def choose_subject(
     YuNet's false positives on textures score 0.6-0.7, real faces above 0.85 (measured on
     shared/data).
     """
-    sampled = sorted(detections)
     tracks = link_tracks(detections, max_gap)
     if not tracks:
         return None

@@ -130,9 +130,8 @@ def split_track(shot: int, track_no: int, track: Track, shot_range: tuple[int, i
             if q - p < min_len:
                 seg.reject(TOO_SHORT, f"the last {(q - p) / fps:.2f} s after cutting into {cfg.max_seconds:g} s parts")
             out.append(seg)
-    named = [g for g in out]
-    if len(named) > 1:
-        for k, g in enumerate(named):
+    if len(out) > 1:  # one name per piece: s03_t01_p00, s03_t01_p01, ...
+        for k, g in enumerate(out):
             g.part = k
     return out
 

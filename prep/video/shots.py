@@ -80,12 +80,6 @@ class Shots:
         """Seconds at which a new shot begins (a dissolve counted at its middle)."""
         return [round((t.start + t.end) / 2 / self.fps, 3) for t in self.transitions]
 
-    def shot_of(self, frame: int) -> int | None:
-        for k, (a, b) in enumerate(self.ranges):
-            if a <= frame < b:
-                return k
-        return None
-
     def seconds(self) -> list[list[float]]:
         return [[round(a / self.fps, 3), round(b / self.fps, 3)] for a, b in self.ranges]
 
