@@ -1,0 +1,1 @@
+"""Speech: who is talking in a face track (Light-ASD active-speaker model, run in numpy)."""

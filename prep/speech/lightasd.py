@@ -1,0 +1,344 @@
+"""Light-ASD (Liao et al., CVPR 2023; MIT licence) active-speaker model, run in numpy.
+
+Inputs, as the model was trained (25 fps video, 100 MFCC frames a second, 4 per video frame):
+
+- faces: (T, 112, 112) uint8 grey crops, the centre 112 of a face box resized to 224;
+- audio: (4T, 13) MFCCs from :func:`prep.speech.mfcc.mfcc` on 16 kHz mono int16 PCM.
+
+``scores(backend(audio(m), visual(f)))`` gives one raw logit a frame, > 0 meaning "this face
+is speaking": what the reference's Columbia_test.py averages over several chunkings.
+
+BatchNorm is folded into the convolutions at load time. Tensors are kept channels-last,
+spatial convolutions run as im2col + one float32 matmul, temporal convolutions as a sum of
+shifted matmuls; the GRUs step in numpy.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..detect.weights import ModelFile, resolve
+from ..errors import PrepError
+from .torchzip import load_state_dict
+
+_UPSTREAM = "https://github.com/Junhua-Liao/Light-ASD/raw/ed38c232de5efe0261dbd68627c0ade7cdfe14eb/weight"
+LIGHT_ASD_AVA = ModelFile(
+    filename="light_asd_pretrain_AVA_CVPR.model",
+    sha256="d44bc3ea7baa8e0946fa3921311714a630ed8b90a1928fab0dbe30d918909317",
+    url=f"{_UPSTREAM}/pretrain_AVA_CVPR.model",
+)
+LIGHT_ASD_TALKSET = ModelFile(
+    filename="light_asd_finetuning_TalkSet.model",
+    sha256="efc375833887eefa9d209dc92810e18519b04c3c73ea35a549f2a7f40b7d94d5",
+    url=f"{_UPSTREAM}/finetuning_TalkSet.model",
+)
+CHECKPOINTS = {"ava": LIGHT_ASD_AVA, "talkset": LIGHT_ASD_TALKSET}
+
+BN_EPS = 1e-3
+PIXEL_MEAN, PIXEL_STD = 0.4161, 0.1688
+FACE_SIZE = 112
+EMBED = 128
+_HALO = 6  # frames of temporal context the visual encoder needs each side (3 blocks x 2)
+_COLS_BYTES = 2 << 20  # im2col working set per matmul
+_TEMPORAL_ROWS = 8192  # positions (frames x pixels) per step of the temporal convolutions
+
+
+@dataclass(frozen=True)
+class _Conv:
+    """Convolution with BatchNorm folded in, followed by ReLU. Spatial and 1x1: w is
+    (taps * Cin, Cout), applied as ``relu(patches @ w + b)``; temporal: w is (k, Cin, Cout)."""
+
+    w: np.ndarray
+    b: np.ndarray
+
+
+@dataclass(frozen=True)
+class _Block:
+    """One Visual_Block / Audio_Block: two branches (spatial k x k then temporal k, k = 3 and 5)
+    summed, then a 1x1 convolution. Spatial kernels are (kh, kw) over axes 1, 2 of a
+    (time, H, W, C) tensor; temporal weights are (k, C, C)."""
+
+    s3: _Conv
+    s5: _Conv
+    t3: _Conv
+    t5: _Conv
+    last: _Conv
+    k3: tuple[int, int]
+    k5: tuple[int, int]
+    stride: int
+
+
+def _folded(sd: dict[str, np.ndarray], conv: str, bn: str) -> tuple[np.ndarray, np.ndarray]:
+    """Conv weight (Cout, Cin, *k) scaled by the eval-mode BatchNorm, and the BN's shift."""
+    scale = sd[f"{bn}.weight"] / np.sqrt(sd[f"{bn}.running_var"] + BN_EPS)
+    w = sd[f"{conv}.weight"] * scale.reshape(-1, *([1] * (sd[f"{conv}.weight"].ndim - 1)))
+    b = sd[f"{bn}.bias"] - sd[f"{bn}.running_mean"] * scale
+    return w.astype(np.float32), b.astype(np.float32)
+
+
+def _spatial_conv(w: np.ndarray, b: np.ndarray) -> _Conv:
+    # (Cout, Cin, kh, kw) -> rows ordered (kh, kw, Cin) to match the patch layout.
+    cout = w.shape[0]
+    return _Conv(np.ascontiguousarray(w.transpose(2, 3, 1, 0).reshape(-1, cout)), b)
+
+
+def _temporal_conv(w: np.ndarray, b: np.ndarray) -> _Conv:
+    # (Cout, Cin, k) -> (k, Cin, Cout)
+    return _Conv(np.ascontiguousarray(w.transpose(2, 1, 0)), b)
+
+
+def _visual_block(sd: dict[str, np.ndarray], p: str, stride: int) -> _Block:
+    conv = {}
+    for k in (3, 5):
+        w, b = _folded(sd, f"{p}.s_{k}", f"{p}.bn_s_{k}")  # (Co, Ci, 1, k, k)
+        conv[f"s{k}"] = _spatial_conv(w[:, :, 0], b)
+        w, b = _folded(sd, f"{p}.t_{k}", f"{p}.bn_t_{k}")  # (Co, Ci, k, 1, 1)
+        conv[f"t{k}"] = _temporal_conv(w[:, :, :, 0, 0], b)
+    w, b = _folded(sd, f"{p}.last", f"{p}.bn_last")
+    return _Block(last=_Conv(np.ascontiguousarray(w[:, :, 0, 0, 0].T), b), k3=(3, 3), k5=(5, 5), stride=stride, **conv)
+
+
+def _audio_block(sd: dict[str, np.ndarray], p: str) -> _Block:
+    # Torch sees (B, C, 13 mfcc, time): m_k is (k, 1) over the MFCC axis, t_k is (1, k) over time.
+    # Here the tensor is (time, 13, 1, C): m_k becomes the "spatial" kernel (k, 1).
+    conv = {}
+    for k in (3, 5):
+        w, b = _folded(sd, f"{p}.m_{k}", f"{p}.bn_m_{k}")  # (Co, Ci, k, 1)
+        conv[f"s{k}"] = _spatial_conv(w, b)
+        w, b = _folded(sd, f"{p}.t_{k}", f"{p}.bn_t_{k}")  # (Co, Ci, 1, k)
+        conv[f"t{k}"] = _temporal_conv(w[:, :, 0, :], b)
+    w, b = _folded(sd, f"{p}.last", f"{p}.bn_last")
+    return _Block(last=_Conv(np.ascontiguousarray(w[:, :, 0, 0].T), b), k3=(3, 1), k5=(5, 1), stride=1, **conv)
+
+
+def _matmul_relu(a: np.ndarray, c: _Conv) -> np.ndarray:
+    y = a @ c.w
+    y += c.b
+    return np.maximum(y, 0, out=y)
+
+
+def _spatial(x: np.ndarray, blk: _Block) -> tuple[np.ndarray, np.ndarray]:
+    """Both branches' spatial convs (+BN, ReLU) of x (N, H, W, C): two (N, Ho, Wo, Cout) arrays."""
+    (a3, b3), (a5, b5), s = blk.k3, blk.k5, blk.stride
+    n, h, w, c = x.shape
+    xp = np.pad(x, ((0, 0), (a5 // 2, a5 // 2), (b5 // 2, b5 // 2), (0, 0)))
+    ho, wo = (h - 1) // s + 1, (w - 1) // s + 1
+    sn, sh, sw, sc = xp.strides
+    p5 = np.lib.stride_tricks.as_strided(xp, (n, ho, wo, a5, b5, c), (sn, s * sh, s * sw, sh, sw, sc), writeable=False)
+    p3 = p5[:, :, :, (a5 - a3) // 2 : (a5 + a3) // 2, (b5 - b3) // 2 : (b5 + b3) // 2]
+    cout = blk.s5.w.shape[1]
+    y3 = np.empty((n, ho, wo, cout), np.float32)
+    y5 = np.empty((n, ho, wo, cout), np.float32)
+    step = max(1, _COLS_BYTES // (ho * wo * a5 * b5 * c * 4))
+    for i in range(0, n, step):
+        j = min(n, i + step)
+        y5[i:j] = _matmul_relu(p5[i:j].reshape((j - i) * ho * wo, -1), blk.s5).reshape(j - i, ho, wo, cout)
+        y3[i:j] = _matmul_relu(p3[i:j].reshape((j - i) * ho * wo, -1), blk.s3).reshape(j - i, ho, wo, cout)
+    return y3, y5
+
+
+def _temporal_add(x: np.ndarray, c: _Conv, t0: int, t1: int, out: np.ndarray, tmp: np.ndarray) -> None:
+    """out += relu(BN(conv over axis 0, kernel k, zero 'same' padding)) of x (T, P, C) at
+    output frames t0..t1-1; out and tmp are ((t1 - t0) * P, Cout) float32 (tmp is scratch)."""
+    k, t, rows = c.w.shape[0], x.shape[0], x.shape[1]
+    tmp[:] = c.b
+    for j in range(k):
+        s0 = t0 + j - k // 2  # input frame that tap j reads for output frame t0
+        a0, a1 = max(0, s0), min(t, s0 + t1 - t0)
+        if a0 < a1:
+            o = (a0 - s0) * rows
+            acc = tmp[o : o + (a1 - a0) * rows]
+            acc += x[a0:a1].reshape(-1, x.shape[2]) @ c.w[j]
+    np.maximum(tmp, 0, out=tmp)
+    out += tmp
+
+
+def _block(x: np.ndarray, blk: _Block) -> np.ndarray:
+    """One block on x (T, H, W, Cin) -> (T, Ho, Wo, Cout). After the spatial convolutions the
+    rest runs a few frames at a time so that its working set stays in cache."""
+    y3, y5 = _spatial(x, blk)
+    t, ho, wo, cout = y3.shape
+    rows = ho * wo
+    y3, y5 = y3.reshape(t, rows, cout), y5.reshape(t, rows, cout)
+    out = np.empty((t, rows, cout), np.float32)
+    step = max(1, _TEMPORAL_ROWS // rows)
+    acc = np.empty((step * rows, cout), np.float32)
+    tmp = np.empty((step * rows, cout), np.float32)
+    for t0 in range(0, t, step):
+        t1 = min(t, t0 + step)
+        n = (t1 - t0) * rows
+        acc[:n] = 0
+        _temporal_add(y3, blk.t3, t0, t1, acc[:n], tmp[:n])
+        _temporal_add(y5, blk.t5, t0, t1, acc[:n], tmp[:n])
+        o = out[t0:t1].reshape(n, cout)
+        np.matmul(acc[:n], blk.last.w, out=o)
+        o += blk.last.b
+        np.maximum(o, 0, out=o)
+    return out.reshape(t, ho, wo, cout)
+
+
+def _maxpool_hw(x: np.ndarray) -> np.ndarray:
+    """3x3 max pool, stride 2, padding 1 over axes 1, 2 of a non-negative (N, H, W, C) array."""
+    xp = np.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))  # zero padding == -inf padding for x >= 0
+    h, w = (x.shape[1] - 1) // 2 + 1, (x.shape[2] - 1) // 2 + 1
+    rows = np.maximum(np.maximum(xp[:, 0 : 2 * h : 2], xp[:, 1 : 2 * h + 1 : 2]), xp[:, 2 : 2 * h + 2 : 2])
+    return np.maximum(np.maximum(rows[:, :, 0 : 2 * w : 2], rows[:, :, 1 : 2 * w + 1 : 2]), rows[:, :, 2 : 2 * w + 2 : 2])
+
+
+def _maxpool_t(x: np.ndarray) -> np.ndarray:
+    """Max pool kernel 3, stride 2, padding 1 over axis 0 of a non-negative array."""
+    xp = np.pad(x, ((1, 1),) + ((0, 0),) * (x.ndim - 1))
+    t = (x.shape[0] - 1) // 2 + 1
+    return np.maximum(np.maximum(xp[0 : 2 * t : 2], xp[1 : 2 * t + 1 : 2]), xp[2 : 2 * t + 2 : 2])
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 0.5 * (1.0 + np.tanh(0.5 * x))
+
+
+def _erf(x: np.ndarray) -> np.ndarray:
+    """erf of a float64 array, vectorised: the Chebyshev fit of erfc from Numerical Recipes
+    (fractional error below 1.2e-7 everywhere), far below float32's resolution."""
+    z = np.abs(x)
+    t = 1.0 / (1.0 + 0.5 * z)
+    poly = -z * z - 1.26551223 + t * (1.00002368 + t * (0.37409196 + t * (0.09678418 + t * (-0.18628806 + t * (0.27886807 + t * (-1.13520398 + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277))))))))
+    r = 1.0 - t * np.exp(poly)
+    return np.where(x >= 0, r, -r)
+
+
+def _gelu(x: np.ndarray) -> np.ndarray:
+    """Exact GELU, x * Phi(x) with the erf form (torch.nn.GELU's default)."""
+    phi = 0.5 * (1.0 + _erf(x.astype(np.float64) / math.sqrt(2.0)))
+    return (x * phi).astype(np.float32)
+
+
+@dataclass(frozen=True)
+class _GRU:
+    """One-layer unidirectional torch.nn.GRU; gate blocks ordered [r | z | n]."""
+
+    w_ih: np.ndarray  # (Cin, 3H), transposed from torch
+    w_hh: np.ndarray  # (H, 3H)
+    b_ih: np.ndarray  # (3H,)
+    b_hh: np.ndarray  # (3H,)
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        """Hidden states (..., T, H) of inputs (..., T, Cin): one sequence or a batch of them."""
+        hsz = self.w_hh.shape[0]
+        gi = x @ self.w_ih + self.b_ih
+        h = np.zeros(x.shape[:-2] + (hsz,), np.float32)
+        out = np.empty(x.shape[:-1] + (hsz,), np.float32)
+        for t in range(x.shape[-2]):
+            gh = h @ self.w_hh + self.b_hh
+            g = gi[..., t, :]
+            rz = _sigmoid(g[..., : 2 * hsz] + gh[..., : 2 * hsz])
+            n = np.tanh(g[..., 2 * hsz :] + rz[..., :hsz] * gh[..., 2 * hsz :])
+            z = rz[..., hsz:]
+            h = n + z * (h - n)  # (1 - z) * n + z * h
+            out[..., t, :] = h
+        return out
+
+
+class LightASD:
+    """The Light-ASD network with BatchNorm folded; build with :meth:`load` or :func:`load_default`."""
+
+    def __init__(self, sd: dict[str, np.ndarray]) -> None:
+        try:
+            self.vblocks = [_visual_block(sd, f"model.visualEncoder.block{i}", 2 if i == 1 else 1) for i in (1, 2, 3)]
+            self.ablocks = [_audio_block(sd, f"model.audioEncoder.block{i}") for i in (1, 2, 3)]
+            self.grus = [
+                _GRU(*(np.ascontiguousarray(sd[f"model.GRU.gru_{d}.{n}_l0"].T) for n in ("weight_ih", "weight_hh")),
+                     sd[f"model.GRU.gru_{d}.bias_ih_l0"], sd[f"model.GRU.gru_{d}.bias_hh_l0"])
+                for d in ("forward", "backward")
+            ]
+            self.fc_av = (sd["lossAV.FC.weight"], sd["lossAV.FC.bias"])
+        except KeyError as exc:
+            raise PrepError(None, f"not a Light-ASD state dict (missing {exc})") from None
+        self.fc_v = (sd["lossV.FC.weight"], sd["lossV.FC.bias"]) if "lossV.FC.weight" in sd else None
+
+    @classmethod
+    def load(cls, path: str | Path) -> LightASD:
+        """Build from a torch.save'd Light-ASD checkpoint (read without torch)."""
+        return cls(load_state_dict(path))
+
+    def visual(self, frames: np.ndarray, chunk: int = 64) -> np.ndarray:
+        """Visual embeddings (T, 128) float32 of (T, 112, 112) uint8 grey face crops (0..255).
+
+        Work goes ``chunk`` frames at a time with 6 frames of context each side, trimmed by
+        2 after each block, so results equal a single pass over the whole sequence.
+        """
+        frames = np.asarray(frames)
+        if frames.ndim != 3 or frames.shape[1:] != (FACE_SIZE, FACE_SIZE):
+            raise ValueError(f"visual() needs (T, {FACE_SIZE}, {FACE_SIZE}) frames, got {frames.shape}")
+        t = frames.shape[0]
+        out = np.empty((t, EMBED), np.float32)
+        for a in range(0, t, chunk):
+            b = min(t, a + chunk)
+            start, stop = max(0, a - _HALO), min(t, b + _HALO)
+            x = frames[start:stop].astype(np.float32)[..., None]
+            x = (x / np.float32(255) - np.float32(PIXEL_MEAN)) / np.float32(PIXEL_STD)
+            for i, blk in enumerate(self.vblocks):
+                x = _block(x, blk)
+                # Each block spreads the error of a cut (but not of the true ends) 2 frames inward.
+                x = x[2 if start > 0 else 0 : x.shape[0] - (2 if stop < t else 0)]
+                if i < 2:
+                    x = _maxpool_hw(x)
+            first = a - start - (_HALO if start > 0 else 0)
+            out[a:b] = x[first : first + b - a].max(axis=(1, 2))
+        return out
+
+    def audio(self, mfcc: np.ndarray) -> np.ndarray:
+        """Audio embeddings (ceil(N / 4), 128) float32 of (N, 13) MFCCs (N = 4T for T frames).
+
+        The whole sequence is processed at once (about 7 kB of scratch per MFCC row):
+        give it minutes, not hours, per call."""
+        m = np.asarray(mfcc, dtype=np.float32)
+        if m.ndim != 2 or m.shape[1] != 13 or m.shape[0] == 0:
+            raise ValueError(f"audio() needs (N, 13) MFCCs, got {m.shape}")
+        x = m[:, :, None, None]  # (time, 13, 1, C=1)
+        for i, blk in enumerate(self.ablocks):
+            x = _block(x, blk)
+            if i < 2:
+                x = _maxpool_t(x)
+        return x.mean(axis=(1, 2), dtype=np.float32)
+
+    def backend(self, a: np.ndarray, v: np.ndarray) -> np.ndarray:
+        """Audio-visual features (..., T, 128) float32 of audio and visual embeddings of the same
+        shape (..., T, 128): one sequence, or a batch of equally long ones."""
+        if a.shape != v.shape or a.ndim < 2 or a.shape[-1] != EMBED:
+            raise ValueError(f"backend() needs two (..., T, {EMBED}) arrays of one shape, got {a.shape} and {v.shape}")
+        fwd, bwd = self.grus
+        x = _gelu(fwd((a + v).astype(np.float32)))
+        return _gelu(bwd(x[..., ::-1, :])[..., ::-1, :])
+
+    def scores(self, h: np.ndarray) -> np.ndarray:
+        """Speaking score (..., T) float32 per frame of backend features (..., T, 128): the second
+        logit of lossAV's FC, as the authors' Columbia_test.py uses (above 0: speaking)."""
+        w, b = self.fc_av
+        return (h @ w[1] + b[1]).astype(np.float32)
+
+    def visual_only_scores(self, v: np.ndarray) -> np.ndarray:
+        """Speaking score (T,) from visual embeddings alone (lossV's FC, an auxiliary training head)."""
+        if self.fc_v is None:
+            raise PrepError(None, "this checkpoint has no visual-only head (lossV.FC)")
+        w, b = self.fc_v
+        return (v @ w[1] + b[1]).astype(np.float32)
+
+
+@functools.lru_cache(maxsize=4)
+def _load_cached(path: Path) -> LightASD:
+    return LightASD.load(path)
+
+
+def load_default(weights_dir: str | Path | None = None, checkpoint: str = "ava") -> LightASD:
+    """The Light-ASD model ``checkpoint`` ("ava" or "talkset"), found or fetched through
+    prep's weights mechanism (sha256-checked) and loaded once per process."""
+    try:
+        model = CHECKPOINTS[checkpoint]
+    except KeyError:
+        raise PrepError(None, f"unknown Light-ASD checkpoint {checkpoint!r} (choose from {', '.join(CHECKPOINTS)})") from None
+    return _load_cached(resolve(model, weights_dir).resolve())

@@ -1,0 +1,218 @@
+"""The speech check of one face track: decode its stretch once for the model's face crops,
+read its audio once, and keep the per-frame facts; stretches of it are then judged from those
+facts alone (:func:`summarize`, :func:`verdict`), so a track split into segments is analysed once.
+
+Times: the model runs at 25 frames a second (``RATE``), whatever the output's rate; speech
+frame ``j`` of a track is at ``t0 + j / 25`` s of the output timeline.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Iterator
+
+import cv2
+import numpy as np
+
+from ..decode import iter_frames, scaled_size
+from ..errors import PrepError
+from ..probe import VideoInfo
+from . import sync
+from .audio import RATE as AUDIO_RATE
+from .audio import read_pcm
+from .crops import face_crop, smooth_boxes
+from .lightasd import LightASD, load_default
+from .mfcc import mfcc
+from .vad import voiced_frames
+
+RATE = 25.0  # frames a second the model was trained on
+MIN_FACE = 24  # px (analysis frame): below this the model's 112 px view is mostly upscaled blur
+NOT_SPEAKING, NO_SPEECH, OUT_OF_SYNC = "not_speaking", "no_speech", "out_of_sync"
+MODES = ("off", "measure", "require")
+
+
+@dataclass(frozen=True)
+class SpeechConfig:
+    """The speech check's settings (a preset's ``[speech]`` table)."""
+
+    mode: str = "off"  # off | measure | require
+    min_speaking: float = 0.4  # share of the frames where the face must be the speaker
+    min_voiced: float = 0.3  # share of the frames with a voice in the audio
+    min_sync: float = 1.85  # sync evidence below this: the mouth does not follow this voice
+    max_offset: float = 6.0  # frames (25 fps) of audio offset accepted (and corrected): 240 ms
+    min_confidence: float = 0.5  # offset confidence below this: the offset cannot be trusted
+    checkpoint: str = "ava"
+    weights_dir: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise PrepError(None, f"speech mode must be one of {', '.join(MODES)}, got {self.mode!r}")
+
+
+@dataclass
+class TrackSpeech:
+    """Per-frame facts of one track's stretch (``n`` frames at 25 fps from ``t0`` s)."""
+
+    t0: float
+    n: int
+    has_audio: bool
+    voiced: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))  # (n,)
+    scores: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))  # (n,) at the track's offset
+    visual: np.ndarray | None = None  # (n, 128)
+    loud: np.ndarray | None = None  # (n + 2 LAGS,) log power, from LAGS frames early
+    lag_starts: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    lag_rows: np.ndarray | None = None  # (windows, 2 LAGS + 1)
+    small: bool = False  # the face is too small for the model on most frames
+    note: str | None = None
+
+    def frame_of(self, t: float) -> int:
+        """The speech frame at output time ``t`` seconds (clipped to the stretch)."""
+        return int(np.clip(np.floor((t - self.t0) * RATE + 1e-6), 0, max(0, self.n - 1)))
+
+
+def boxes_at(times: np.ndarray, box_times: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    """Face boxes ``(len(times), 3)`` (centre x, centre y, side) interpolated between the
+    analysed ones (held at the ends)."""
+    return np.stack([np.interp(times, box_times, boxes[:, c]) for c in range(3)], axis=1)
+
+
+def _embed_stream(model: LightASD, crops: Iterable[np.ndarray], chunk: int = 250, halo: int = 6) -> np.ndarray:
+    """Visual embeddings of a stream of crops, ``chunk`` frames at a time with ``halo`` frames
+    of context each side: memory does not grow with the track's length; results equal one pass."""
+    out: list[np.ndarray] = []
+    buf: deque = deque()
+    done = 0  # frames of the stream already embedded
+    first = 0  # stream index of buf[0]
+    for c in crops:
+        buf.append(c)
+        if len(buf) - (done - first) >= chunk + halo:
+            arr = np.stack(buf)
+            v = model.visual(arr)
+            out.append(v[done - first : done - first + chunk])
+            done += chunk
+            while done - first > halo:
+                buf.popleft()
+                first += 1
+    if buf:
+        v = model.visual(np.stack(buf))
+        out.append(v[done - first :])
+    return np.concatenate(out) if out else np.zeros((0, 128), np.float32)
+
+
+def _crops(info: VideoInfo, analysis_side: int, start: int, n: int, boxes: np.ndarray) -> Iterator[np.ndarray]:
+    w, _ = scaled_size(info, analysis_side)
+    f = w / info.display_width
+    for j, frame in enumerate(iter_frames(info, RATE, analysis_side, start=start, count=n)):
+        if j >= n:
+            break
+        grey = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
+        cx, cy, side = boxes[j] * f
+        yield face_crop(grey, cx, cy, side)
+
+
+def analyse_track(info: VideoInfo, t0: float, t1: float, box_times: np.ndarray, boxes: np.ndarray, cfg: SpeechConfig, analysis_side: int = 640) -> TrackSpeech:
+    """The facts of the face track ``boxes`` ((N, 3) centre x, centre y, side, display px, at
+    ``box_times`` seconds) over ``[t0, t1)`` seconds of the output timeline."""
+    j0 = int(round(t0 * RATE))
+    n = max(0, int(round(t1 * RATE)) - j0)
+    t0 = j0 / RATE
+    if not info.has_audio:
+        return TrackSpeech(t0, n, False, note="no audio")
+    if n < sync.WINDOW:
+        return TrackSpeech(t0, n, True, note="too short for the speech model (under 1 s)")
+    model = load_default(cfg.weights_dir, cfg.checkpoint)
+    lags = sync.LAGS
+    per = AUDIO_RATE / RATE
+    pcm = read_pcm(info, RATE, j0, n, margin=lags)
+    voiced = voiced_frames(pcm[int(round(lags * per)) : int(round((lags + n) * per))], RATE, n)
+    feats = mfcc(pcm, AUDIO_RATE)
+    audio = model.audio(feats)
+    need = n + 2 * lags
+    audio = np.pad(audio, ((0, max(0, need - len(audio))), (0, 0)))[:need] if len(audio) != need else audio
+    times = t0 + np.arange(n) / RATE
+    bx = smooth_boxes(boxes_at(times, box_times, boxes))
+    w, _ = scaled_size(info, analysis_side)
+    small = float(np.median(bx[:, 2])) * w / info.display_width < MIN_FACE
+    visual = _embed_stream(model, _crops(info, analysis_side, j0, n, bx))
+    if len(visual) < n:  # the decoder fell short of the rounded count: hold the last frame
+        visual = np.concatenate([visual, np.repeat(visual[-1:], n - len(visual), axis=0)]) if len(visual) else np.zeros((n, 128), np.float32)
+    starts = sync.window_starts(voiced)
+    rows = sync.lag_matrix(model, visual, audio, starts)
+    off = sync.measure_offset(rows)
+    k = 0 if off.frames is None else int(round(off.frames + sync.BIAS))
+    k = int(np.clip(k, -lags, lags))
+    scores = sync.speaking_scores(model, visual, audio[lags + k : lags + k + n])
+    return TrackSpeech(t0, n, True, voiced, scores, visual, sync.loudness(pcm, need, per), starts, rows, small)
+
+
+def _smooth(x: np.ndarray, k: int = 5) -> np.ndarray:
+    return np.convolve(x, np.ones(k) / k, mode="same") if len(x) >= k else x
+
+
+def speaking_frames(ts: TrackSpeech) -> np.ndarray:
+    """(n,) bool: Light-ASD says this face speaks (score smoothed over 5 frames above 0) and the
+    audio has a voice. Whether it is *this* voice is :func:`summarize`'s ``sync``."""
+    if not ts.has_audio or ts.visual is None:
+        return np.zeros(ts.n, bool)
+    return (_smooth(ts.scores) > 0) & ts.voiced
+
+
+def summarize(ts: TrackSpeech, cfg: SpeechConfig, a: int = 0, b: int | None = None) -> dict[str, Any]:
+    """The report's ``speech`` object for speech frames ``[a, b)`` of the track: ``speaking``
+    counts a frame only when the face's mouth follows this voice (``sync_z`` at least
+    ``cfg.min_sync``, where the stretch is long enough to tell)."""
+    b = ts.n if b is None else b
+    if not ts.has_audio:
+        return {"measured": False, "note": "no audio", "speaking": 0.0, "voiced": 0.0}
+    if ts.visual is None:
+        return {"measured": False, "note": ts.note, "voiced": None}
+    voiced = ts.voiced[a:b]
+    sel = (ts.lag_starts >= a) & (ts.lag_starts + sync.WINDOW <= b)
+    off = sync.measure_offset(ts.lag_rows[sel]) if ts.lag_rows is not None else sync.Offset(None, 0.0, 0, np.zeros(0))
+    lo = sync.LAGS
+    z = sync.sync_z(ts.visual[a:b], ts.loud[a : b + 2 * lo] if ts.loud is not None else np.zeros(0))
+    flags = speaking_frames(ts)[a:b]
+    evidence = sync.sync_evidence(off.t, z)
+    synced = evidence is None or evidence >= cfg.min_sync
+    offset = None if off.frames is None else int(round(off.frames))
+    rep = {
+        "measured": True,
+        "speaking": round(float(flags.mean()) if synced and len(flags) else 0.0, 3),
+        "score": round(float(ts.scores[a:b].mean()), 3) if b > a else None,
+        "offset_frames": offset,
+        "offset_exact": off.frames,
+        "confidence": off.confidence,
+        "corrected_ms": 0.0,
+        "voiced": round(float(voiced.mean()), 3) if len(voiced) else 0.0,
+        "sync": None if evidence is None else round(evidence, 2),
+        "sync_t": off.t,
+        "sync_z": None if z is None else round(z, 2),
+        "windows": off.windows,
+        "fps": RATE,
+    }
+    if ts.small:
+        rep["note"] = f"the face is under {MIN_FACE} px in the analysis frames: the model sees little of the mouth"
+    return rep
+
+
+def verdict(rep: dict[str, Any], cfg: SpeechConfig) -> tuple[str, str] | None:
+    """``(reason, why)`` when a stretch with report ``rep`` fails ``cfg``'s rules, else None."""
+    if not rep.get("measured"):
+        if rep.get("note") == "no audio":
+            return NO_SPEECH, "the clip has no audio stream"
+        return NOT_SPEAKING, f"speech not measurable: {rep.get('note')}"
+    if rep["voiced"] < cfg.min_voiced:
+        return NO_SPEECH, f"a voice in only {rep['voiced']:.0%} of the frames (the preset needs {cfg.min_voiced:.0%}): silence, music or noise"
+    z = rep["sync"]
+    if z is not None and z < cfg.min_sync:
+        return NOT_SPEAKING, f"the mouth does not follow the voice (sync {z:.1f} < {cfg.min_sync:g}): a listener, a voice-over or a face on a screen"
+    if rep["speaking"] < cfg.min_speaking:
+        extra = f"; {rep['note']}" if rep.get("note") else ""
+        return NOT_SPEAKING, f"the face speaks in {rep['speaking']:.0%} of its frames (the preset needs {cfg.min_speaking:.0%}){extra}"
+    if rep["offset_frames"] is None or rep["confidence"] < cfg.min_confidence:
+        return OUT_OF_SYNC, f"the audio offset cannot be measured reliably (confidence {rep['confidence']:.2f} < {cfg.min_confidence:g}, {rep['windows']} voiced windows)"
+    if abs(rep["offset_exact"]) > cfg.max_offset + 0.5:
+        side = "late" if rep["offset_exact"] > 0 else "early"
+        return OUT_OF_SYNC, f"the audio is {abs(rep['offset_frames'])} frames ({abs(rep['offset_frames']) * 40} ms) {side}, beyond the preset's {cfg.max_offset:g} frames"
+    return None

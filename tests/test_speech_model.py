@@ -1,0 +1,287 @@
+"""prep.speech: the numpy port of Light-ASD against a PyTorch reference built here from
+standard torch.nn modules, the torch-free checkpoint reader against torch.load, and the MFCC
+front end's framing and energy column."""
+
+from __future__ import annotations
+
+import math
+import subprocess
+
+import numpy as np
+import pytest
+
+from conftest import SHARED, WEIGHTS
+from prep.speech.lightasd import LIGHT_ASD_AVA, LIGHT_ASD_TALKSET, LightASD, load_default
+from prep.speech.mfcc import mfcc, num_frames
+
+CHECKPOINT = WEIGHTS / LIGHT_ASD_AVA.filename
+CLIP = SHARED / "videos" / "sadtalker_WDA_KatieHill_512_mpeg4.mp4"
+needs_light_asd = pytest.mark.skipif(not CHECKPOINT.is_file(), reason=f"Light-ASD checkpoint not found in {WEIGHTS}")
+needs_clip = pytest.mark.skipif(not CLIP.is_file(), reason=f"{CLIP} not found")
+
+
+# --- MFCC ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("n", [1, 399, 400, 401, 560, 561, 16000, 32123])
+def test_mfcc_frame_count(n):
+    sig = (np.random.default_rng(n).standard_normal(n) * 1000).astype(np.int16)
+    feat = mfcc(sig)
+    expect = 1 if n <= 400 else 1 + math.ceil((n - 400) / 160)
+    assert feat.shape == (expect, 13) == (num_frames(n), 13)
+    assert feat.dtype == np.float32 and np.isfinite(feat).all()
+
+
+def test_mfcc_energy_column_is_log_frame_power():
+    rate = 16000
+    t = np.arange(rate) / rate
+    sig = np.round(8000 * np.sin(2 * np.pi * 440 * t)).astype(np.int16)
+    feat = mfcc(sig)
+    # Independently, without an FFT: pre-emphasis, 400-sample frames every 160 (zero-padded);
+    # the one-sided 512-point power spectrum / 512 sums, by Parseval, to
+    # sum(x^2) / 2 + (X_0^2 + X_256^2) / 1024 with X_0 = sum(x), X_256 = sum((-1)^n x).
+    x = sig.astype(np.float64)
+    pre = np.concatenate([x[:1], x[1:] - 0.97 * x[:-1]])
+    n = feat.shape[0]
+    pre = np.concatenate([pre, np.zeros((n - 1) * 160 + 400 - pre.size)])
+    alt = (-1.0) ** np.arange(400)
+    for i in (0, 1, n // 2, n - 1):
+        frame = pre[i * 160 : i * 160 + 400]
+        power = (frame**2).sum() / 2 + (frame.sum() ** 2 + (alt * frame).sum() ** 2) / 1024
+        assert feat[i, 0] == pytest.approx(math.log(power), rel=1e-6)
+
+
+def test_mfcc_blocks_and_silence():
+    sig = (np.random.default_rng(0).standard_normal(5000) * 3000).astype(np.int16)
+    sig[1000:3000] = 0
+    whole = mfcc(sig)
+    assert np.array_equal(whole, mfcc(sig, block=5))
+    assert np.allclose(whole, mfcc(sig.astype(np.float64)), rtol=1e-6, atol=1e-5)
+    silent = whole[8:16]  # frames lying inside the zeroed stretch: log(eps) energy, finite
+    assert np.allclose(silent[:, 0], math.log(np.finfo(float).eps), rtol=1e-6)
+
+
+# --- checkpoint reader -----------------------------------------------------------------------
+
+
+@needs_light_asd
+def test_torchzip_matches_torch_load():
+    torch = pytest.importorskip("torch")
+    from prep.speech.torchzip import load_state_dict
+
+    ours = load_state_dict(CHECKPOINT)
+    ref = torch.load(CHECKPOINT, map_location="cpu", weights_only=True)
+    floats = {k: v for k, v in ref.items() if v.is_floating_point()}
+    assert set(ours) == set(floats)
+    for k, v in floats.items():
+        assert ours[k].dtype == np.float32 and np.array_equal(ours[k], v.numpy()), k
+
+
+def test_torchzip_refuses_foreign_globals(tmp_path):
+    import pickle
+    import zipfile
+
+    from prep.errors import PrepError
+    from prep.speech.torchzip import load_state_dict
+
+    bad = tmp_path / "bad.model"
+    with zipfile.ZipFile(bad, "w") as zf:
+        zf.writestr("archive/data.pkl", pickle.dumps({"x": subprocess.Popen}, protocol=4))
+    with pytest.raises(PrepError, match="subprocess.Popen"):
+        load_state_dict(bad)
+
+
+# --- the model against a PyTorch reference ---------------------------------------------------
+
+
+def _reference(torch, path):
+    """Light-ASD from standard torch.nn modules, parameter names as in the checkpoint."""
+    nn = torch.nn
+    relu = torch.relu
+
+    class Block(nn.Module):
+        # visual: Conv3d (1,k,k) then (k,1,1); audio: Conv2d (k,1) over MFCCs then (1,k) over time
+        def __init__(self, cin, cout, visual, stride=1):
+            super().__init__()
+            conv, bn = (nn.Conv3d, nn.BatchNorm3d) if visual else (nn.Conv2d, nn.BatchNorm2d)
+            s = "s" if visual else "m"
+            for k in (3, 5):
+                p = k // 2
+                if visual:
+                    first = conv(cin, cout, (1, k, k), stride=(1, stride, stride), padding=(0, p, p), bias=False)
+                    second = conv(cout, cout, (k, 1, 1), padding=(p, 0, 0), bias=False)
+                else:
+                    first = conv(cin, cout, (k, 1), padding=(p, 0), bias=False)
+                    second = conv(cout, cout, (1, k), padding=(0, p), bias=False)
+                self.add_module(f"{s}_{k}", first)
+                self.add_module(f"bn_{s}_{k}", bn(cout, eps=1e-3))
+                self.add_module(f"t_{k}", second)
+                self.add_module(f"bn_t_{k}", bn(cout, eps=1e-3))
+            self.last = conv(cout, cout, 1, bias=False)
+            self.bn_last = bn(cout, eps=1e-3)
+            self.s = s
+
+        def forward(self, x):
+            m = dict(self.named_children())
+            y = 0
+            for k in (3, 5):
+                b = relu(m[f"bn_{self.s}_{k}"](m[f"{self.s}_{k}"](x)))
+                y = y + relu(m[f"bn_t_{k}"](m[f"t_{k}"](b)))
+            return relu(self.bn_last(self.last(y)))
+
+    class Encoder(nn.Module):
+        def __init__(self, visual):
+            super().__init__()
+            self.block1 = Block(1, 32, visual, stride=2)
+            self.block2 = Block(32, 64, visual)
+            self.block3 = Block(64, 128, visual)
+            if visual:
+                self.pool = nn.MaxPool3d((1, 3, 3), (1, 2, 2), (0, 1, 1))
+            else:
+                self.pool = nn.MaxPool2d((1, 3), (1, 2), (0, 1))
+            self.visual = visual
+
+        def forward(self, x):
+            x = self.block3(self.pool(self.block2(self.pool(self.block1(x)))))
+            if self.visual:  # (B, C, T, H, W) -> (B, T, C), max over space
+                return x.amax(dim=(3, 4)).transpose(1, 2)
+            return x.mean(dim=2).transpose(1, 2)  # (B, C, 13, T) -> (B, T, C)
+
+    class Backend(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.gru_forward = nn.GRU(128, 128, batch_first=True)
+            self.gru_backward = nn.GRU(128, 128, batch_first=True)
+
+        def forward(self, x):
+            x = nn.functional.gelu(self.gru_forward(x)[0])
+            x = torch.flip(self.gru_backward(torch.flip(x, [1]))[0], [1])
+            return nn.functional.gelu(x)
+
+    class Head(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.FC = nn.Linear(128, 2)
+
+    class Core(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.visualEncoder = Encoder(visual=True)
+            self.audioEncoder = Encoder(visual=False)
+            self.GRU = Backend()
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.model = Core()
+            self.lossAV = Head()
+            self.lossV = Head()
+
+        @torch.no_grad()
+        def run(self, mfcc, frames):
+            m = self.model
+            v = torch.from_numpy(frames).float()[None, None]  # (1, 1, T, 112, 112)
+            v = m.visualEncoder((v / 255 - 0.4161) / 0.1688)
+            a = m.audioEncoder(torch.from_numpy(mfcc).float()[None, None].transpose(2, 3))
+            h = m.GRU(a + v)[0]
+            return {
+                "visual": v[0].numpy(),
+                "audio": a[0].numpy(),
+                "backend": h.numpy(),
+                "scores": self.lossAV.FC(h)[:, 1].numpy(),
+                "visual_only": self.lossV.FC(v[0])[:, 1].numpy(),
+            }
+
+    net = Net()
+    net.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+    return net.eval()
+
+
+def _ours(model: LightASD, m: np.ndarray, f: np.ndarray) -> dict[str, np.ndarray]:
+    v, a = model.visual(f), model.audio(m)
+    h = model.backend(a, v)
+    return {"visual": v, "audio": a, "backend": h, "scores": model.scores(h), "visual_only": model.visual_only_scores(v)}
+
+
+@pytest.fixture(scope="module")
+def torch_net():
+    torch = pytest.importorskip("torch")
+    torch.set_num_threads(1)
+    return _reference(torch, CHECKPOINT)
+
+
+@pytest.fixture(scope="module")
+def model() -> LightASD:
+    return LightASD.load(CHECKPOINT)
+
+
+def _real_input(seconds: float = 2.0) -> tuple[np.ndarray, np.ndarray]:
+    """(4T, 13) MFCCs and (T, 112, 112) grey face crops of the clip's first ``seconds``, the
+    crops as Columbia_test cuts them: a square around the face resized to 224, centre 112."""
+    from prep.ffmpeg import ffmpeg_exe
+
+    t = round(seconds * 25)
+    run = [ffmpeg_exe(), "-nostdin", "-v", "error", "-i", str(CLIP)]
+    pcm = subprocess.run([*run, "-ac", "1", "-ar", "16000", "-f", "s16le", "-"], check=True, capture_output=True).stdout
+    video = subprocess.run(
+        [*run, "-frames:v", str(t), "-vf", "crop=320:320:110:130,scale=224:224,format=gray", "-f", "rawvideo", "-"],
+        check=True,
+        capture_output=True,
+    ).stdout
+    frames = np.frombuffer(video, np.uint8).reshape(t, 224, 224)[:, 56:168, 56:168]
+    return mfcc(np.frombuffer(pcm, "<i2"))[: 4 * t], np.ascontiguousarray(frames)
+
+
+def _compare(ours: dict[str, np.ndarray], ref: dict[str, np.ndarray]) -> dict[str, float]:
+    diffs = {}
+    for k, r in ref.items():
+        assert ours[k].shape == r.shape, k
+        diffs[k] = float(np.abs(ours[k] - r).max())
+    return diffs
+
+
+@pytest.mark.parametrize("checkpoint", [LIGHT_ASD_AVA.filename, LIGHT_ASD_TALKSET.filename])
+def test_matches_torch_on_random_input(checkpoint):
+    path = WEIGHTS / checkpoint
+    if not path.is_file():
+        pytest.skip(f"{path} not found")
+    torch = pytest.importorskip("torch")
+    torch.set_num_threads(1)
+    rng = np.random.default_rng(1)
+    t = 13  # odd length: checks the audio pools' and temporal convolutions' edges
+    frames = rng.integers(0, 256, (t, 112, 112), dtype=np.uint8)
+    m = (rng.standard_normal((4 * t, 13)) * 8).astype(np.float32)
+    d = _compare(_ours(LightASD.load(path), m, frames), _reference(torch, path).run(m, frames))
+    assert d["scores"] < 1e-3 and d["visual_only"] < 1e-3, d
+    assert max(d["visual"], d["audio"], d["backend"]) < 1e-3, d
+
+
+@needs_light_asd
+@needs_clip
+def test_matches_torch_on_real_clip(torch_net, model):
+    m, frames = _real_input(2.0)
+    ours, ref = _ours(model, m, frames), torch_net.run(m, frames)
+    d = _compare(ours, ref)
+    print("max abs diff, real input:", d)
+    assert d["scores"] < 1e-3 and d["visual_only"] < 1e-3, d
+    assert max(d["visual"], d["audio"], d["backend"]) < 1e-3, d
+    # Sanity of the input recipe: the speaker pauses from about 0.9 s to 1.3 s (audio RMS
+    # drops ~10x), and the model scores that stretch well below the speech after it.
+    assert ours["scores"][24:32].mean() < -1.0 and ours["scores"][36:50].mean() > 0.5, ours["scores"]
+
+
+@needs_light_asd
+def test_visual_chunks_do_not_change_results(model):
+    frames = np.random.default_rng(2).integers(0, 256, (20, 112, 112), dtype=np.uint8)
+    whole = model.visual(frames, chunk=64)
+    for chunk in (3, 8):
+        assert np.allclose(model.visual(frames, chunk=chunk), whole, atol=1e-5)
+
+
+@needs_light_asd
+def test_load_default_uses_weights_mechanism():
+    a = load_default()  # PREP_WEIGHTS_DIR points at shared/data/weights (conftest)
+    assert load_default() is a
+    if (WEIGHTS / LIGHT_ASD_TALKSET.filename).is_file():
+        b = load_default(checkpoint="talkset")
+        assert b is not a and not np.array_equal(b.fc_av[0], a.fc_av[0])
