@@ -135,6 +135,7 @@ def _inputs(sources: tuple[str, ...], from_list: str | None, extensions: set[str
 @click.option("--mode", type=click.Choice(["fixed", "track"]), default=None, help="fixed: one window for the clip; track: a smoothed window that follows the face.")
 @click.option("--pad", type=click.Choice(["black", "edge", "mirror"]), default=None, help="How to fill where the window leaves the frame.")
 @click.option("--split/--no-split", default=None, help="Real footage: find shots and face tracks, write one clip per segment (<name>__sNN_tNN.mp4) and OUT/report.html. Default from the preset.")
+@click.option("--speech", type=click.Choice(["require", "measure", "off"]), default=None, help="Is the face the one speaking, in sync? measure: report it; require: also reject listeners, voice-overs, silence and bad offsets, and correct a measured offset (default from the preset).")
 @tiers_option
 @person_option
 @group_by_option
@@ -143,7 +144,7 @@ def _inputs(sources: tuple[str, ...], from_list: str | None, extensions: set[str
 @runner_options
 @report_option
 @_fail_cleanly
-def crop(sources: tuple[str, ...], out_dir: str, preset: str, size: int | None, fps: float | None, mode: str | None, pad: str | None, split: bool | None, tiers: tuple[int, ...] | None, person: tuple[str, ...], group_by: str | None, detector: str | None, weights_dir: str | None, workers: int, runner: str, ray_address: str | None, from_list: str | None, report_path: str | None) -> None:
+def crop(sources: tuple[str, ...], out_dir: str, preset: str, size: int | None, fps: float | None, mode: str | None, pad: str | None, split: bool | None, speech: str | None, tiers: tuple[int, ...] | None, person: tuple[str, ...], group_by: str | None, detector: str | None, weights_dir: str | None, workers: int, runner: str, ray_address: str | None, from_list: str | None, report_path: str | None) -> None:
     """Cut a steady, face-centred square clip from each video (files or folders of videos).
 
     Writes OUT/<name>.mp4 (H.264, square pixels, constant frame rate, audio in sync) and
@@ -161,9 +162,10 @@ def crop(sources: tuple[str, ...], out_dir: str, preset: str, size: int | None, 
     if person and group_by:
         raise PrepError(None, "--person and --group-by person do not go together: --person keeps one person, --group-by sorts everyone")
     ref = _reference(person, group_by, detector, weights_dir)
-    cfg = CropConfig.resolve(preset, size=size, fps=fps, mode=mode, pad=pad, split=split, detector=detector, weights_dir=weights_dir, tiers=tiers, person=ref, group_by=group_by)
+    cfg = CropConfig.resolve(preset, size=size, fps=fps, mode=mode, pad=pad, split=split, speech=speech, detector=detector, weights_dir=weights_dir, tiers=tiers, person=ref, group_by=group_by)
     name, folder = _resolve_detector(cfg.detector, cfg.weights_dir)
-    cfg = dataclasses.replace(cfg, detector=name, weights_dir=folder)
+    cfg = dataclasses.replace(cfg, detector=name, weights_dir=folder, speech_weights=weights_dir)
+    cfg = _check_speech_model(cfg)
     if cfg.group_by and not cfg.split:
         raise PrepError(None, "--group-by person sorts segments: use it with --split")
     inputs, total = _inputs(sources, from_list, VIDEO_EXTENSIONS, PrepError(None, f"no video files in {', '.join(sources or (from_list or '',))}"))
@@ -196,9 +198,39 @@ def crop(sources: tuple[str, ...], out_dir: str, preset: str, size: int | None, 
     _finish(log)
 
 
+def _check_speech_model(cfg: Any) -> Any:
+    """On the driver, once: the speech model must be at hand for --speech require (else one
+    line says what to put where); for measure, a note, and the reports say it was not measured."""
+    if cfg.speech == "off":
+        return cfg
+    from .video.speaking import check_model
+
+    problem = check_model(cfg)
+    if problem and cfg.speech == "require":
+        raise PrepError(None, f"{problem} (or use --speech measure/off)")
+    if problem:
+        click.echo(f"note: {problem}")
+    return cfg
+
+
+def _echo_speech(rep: dict[str, Any] | None) -> None:
+    if not rep:
+        return
+    if not rep.get("measured"):
+        click.echo(f"     speech: not measured ({rep.get('note')})")
+        return
+    off = rep.get("offset_frames")
+    click.echo(f"     speech: speaking {rep['speaking']:.0%}, voiced {rep['voiced']:.0%}, sync {rep['sync'] if rep['sync'] is not None else 'n/a'}, offset {off if off is not None else 'n/a'} frames (confidence {rep['confidence']:.2f})"
+               + (f", audio corrected by {rep['corrected_ms']:g} ms" if rep.get("corrected_ms") else ""))
+
+
 def _echo_crop(rec: dict[str, Any]) -> None:
     if rec["status"] == "error":
         click.echo(f"prep: {rec['message']}", err=True)
+        return
+    if rec["status"] == "rejected":
+        click.echo(f"rej  {rec['source']}: {rec['reason']}: {rec['why']}" + ("; done before" if rec.get("note") else ""))
+        _echo_speech(rec.get("speech"))
         return
     if rec.get("split"):
         kept = [e for e in rec["segments"] if e["status"] == "kept"]
@@ -222,6 +254,7 @@ def _echo_crop(rec: dict[str, Any]) -> None:
     if rec.get("person"):
         m = rec["person"]["match"]
         click.echo(f"     person: similarity {m['similarity']:.3f} (threshold {rec['person']['reference']['threshold']:.3f})" + (f", uncertain: {m['reason']}" if m["uncertain"] else ""))
+    _echo_speech(rec.get("speech"))
     for warning in rec["warnings"]:
         click.echo(f"     warning: {warning}")
     for tier in rec.get("tiers", [])[1:]:

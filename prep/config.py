@@ -96,6 +96,14 @@ class CropConfig:
     segment_presence: float = 0.8  # share of a segment's analysed frames that must show its face
     person: Any = None  # prep.identity.Reference: the subject is this person (--person)
     group_by: str | None = None  # "person" (--split): segments sorted into OUT/person_NN/ by identity
+    # who is speaking ([speech] in a preset; --speech): off | measure | require
+    speech: str = "off"
+    speech_min_speaking: float = 0.4  # share of frames where the face is the speaker
+    speech_min_voiced: float = 0.3  # share of frames with a voice in the audio
+    speech_min_sync: float = 1.85  # evidence that the mouth follows this voice
+    speech_max_offset: float = 6.0  # frames at 25 fps (240 ms): a larger offset is out of sync
+    speech_min_confidence: float = 0.5  # offset confidence below this: out of sync
+    speech_weights: str | None = None  # folder with the Light-ASD checkpoint (decided on the driver)
 
     def __post_init__(self) -> None:
         problems = []
@@ -124,6 +132,12 @@ class CropConfig:
             problems.append(f"segments need min_seconds > 0 and max_seconds 0 or at least min_seconds, got {self.min_seconds}, {self.max_seconds}")
         if self.split and self.tiers:
             problems.append("--tiers and --split cannot be combined yet: run --split once per size")
+        if self.speech not in ("off", "measure", "require"):
+            problems.append(f"speech must be off, measure or require, got {self.speech!r}")
+        if not (0 <= self.speech_min_speaking <= 1 and 0 <= self.speech_min_voiced <= 1 and 0 <= self.speech_min_confidence <= 1):
+            problems.append("speech shares and confidence (min_speaking, min_voiced, min_confidence) must be in [0, 1]")
+        if not 0 <= self.speech_max_offset <= 7:
+            problems.append(f"speech max_offset must be 0-7 frames (the search reaches 8), got {self.speech_max_offset}")
         if min(self.max_yaw, self.max_pitch, self.max_roll) <= 0:
             problems.append("pose limits (max_yaw, max_pitch, max_roll) must be positive degrees")
         if problems:
@@ -136,11 +150,18 @@ class CropConfig:
         values: dict[str, Any] = {"preset": data["name"], "layout": data.get("layout", "flat")}
         values.update(data.get("crop", {}))
         values.update(data.get("segment", {}))
+        values.update({("speech" if k == "mode" else f"speech_{k}"): v for k, v in data.get("speech", {}).items()})
         values.update({k: v for k, v in overrides.items() if v is not None})
         return from_dict(cls, values, data["name"])
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+    def speech_config(self) -> Any:
+        """The speech check's settings (:class:`prep.speech.track.SpeechConfig`)."""
+        from .speech.track import SpeechConfig
+
+        return SpeechConfig(self.speech, self.speech_min_speaking, self.speech_min_voiced, self.speech_min_sync, self.speech_max_offset, self.speech_min_confidence, weights_dir=self.speech_weights)
 
 
 def from_dict(cls: type, values: dict[str, Any], source: str) -> Any:

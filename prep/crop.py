@@ -34,6 +34,7 @@ from .probe import VideoInfo, probe_video
 from .progress import progress
 from .subject import SubjectResult, choose_subject
 from .video.review import keep_thumb
+from .video import speaking
 from .video.shots import Shots, ShotDetector
 from .window import Window, jitter, layout_windows, padding
 
@@ -48,7 +49,7 @@ def get_detector(cfg: CropConfig) -> Detector:
 
 def config_key(cfg: CropConfig) -> str:
     """Fingerprint of the settings that shape the output (resume skips only identical work)."""
-    relevant = {k: v for k, v in cfg.to_dict().items() if k not in ("weights_dir",) and not (k in ("person", "group_by") and v is None)}
+    relevant = {k: v for k, v in cfg.to_dict().items() if k not in ("weights_dir", "speech_weights") and not (k in ("person", "group_by") and v is None) and not ((k == "speech" or k.startswith("speech_")) and cfg.speech == "off")}
     return hashlib.sha256(json.dumps(relevant, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
@@ -182,10 +183,11 @@ def plan(info: VideoInfo, cfg: CropConfig, an: Analysis) -> dict[str, Any]:
     }
 
 
-def encode_track(info: VideoInfo, cfg: CropConfig, windows: np.ndarray, n: int, dest: Path, show_progress: bool | None = None, start: int = 0) -> None:
+def encode_track(info: VideoInfo, cfg: CropConfig, windows: np.ndarray, n: int, dest: Path, show_progress: bool | None = None, start: int = 0, audio_advance: float = 0.0) -> None:
     """Warp every frame through its own window and stream it to the encoder (``n`` frames of
-    the output timeline from frame ``start`` on; ``windows[k]`` is for frame ``start + k``)."""
-    enc = FrameEncoder(info, cfg, n, dest, start)
+    the output timeline from frame ``start`` on; ``windows[k]`` is for frame ``start + k``;
+    the audio moved ``audio_advance`` seconds earlier)."""
+    enc = FrameEncoder(info, cfg, n, dest, start, audio_advance)
     border = BORDERS[cfg.pad]
     out = None
     try:
@@ -248,7 +250,7 @@ def _crop(src: str, out_root: str | Path, cfg: CropConfig, item_id: str | None, 
         video_path, report_path = output_paths(src, root, c, item_id)
         done = _previous(report_path, video_path, config_key(c))
         if done is not None:
-            records.append({**done, "status": "skipped", "note": "done in an earlier run"})
+            records.append({**done, "status": "skipped" if done["status"] == "ok" else done["status"], "note": "done in an earlier run"})
         else:
             pending.append((c, video_path, report_path))
     if not pending:
@@ -257,9 +259,54 @@ def _crop(src: str, out_root: str | Path, cfg: CropConfig, item_id: str | None, 
     t1 = time.perf_counter()
     an = analyse(info, cfg, show_progress=show_progress)
     t2 = time.perf_counter()
+    speech, advance = _subject_speech(info, cfg, an)
+    timings = {"probe": t1 - t0, "analyse": t2 - t1, **({"speech": time.perf_counter() - t2} if speech is not None else {})}
+    verdict = speaking.judge(speech, cfg) if speech is not None else None
     for c, video_path, report_path in pending:
-        records.append(_encode(src, info, an, c, video_path, report_path, show_progress, {"probe": t1 - t0, "analyse": t2 - t1}))
+        if verdict is not None:
+            records.append(_rejected(src, info, c, report_path, verdict, speech))
+        else:
+            records.append(_encode(src, info, an, c, video_path, report_path, show_progress, timings, speech, advance))
     return _combine(records)
+
+
+def _subject_speech(info: VideoInfo, cfg: CropConfig, an: Analysis) -> tuple[dict[str, Any] | None, float]:
+    """The clip's ``speech`` report (None with --speech off) and the audio advance in seconds
+    that corrects a measured offset (``require`` only)."""
+    if cfg.speech == "off":
+        return None, 0.0
+    if not info.has_audio:
+        return speaking.unmeasured("no audio"), 0.0
+    sub = an.subject.subject
+    frames = sorted(sub)
+    try:
+        ts = speaking.track_facts(info, cfg, frames, [sub[i] for i in frames], 0, an.n_frames)
+    except PrepError as exc:
+        if cfg.speech == "require":
+            raise
+        return speaking.unmeasured(exc.problem), 0.0
+    rep = speaking.stretch(ts, cfg, 0, an.n_frames)
+    return rep, speaking.correction(rep, cfg)
+
+
+def _rejected(src: str, info: VideoInfo, cfg: CropConfig, report_path: Path, verdict: tuple[str, str], speech: dict[str, Any]) -> dict[str, Any]:
+    """A clip rejected by the speech check: no video, a report saying why (it marks the clip
+    as done, so a rerun with the same settings does not analyse it again)."""
+    reason, why = verdict
+    record = {
+        "source": src,
+        "status": "rejected",
+        "reason": reason,
+        "why": why,
+        "message": f"{src}: rejected ({reason.replace('_', ' ')}): {why}",
+        "report": str(report_path),
+        "config_key": config_key(cfg),
+        "config": cfg.to_dict(),
+        "source_info": info.to_dict(),
+        "speech": speech,
+    }
+    write_json(report_path, record)
+    return record
 
 
 def done(src: str | Path, out_root: str | Path, cfg: CropConfig, item_id: str | None = None, show_progress: bool | None = None) -> dict[str, Any] | None:
@@ -275,7 +322,7 @@ def done(src: str | Path, out_root: str | Path, cfg: CropConfig, item_id: str | 
         old = _previous(report_path, video_path, config_key(c))
         if old is None:
             return None
-        records.append({**old, "status": "skipped", "note": "done in an earlier run"})
+        records.append({**old, "status": "skipped" if old["status"] == "ok" else old["status"], "note": "done in an earlier run"})
     return _combine(records)
 
 
@@ -289,16 +336,16 @@ def _combine(records: list[dict[str, Any]]) -> dict[str, Any]:
     return first
 
 
-def _encode(src: str, info: VideoInfo, an: Analysis, cfg: CropConfig, video_path: Path, report_path: Path, show_progress: bool | None, timings: dict[str, float]) -> dict[str, Any]:
+def _encode(src: str, info: VideoInfo, an: Analysis, cfg: CropConfig, video_path: Path, report_path: Path, show_progress: bool | None, timings: dict[str, float], speech: dict[str, Any] | None = None, advance: float = 0.0) -> dict[str, Any]:
     t2 = time.perf_counter()
     geo = plan(info, cfg, an)
     try:
         with atomic_path(video_path) as tmp:
             if cfg.mode == "fixed":
                 x, y, side = (int(v) for v in geo["windows"][0])
-                encode_fixed(info, (x, y, side), geo["pads"][0], cfg.pad, cfg, an.n_frames, tmp)
+                encode_fixed(info, (x, y, side), geo["pads"][0], cfg.pad, cfg, an.n_frames, tmp, audio_advance=advance)
             else:
-                encode_track(info, cfg, geo["windows"], an.n_frames, tmp, show_progress)
+                encode_track(info, cfg, geo["windows"], an.n_frames, tmp, show_progress, audio_advance=advance)
     except OSError as exc:
         raise PrepError(video_path, f"cannot write output ({exc.strerror or exc})") from None
     t3 = time.perf_counter()
@@ -325,8 +372,9 @@ def _encode(src: str, info: VideoInfo, an: Analysis, cfg: CropConfig, video_path
         "frames_with_several_faces": an.subject.multi_face_frames(),
         **({"person": an.subject.person} if an.subject.person else {}),
         **an.shots.to_dict(),
+        **({"speech": speech} if speech is not None else {}),
         "warnings": geo["warnings"],
-        "timings": {"probe": round(timings["probe"], 3), "analyse": round(timings["analyse"], 3), "encode": round(t3 - t2, 3), "total": round(sum(timings.values()) + t3 - t2, 3)},
+        "timings": {**{k: round(v, 3) for k, v in timings.items()}, "encode": round(t3 - t2, 3), "total": round(sum(timings.values()) + t3 - t2, 3)},
     }
     write_json(report_path, record)  # last: the report marks the clip as done
     return record
@@ -379,13 +427,19 @@ def _window_report(info: VideoInfo, windows: np.ndarray, mode: str) -> dict[str,
 
 
 def _previous(report_path: Path, video_path: Path, key: str) -> dict[str, Any] | None:
-    if not (report_path.is_file() and video_path.is_file()):
+    """An earlier run's record of the same work: a clip with its video, or a clip the speech
+    check rejected (no video)."""
+    if not report_path.is_file():
         return None
     try:
         rec = json.loads(report_path.read_text())
     except (OSError, ValueError):
         return None
-    return rec if rec.get("status") == "ok" and rec.get("config_key") == key else None
+    if rec.get("config_key") != key:
+        return None
+    if rec.get("status") == "rejected" or (rec.get("status") == "ok" and video_path.is_file()):
+        return rec
+    return None
 
 
 # ---- real footage: one clip per segment (--split) --------------------------------------
@@ -400,7 +454,7 @@ def _split(src: str, out_root: str | Path, cfg: CropConfig, item_id: str, show_p
     """Shots, tracks and segments of one source; a clip and a report per kept segment."""
     from .blurdecide import BlurConfig, blurred_frames
     from .video import review
-    from .video.segments import pose_track, segment_geometry, split_track
+    from .video.segments import pose_track, segment_geometry, split_track, track_span
     from .video.tracks import face_tracks
 
     key = config_key(cfg)
@@ -417,6 +471,8 @@ def _split(src: str, out_root: str | Path, cfg: CropConfig, item_id: str, show_p
     W, H = info.display_width, info.display_height
     candidates, per_track, blur_of = [], {}, {}
     numbered: dict[int, int] = {}
+    speech_of: dict[tuple[int, int], Any] = {}
+    min_len = max(1, int(round(cfg.min_seconds * cfg.fps)))
     for shot, tr in face_tracks(an.detections, ranges, max_gap(cfg)):
         tno = numbered.get(shot, 0)
         numbered[shot] = tno + 1
@@ -425,7 +481,13 @@ def _split(src: str, out_root: str | Path, cfg: CropConfig, item_id: str, show_p
         blurred = blurred_frames(scores, cfg.fps, bcfg)
         per_track[(shot, tno)] = (tr, poses)
         blur_of[(shot, tno)] = scores
-        for seg in split_track(shot, tno, tr, ranges[shot], poses, blurred, cfg.fps, cfg.detect_every, cfg):
+        start, end = track_span(tr, ranges[shot], cfg.detect_every)
+        extra = None
+        if cfg.speech != "off" and end - start >= min_len:
+            speech_of[(shot, tno)] = ts = _track_speech(info, cfg, tr, start, end)
+            if cfg.speech == "require" and not isinstance(ts, dict):
+                extra = speaking.marks(ts, cfg, start, end)
+        for seg in split_track(shot, tno, tr, ranges[shot], poses, blurred, cfg.fps, cfg.detect_every, cfg, extra):
             if seg.status == "kept":
                 segment_geometry(seg, tr, an.detections, W, H, cfg.fps, cfg)
             candidates.append(seg)
@@ -443,9 +505,19 @@ def _split(src: str, out_root: str | Path, cfg: CropConfig, item_id: str, show_p
                 m = who.match
                 seg.reject(OTHER_PERSON, f"not the person: similarity {m.similarity if m.similarity is not None else float('nan'):.3f} < {cfg.person.threshold:.3f}" + (f" (uncertain: {m.reason})" if m.uncertain else ""))
                 entry = {**seg.to_dict(cfg.fps), "person": entry["person"]}
+        advance = 0.0
+        if (seg.shot, seg.track) in speech_of and seg.status == "kept":
+            rep = _segment_speech(speech_of, seg, cfg)
+            verdict = speaking.judge(rep, cfg) or _other_speaker(speech_of, seg, cfg, rep)
+            if verdict is not None:
+                seg.reject(*verdict)
+                entry = {**seg.to_dict(cfg.fps), **{k: entry[k] for k in ("person",) if k in entry}}
+            else:
+                advance = speaking.correction(rep, cfg)
+            entry["speech"] = rep
         if seg.status == "kept":
             _, poses = per_track[(seg.shot, seg.track)]
-            rec = _encode_segment(src, info, cfg, seg, blur_of[(seg.shot, seg.track)], poses, layout, write_root, item_id, key, show_progress, entry.get("person"))
+            rec = _encode_segment(src, info, cfg, seg, blur_of[(seg.shot, seg.track)], poses, layout, write_root, item_id, key, show_progress, entry.get("person"), entry.get("speech"), advance)
             entry.update(output=rec["output"], report=rec["report"])
         seg_records.append(entry)
     kept = [e for e in seg_records if e["status"] == "kept"]
@@ -510,7 +582,39 @@ def _track_blur(an: Analysis, tr: Any, every: int) -> np.ndarray:
     return out
 
 
-def _encode_segment(src: str, info: VideoInfo, cfg: CropConfig, seg: Any, scores: np.ndarray, poses: dict, layout: Any, out_root: str | Path, item_id: str, key: str, show_progress: bool | None, person: dict | None = None) -> dict[str, Any]:
+def _track_speech(info: VideoInfo, cfg: CropConfig, tr: Any, start: int, end: int) -> Any:
+    """A track's speech facts, or the report of why they could not be had."""
+    if not info.has_audio:
+        return speaking.unmeasured("no audio")
+    try:
+        return speaking.track_facts(info, cfg, tr.frames, tr.faces, start, end)
+    except PrepError as exc:
+        if cfg.speech == "require":
+            raise
+        return speaking.unmeasured(exc.problem)
+
+
+def _segment_speech(speech_of: dict, seg: Any, cfg: CropConfig) -> dict[str, Any]:
+    ts = speech_of[(seg.shot, seg.track)]
+    return dict(ts) if isinstance(ts, dict) else speaking.stretch(ts, cfg, seg.start, seg.end)
+
+
+def _other_speaker(speech_of: dict, seg: Any, cfg: CropConfig, rep: dict[str, Any]) -> tuple[str, str] | None:
+    """Two faces in a shot and one voice: the one whose mouth follows it more is the speaker."""
+    if cfg.speech != "require" or rep.get("sync") is None:
+        return None
+    for (shot, tno), ts in speech_of.items():
+        if shot != seg.shot or tno == seg.track or isinstance(ts, dict):
+            continue
+        if ts.t0 * cfg.fps >= seg.end or (ts.t0 + ts.n / speaking.sp.RATE) * cfg.fps <= seg.start:
+            continue
+        other = speaking.stretch(ts, cfg, seg.start, seg.end)
+        if other.get("sync") is not None and other["sync"] >= cfg.speech_min_sync and other["sync"] > rep["sync"]:
+            return speaking.sp.NOT_SPEAKING, f"another face in the shot is the one speaking (its sync {other['sync']:.1f} against this face's {rep['sync']:.1f})"
+    return None
+
+
+def _encode_segment(src: str, info: VideoInfo, cfg: CropConfig, seg: Any, scores: np.ndarray, poses: dict, layout: Any, out_root: str | Path, item_id: str, key: str, show_progress: bool | None, person: dict | None = None, speech: dict | None = None, advance: float = 0.0) -> dict[str, Any]:
     from .video.segments import pose_summary
 
     seg_id = f"{item_id}__{seg.name()}"
@@ -524,9 +628,9 @@ def _encode_segment(src: str, info: VideoInfo, cfg: CropConfig, seg: Any, scores
     try:
         with atomic_path(video_path) as tmp:
             if cfg.mode == "fixed":
-                encode_fixed(info, tuple(int(v) for v in windows[0]), geo["pads"][0], cfg.pad, cfg, n, tmp, start=seg.start)
+                encode_fixed(info, tuple(int(v) for v in windows[0]), geo["pads"][0], cfg.pad, cfg, n, tmp, start=seg.start, audio_advance=advance)
             else:
-                encode_track(info, cfg, windows, n, tmp, show_progress, start=seg.start)
+                encode_track(info, cfg, windows, n, tmp, show_progress, start=seg.start, audio_advance=advance)
     except OSError as exc:
         raise PrepError(video_path, f"cannot write output ({exc.strerror or exc})") from None
     pads = geo["pads"]
@@ -552,6 +656,7 @@ def _encode_segment(src: str, info: VideoInfo, cfg: CropConfig, seg: Any, scores
         "blur": _blur_report(scores[seg.start : seg.end], cfg),
         "pose": pose_summary(poses, seg.start, seg.end, cfg.fps),
         **({"person": person} if person else {}),
+        **({"speech": speech} if speech is not None else {}),
         "timings": {"encode": round(time.perf_counter() - t0, 3)},
     }
     write_json(report_path, record)  # last: the segment's report marks it as done

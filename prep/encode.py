@@ -31,15 +31,16 @@ from .window import Padding
 FILL_MODES = {"edge": "smear", "mirror": "mirror"}
 
 
-def audio_chain(info: VideoInfo, fps: float | None = None, start: int = 0) -> Any:
+def audio_chain(info: VideoInfo, fps: float | None = None, start: int = 0, advance: float = 0.0) -> Any:
     """The source's first audio stream, shifted onto the output timeline (or None); with
-    ``start``, a stretch's timeline that begins at output frame ``start``."""
+    ``start``, a stretch's timeline that begins at output frame ``start``; ``advance`` seconds
+    moves the audio earlier (a measured lag of the voice behind the lips, corrected)."""
     if not info.has_audio:
         return None
-    opts, shift = seek(info, fps, start)
+    opts, shift = seek(info, fps, start)  # the seek margin (0.3 s) covers an advance either way
     a = ffmpeg.input(info.path, **opts).audio
     # ffmpeg reads timestamps relative to the container start; the video starts info.start_time after it.
-    offset = (-info.start_time if shift is None else shift) - (start / fps if start and fps else 0.0)
+    offset = (-info.start_time if shift is None else shift) - (start / fps if start and fps else 0.0) - advance
     a = a.filter("asetpts", f"PTS{offset:+.6f}/TB")
     a = a.filter("aresample", **{"async": 1, "first_pts": 0})  # trims before 0, fills a late start
     return a.filter("apad")
@@ -77,7 +78,7 @@ def _global(stream: Any) -> Any:
     return stream.global_args("-nostdin", "-hide_banner", "-loglevel", "error", "-y")
 
 
-def encode_fixed(info: VideoInfo, window: tuple[int, int, int], pad: Padding, pad_mode: str, cfg: Any, n_frames: int, dest: Path, start: int = 0) -> None:
+def encode_fixed(info: VideoInfo, window: tuple[int, int, int], pad: Padding, pad_mode: str, cfg: Any, n_frames: int, dest: Path, start: int = 0, audio_advance: float = 0.0) -> None:
     """Crop the integer window ``(x, y, side)`` (display px) from every frame and encode to
     ``dest``: ``n_frames`` frames of the output timeline from frame ``start`` on."""
     x, y, side = window
@@ -99,7 +100,7 @@ def encode_fixed(info: VideoInfo, window: tuple[int, int, int], pad: Padding, pa
         if pad_mode in FILL_MODES:
             v = v.filter("fillborders", left=pl, right=pr, top=pt, bottom=pb, mode=FILL_MODES[pad_mode])
     v = v.filter("scale", cfg.size, cfg.size, flags="lanczos").filter("setsar", 1)
-    streams = [v] + ([audio_chain(info, cfg.fps, start)] if info.has_audio else [])
+    streams = [v] + ([audio_chain(info, cfg.fps, start, audio_advance)] if info.has_audio else [])
     args = _global(ffmpeg.output(*streams, str(dest), **output_args(cfg, n_frames))).compile(cmd=ffmpeg_exe())
     _run(args, info.path)
 
@@ -107,11 +108,11 @@ def encode_fixed(info: VideoInfo, window: tuple[int, int, int], pad: Padding, pa
 class FrameEncoder:
     """Stream ``size`` x ``size`` BGR frames into an H.264 file, with the source's audio muxed in sync."""
 
-    def __init__(self, info: VideoInfo, cfg: Any, n_frames: int, dest: Path, start: int = 0):
+    def __init__(self, info: VideoInfo, cfg: Any, n_frames: int, dest: Path, start: int = 0, audio_advance: float = 0.0):
         size = cfg.size
         v = ffmpeg.input("pipe:", format="rawvideo", pix_fmt="bgr24", s=f"{size}x{size}", framerate=cfg.fps).video
         v = v.filter("setsar", 1)
-        streams = [v] + ([audio_chain(info, cfg.fps, start)] if info.has_audio else [])
+        streams = [v] + ([audio_chain(info, cfg.fps, start, audio_advance)] if info.has_audio else [])
         args = _global(ffmpeg.output(*streams, str(dest), **output_args(cfg, n_frames))).compile(cmd=ffmpeg_exe())
         self.src = info.path
         self._err = tempfile.TemporaryFile()

@@ -110,7 +110,9 @@ def measure_offset(m: np.ndarray, lags: int = LAGS, min_windows: int = 3, seed: 
     gain = m[:, k] - m[:, far].mean(axis=1)
     independent = max(1.0, len(m) * STEP / WINDOW)  # overlapping windows: about this many independent ones
     t = float(gain.mean() / (gain.std() / np.sqrt(independent) + 1e-6))
-    return Offset(round(peak - lags - BIAS, 2), 0.0 if at_edge else round(agree, 3), len(m), curve, round(t, 2))
+    if at_edge:
+        return Offset(None, 0.0, len(m), curve, round(t, 2))
+    return Offset(round(peak - lags - BIAS, 2), round(agree, 3), len(m), curve, round(t, 2))
 
 
 def sync_evidence(t: float | None, z: float | None) -> float | None:

@@ -65,6 +65,7 @@ class TrackSpeech:
     lag_rows: np.ndarray | None = None  # (windows, 2 LAGS + 1)
     small: bool = False  # the face is too small for the model on most frames
     note: str | None = None
+    whole: dict[str, Any] | None = None  # the whole stretch's summary, once made
 
     def frame_of(self, t: float) -> int:
         """The speech frame at output time ``t`` seconds (clipped to the stretch)."""
@@ -171,7 +172,7 @@ def summarize(ts: TrackSpeech, cfg: SpeechConfig, a: int = 0, b: int | None = No
     sel = (ts.lag_starts >= a) & (ts.lag_starts + sync.WINDOW <= b)
     off = sync.measure_offset(ts.lag_rows[sel]) if ts.lag_rows is not None else sync.Offset(None, 0.0, 0, np.zeros(0))
     lo = sync.LAGS
-    z = sync.sync_z(ts.visual[a:b], ts.loud[a : b + 2 * lo] if ts.loud is not None else np.zeros(0))
+    z = sync.sync_z(ts.visual[a:b], ts.loud[a : b + 2 * lo]) if off.windows and ts.loud is not None else None
     flags = speaking_frames(ts)[a:b]
     evidence = sync.sync_evidence(off.t, z)
     synced = evidence is None or evidence >= cfg.min_sync

@@ -104,12 +104,26 @@ def pieces(start: int, marks: list[str]) -> list[tuple[int, int, str]]:
     return out
 
 
-def split_track(shot: int, track_no: int, track: Track, shot_range: tuple[int, int], poses: dict[int, Any], blurred: np.ndarray, fps: float, every: int, cfg: Any) -> list[Segment]:
-    """Candidates from one track: usable pieces (kept for now) and rejected ones, with reasons."""
+def track_span(track: Track, shot_range: tuple[int, int], every: int) -> tuple[int, int]:
+    """The frames ``[start, end)`` a track covers inside its shot."""
     a, b = shot_range
-    start = max(a, track.frames[0])
-    end = min(b, track.frames[-1] + every)
+    return max(a, track.frames[0]), min(b, track.frames[-1] + every)
+
+
+SPEECH_REASONS = {
+    "no_speech": "no voice in the audio here (a second or more)",
+    "not_speaking": "a voice, but this face is not the one speaking (a second or more)",
+}
+
+
+def split_track(shot: int, track_no: int, track: Track, shot_range: tuple[int, int], poses: dict[int, Any], blurred: np.ndarray, fps: float, every: int, cfg: Any, speech: list[str] | None = None) -> list[Segment]:
+    """Candidates from one track: usable pieces (kept for now) and rejected ones, with reasons.
+    ``speech``: per frame of the track's span, ``""`` or a speech reason (the speech check's
+    marks, see :func:`prep.video.speaking.marks`) that ends a speaker's turn."""
+    start, end = track_span(track, shot_range, every)
     marks = frame_marks(track, start, end, poses, blurred, every, (cfg.max_yaw, cfg.max_pitch, cfg.max_roll), fps)
+    if speech is not None:
+        marks = [m or s for m, s in zip(marks, speech)]
     min_len = max(1, int(round(cfg.min_seconds * fps)))
     max_len = int(round(cfg.max_seconds * fps)) if cfg.max_seconds else 0
     out: list[Segment] = []
@@ -119,6 +133,9 @@ def split_track(shot: int, track_no: int, track: Track, shot_range: tuple[int, i
             continue
         if m == BLUR:
             out.append(Segment(shot, track_no, s, e).reject(BLUR, "the face is blurred (against its own clip)"))
+            continue
+        if m in SPEECH_REASONS:
+            out.append(Segment(shot, track_no, s, e).reject(m, SPEECH_REASONS[m]))
             continue
         if e - s < min_len:
             out.append(Segment(shot, track_no, s, e).reject(TOO_SHORT, f"{(e - s) / fps:.2f} s, the preset needs {cfg.min_seconds:g} s"))

@@ -1,0 +1,112 @@
+"""The speech check on a video's face tracks: facts per track, marks that split a track into
+the speaker's turns, and each clip's or segment's ``speech`` report and verdict.
+
+The offset and the evidence that the mouth follows the voice are properties of the recording,
+measured over the whole track (a few seconds of speech do not place an offset within a frame;
+twenty do); the share of frames where the face speaks is each stretch's own.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..detect import Face
+from ..errors import PrepError
+from ..probe import VideoInfo
+from ..speech import track as sp
+
+QUIET_RUN = 1.0  # s: a stretch this long without a voice (or with the face silent) ends a turn
+
+
+def track_facts(info: VideoInfo, cfg: Any, frames: list[int], faces: list[Face], start: int, end: int) -> sp.TrackSpeech:
+    """Speech facts of a face track (``faces`` on analysed ``frames`` of the output timeline)
+    over output frames ``[start, end)``."""
+    times = np.asarray(frames, np.float64) / cfg.fps
+    boxes = np.array([[*f.center, f.size] for f in faces], np.float64)
+    return sp.analyse_track(info, start / cfg.fps, end / cfg.fps, times, boxes, cfg.speech_config(), cfg.analysis_side)
+
+
+def unmeasured(problem: str) -> dict[str, Any]:
+    return {"measured": False, "note": problem}
+
+
+def stretch(ts: sp.TrackSpeech, cfg: Any, start: int, end: int, shift_frames: float | None = None) -> dict[str, Any]:
+    """The ``speech`` report of output frames ``[start, end)`` of a track: offset and sync from
+    the whole track, speaking and voiced shares from the stretch itself."""
+    if ts.whole is None:
+        ts.whole = sp.summarize(ts, cfg.speech_config())
+    whole = ts.whole
+    if not whole.get("measured"):
+        return whole
+    a, b = ts.frame_of(start / cfg.fps), ts.frame_of((end - 1) / cfg.fps) + 1
+    flags = sp.speaking_frames(ts)[a:b]
+    synced = whole["sync"] is None or whole["sync"] >= cfg.speech_min_sync
+    rep = dict(whole)
+    rep.update(
+        speaking=round(float(flags.mean()) if synced and len(flags) else 0.0, 3),
+        score=round(float(ts.scores[a:b].mean()), 3) if b > a else None,
+        voiced=round(float(ts.voiced[a:b].mean()), 3) if b > a else 0.0,
+        measured_over={"start": round(ts.t0, 3), "seconds": round(ts.n / sp.RATE, 3)},
+    )
+    return rep
+
+
+def correction(rep: dict[str, Any], cfg: Any) -> float:
+    """Seconds to move the audio earlier so lips and voice meet (``require`` only, for a
+    trusted offset within the limit); written into the report as ``corrected_ms``."""
+    if cfg.speech != "require" or not rep.get("measured") or rep.get("offset_frames") in (None, 0):
+        return 0.0
+    if rep["confidence"] < cfg.speech_min_confidence or abs(rep["offset_exact"]) > cfg.speech_max_offset + 0.5:
+        return 0.0
+    seconds = rep["offset_frames"] / sp.RATE
+    rep["corrected_ms"] = round(seconds * 1000.0, 1)
+    return seconds
+
+
+def judge(rep: dict[str, Any], cfg: Any) -> tuple[str, str] | None:
+    """The reason and the words for rejecting a stretch under ``require``, else None."""
+    if cfg.speech != "require":
+        return None
+    return sp.verdict(rep, cfg.speech_config())
+
+
+def marks(ts: sp.TrackSpeech, cfg: Any, start: int, end: int) -> list[str]:
+    """Per output frame of ``[start, end)``: ``""``, ``no_speech`` (a second or more without a
+    voice) or ``not_speaking`` (a second or more of voice while this face is silent): the
+    places where a speaker's turn ends."""
+    out = [""] * (end - start)
+    if not ts.has_audio or ts.visual is None:
+        return out
+    talk = sp.speaking_frames(ts)
+    run = int(round(QUIET_RUN * sp.RATE))
+    label = np.full(ts.n, "", dtype=object)
+    for flags, name in ((~ts.voiced, sp.NO_SPEECH), (ts.voiced & ~talk, sp.NOT_SPEAKING)):
+        for a, b in _runs(flags):
+            if b - a >= run:
+                label[a:b] = name
+    for i in range(start, end):
+        out[i - start] = label[ts.frame_of(i / cfg.fps)]
+    return out
+
+
+def _runs(flags: np.ndarray) -> list[tuple[int, int]]:
+    """``[a, b)`` runs of True."""
+    d = np.diff(np.concatenate([[0], flags.astype(np.int8), [0]]))
+    return list(zip(np.flatnonzero(d == 1), np.flatnonzero(d == -1)))
+
+
+def check_model(cfg: Any) -> str | None:
+    """On the driver: None when the speech model can be had, else the one line saying what to
+    put where (``require`` makes it an error, ``measure`` a note)."""
+    from ..speech.lightasd import CHECKPOINTS
+    from ..detect.weights import find_local, resolve
+
+    model = CHECKPOINTS["ava"]
+    try:
+        if find_local(model, cfg.speech_weights) is None:
+            resolve(model, cfg.speech_weights)
+        return None
+    except PrepError as exc:
+        return f"speech check: {exc.problem}; get {model.filename} from {model.url} (MIT licence) and put it in --weights-dir or $PREP_WEIGHTS_DIR"
