@@ -598,6 +598,107 @@ def check(path: str, layout: str | None, as_json: bool, detector: str | None, we
         sys.exit(1)
 
 
+@main.command()
+@click.argument("sources", nargs=-1, type=click.Path())
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object per clip and face (path, face, speaking, score, offset_frames, confidence, verdict, why).")
+@click.option("--fix-offset", "fix_offset", is_flag=True, help="Write OUT/<name>.mp4 for each clip whose main face's audio offset is trusted and not zero: the video copied, the audio moved onto the lips.")
+@click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False), default=None, help="With --fix-offset: the folder for the fixed clips (and a <name>.json beside each). Clips fixed before are skipped.")
+@click.option("--preset", default="hallo", show_default=True, help="Preset whose [speech] table sets the thresholds (default, geneface, hallo, latentsync) or a .toml file.")
+@detector_options
+@click.option("--workers", type=int, default=1, show_default=True, help="Clips scored at once.")
+@runner_options
+@report_option
+@_fail_cleanly
+def speech(sources: tuple[str, ...], as_json: bool, fix_offset: bool, out_dir: str | None, preset: str, detector: str | None, weights_dir: str | None, workers: int, runner: str, ray_address: str | None, from_list: str | None, report_path: str | None) -> None:
+    """Is each face of existing clips the one speaking, in sync? (files or folders of videos)
+
+    For face-centred clips that already exist (a Hallo or LatentSync dataset, HDTF,
+    VoxCeleb-style folders). Every face on screen for a second or more gets a verdict under
+    the preset's [speech] rules: ok, not_speaking (a listener, a voice-over), no_speech
+    (silence, music) or out_of_sync, and the measured audio offset (frames at 25 fps,
+    positive when the voice comes after the lips).
+    """
+    from .config import CropConfig
+    from .fsutil import check_writable_dir
+    from .probe import VIDEO_EXTENSIONS
+    from .runlog import RunLog
+    from .runner import run_items
+    from .speechscan import done, score_clip
+
+    if fix_offset and not out_dir:
+        raise click.UsageError("--fix-offset needs -o/--out: the folder for the fixed clips")
+    if out_dir and not fix_offset:
+        raise click.UsageError("-o/--out is where --fix-offset writes: give --fix-offset too")
+    cfg = CropConfig.resolve(preset, speech="require", detector=detector, weights_dir=weights_dir)
+    name, folder = _resolve_detector(cfg.detector, cfg.weights_dir, quiet=as_json)
+    cfg = dataclasses.replace(cfg, detector=name, weights_dir=folder, speech_weights=weights_dir)
+    _require_speech_model(cfg)
+    inputs, total = _inputs(sources, from_list, VIDEO_EXTENSIONS, PrepError(None, f"no video files in {', '.join(sources or (from_list or '',))}"))
+    if out_dir:
+        check_writable_dir(out_dir)
+    items = ((p, cfg, out_dir, item_id) for p, item_id in inputs)
+    log = RunLog(report_path, "speech")
+    for rec in log.stream(run_items(score_clip, items, _run_options(runner, workers, ray_address), done if out_dir else None, total, "speech")):
+        _echo_speech_clip(rec, as_json)
+    log.finish({"config": cfg.to_dict(), **({"out": out_dir} if out_dir else {})})
+    _finish(log, quiet=as_json)
+
+
+def _require_speech_model(cfg: Any) -> None:
+    """On the driver, once: without the speech model there is nothing to measure (one line
+    says what to put where)."""
+    from .video.speaking import check_model
+
+    problem = check_model(cfg)
+    if problem:
+        raise PrepError(None, problem)
+
+
+JSON_FIELDS = ("path", "face", "start", "end", "speaking", "score", "offset_frames", "confidence", "sync", "voiced", "verdict", "why")
+
+
+def _echo_speech_clip(rec: dict[str, Any], as_json: bool) -> None:
+    """``prep speech``'s lines for one clip: one per face (JSON or words), errors on stderr."""
+    if rec["status"] == "error" and not rec.get("faces"):
+        click.echo(f"prep: {rec['message']}", err=True)
+        return
+    fix = {k: rec[k] for k in ("fixed", "fix") if k in rec}
+    if as_json:
+        if not rec["faces"]:
+            click.echo(json.dumps({"path": rec["source"], "face": None, "verdict": "no_face", "why": rec.get("reason"), **fix}))
+        for f in rec["faces"]:
+            main = f["face"] is not None and f["face"] == rec.get("main_face")
+            click.echo(json.dumps({**{k: f.get(k) for k in JSON_FIELDS}, **(fix if main else {}), **({"skipped": True} if rec["status"] == "skipped" else {})}))
+    else:
+        if not rec["faces"]:
+            click.echo(f"none {rec['source']}: {rec.get('reason')}")
+        for f in rec["faces"]:
+            click.echo(_speech_line(f))
+        if rec["status"] == "skipped":
+            click.echo(f"     skip: fixed in an earlier run -> {rec.get('fixed')}")
+        elif "fixed" in rec:
+            click.echo(f"     fixed -> {rec['fixed']} (audio moved {rec['advance_ms']:g} ms earlier)")
+        elif "fix" in rec:
+            click.echo(f"     fix: {rec['fix']}")
+    if rec["status"] == "error":
+        click.echo(f"prep: {rec['message']}", err=True)
+
+
+def _speech_line(f: dict[str, Any]) -> str:
+    """``ok|rej  path [face k]: speaking 62%, sync 2.9, offset +3 frames (confidence 1.00)``, and why when rejected."""
+    tag = "ok  " if f["verdict"] == "ok" else "rej "
+    where = f["path"] + (f" [face {f['face']}]" if f["face"] is not None else "")
+    facts = []
+    if f["speaking"] is not None:
+        facts.append(f"speaking {f['speaking']:.0%}")
+    if f["sync"] is not None:
+        facts.append(f"sync {f['sync']:.1f}")
+    if f["offset_frames"] is not None:
+        facts.append(f"offset {f['offset_frames']:+d} frames (confidence {f['confidence']:.2f})")
+    reason = f"{f['verdict']}: {f['why']}" if f["verdict"] != "ok" else ""
+    return f"{tag} {where}: " + "; ".join(x for x in (", ".join(facts), reason) if x)
+
+
 def _finish(log: Any, quiet: bool = False) -> None:
     """The counts line (for more than one item) and exit code 1 when an item failed."""
     counts = log.counts

@@ -95,7 +95,7 @@ def test_default_output_says_where_it_wrote(clips, tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("preset, where", [("geneface", "data/raw/videos"), ("hallo", "videos")])
 def test_trainer_layouts(clips, tmp_path, preset, where):
-    res = run("crop", clips["sample"], "-o", tmp_path, "--preset", preset, "--size", "128")
+    res = run("crop", clips["sample"], "-o", tmp_path, "--preset", preset, "--size", "128", "--speech", "off")
     assert res.exit_code == 0, res.stderr
     assert files_in(tmp_path) == [f"{where}/astronaut_vertical.json", f"{where}/astronaut_vertical.mp4"]
 

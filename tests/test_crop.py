@@ -121,7 +121,7 @@ def test_hog_fallback_needs_no_download(clips, tmp_path, monkeypatch):
 
 @needs_yunet
 def test_fixed_mode_one_window_and_geneface_layout(clips, tmp_path):
-    cfg = CropConfig.resolve("geneface")
+    cfg = CropConfig.resolve("geneface", speech="off")
     rec = crop_video(clips["sample"], tmp_path, cfg)
     assert rec["status"] == "ok"
     assert rec["output"] == str(tmp_path / "data/raw/videos/astronaut_vertical.mp4")
@@ -161,7 +161,7 @@ def test_real_clips(tmp_path, name, preset):
     from conftest import SHARED
 
     src = SHARED / "videos" / name
-    cfg = CropConfig.resolve(preset)
+    cfg = CropConfig.resolve(preset, speech="off")  # geometry on every clip, speech or not (tests/test_speech.py)
     rec = crop_video(src, tmp_path, cfg)
     m = check_output(rec, cfg, probe_video(src), per_frame_centre=cfg.mode == "track")
     assert rec["frames_with_several_faces"] == [] and rec["frames_without_face"] == []

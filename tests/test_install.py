@@ -68,10 +68,11 @@ def test_installed_prep_is_the_wheel_and_has_presets(installed, tmp_path):
 
 def test_named_presets_from_any_folder(installed, tmp_path, faces_dir):
     prep = str(installed / "prep")
-    r = _run([prep, "crop", str(SAMPLE_CLIP), "--preset", "hallo", "-o", "out_crop", "--size", "256"], tmp_path)
+    r = _run([prep, "crop", str(SAMPLE_CLIP), "--preset", "hallo", "-o", "out_crop", "--size", "256", "--speech", "measure"], tmp_path)
     assert r.returncode == 0, r.stderr
     rec = json.loads((tmp_path / "out_crop" / "videos" / "astronaut_vertical.json").read_text())
     assert rec["config"]["preset"] == "hallo" and rec["output_info"]["size"] == 256
+    assert "speech" in rec  # the speech check runs from the wheel (measured, or a note saying where the model goes)
     r = _run([prep, "pairs", str(faces_dir), "-o", "out_pairs", "--degrade", "bsrgan", "--size", "128"], tmp_path)
     assert r.returncode == 0, r.stderr
     assert len(list((tmp_path / "out_pairs" / "train" / "blurry").glob("*.png"))) + len(list((tmp_path / "out_pairs" / "val" / "blurry").glob("*.png"))) == 8

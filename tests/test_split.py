@@ -56,7 +56,7 @@ def edits(tmp_path_factory) -> dict[str, Path]:
 
 
 def run(src: Path, out: Path, preset: str = "default", **over) -> dict:
-    cfg = CropConfig.resolve(preset, split=True, **({"size": 256} | over))
+    cfg = CropConfig.resolve(preset, split=True, **({"size": 256, "speech": "off"} | over))
     rec = crop_video(src, out, cfg)
     assert rec["status"] in ("ok", "empty", "skipped"), rec.get("message")
     return rec
@@ -196,7 +196,7 @@ def test_resume_and_review_page(edits, tmp_path):
 
 
 def test_without_split_cuts_are_reported_and_fixed_window_fails(edits, tmp_path):
-    rec = crop_video(edits["cuts"], tmp_path, CropConfig.resolve("geneface", size=256))
+    rec = crop_video(edits["cuts"], tmp_path, CropConfig.resolve("geneface", size=256, speech="off"))
     assert rec["status"] == "error" and "--split" in rec["message"] and "3.00 s" in rec["message"], rec
     rec = crop_video(edits["cuts"], tmp_path, CropConfig.resolve("default", size=256))
     assert rec["status"] == "ok" and len(rec["shots"]) == 3
