@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup demo test bench eval-blur calibrate-blur calibrate-identity sample clean
+.PHONY: setup demo test bench eval-speech eval-blur calibrate-blur calibrate-identity sample clean
 
 setup: $(STAMP)
 
@@ -27,6 +27,10 @@ bench: setup
 	$(BIN)/python bench/bench_pairs.py
 	$(BIN)/python bench/bench_split.py
 	$(BIN)/python bench/bench_runner.py
+
+# Speech check accuracy on edits of the shared speech clips (writes bench/speech_results.md).
+eval-speech: setup
+	$(BIN)/python bench/eval_speech.py
 
 # Blur-score quality on the real data in ../shared/data (writes bench/blur_results.md).
 eval-blur: setup

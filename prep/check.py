@@ -128,6 +128,8 @@ def check_videos(folder: Path, rules: dict[str, Any], rep: CheckReport, detector
             rep.add("error", v, f"{info.fps:g} fps, the layout needs {fps} fps (such clips are dropped or misaligned with their audio)", fix_crop)
         if rules["audio"] and not info.has_audio:
             rep.add("error", v, "no audio track", "use a clip with its sound; the trainer learns from audio")
+        elif rules["audio"]:
+            check_voice(v, info, rep)
         if info.duration < rules["min_s"]:
             rep.add("warning", v, f"only {info.duration:.0f} s long; {rep.layout} works best with at least {rules['min_s']} s (its authors: 1-5 minutes)", "use a longer clip")
         n = info.frame_count
@@ -150,6 +152,33 @@ def check_videos(folder: Path, rules: dict[str, Any], rep: CheckReport, detector
             med = float(np.median(scales))
             if not lo <= med <= hi:
                 rep.add("error" if rules["single_face"] else "warning", v, f"face box is {med:.0%} of the side, the layout wants {lo:.0%}-{hi:.0%}", fix_crop)
+
+
+def voiced_share(info: Any) -> float:
+    """The share of a clip's frames with a voice in its audio (WebRTC's VAD on 16 kHz mono;
+    audio only: no video decode, no speech model). ``info``: a probed clip with audio."""
+    from .speech.audio import read_pcm
+    from .speech.vad import voiced_frames
+
+    fps = info.fps or 25.0
+    n = max(1, int(info.frame_count or round(info.duration * fps)))
+    return float(voiced_frames(read_pcm(info, fps, 0, n), fps, n).mean())
+
+
+def check_voice(v: Path, info: Any, rep: CheckReport, min_voiced: float | None = None) -> None:
+    """An audio-driven trainer learns the face from the voice: a clip without one is silent."""
+    if min_voiced is None:
+        from .config import CropConfig
+
+        min_voiced = CropConfig.speech_min_voiced
+    try:
+        share = voiced_share(info)
+    except PrepError as exc:
+        rep.add("error", v, f"audio does not decode ({exc.problem})", "re-encode the clip's audio or remove the file")
+        return
+    rep.facts["silent_videos"] = rep.facts.get("silent_videos", 0) + (share < min_voiced)
+    if share < min_voiced:
+        rep.add("error", v, f"silent: a voice in {share:.0%} of the frames (at least {min_voiced:.0%} needed): silence, music or noise", "use a clip where the person speaks (prep crop --speech require keeps only those)")
 
 
 # ---- images and pairs ---------------------------------------------------------------------

@@ -539,7 +539,7 @@ def _split(src: str, out_root: str | Path, cfg: CropConfig, item_id: str, show_p
     }
     if not kept:
         record["reason"] = _why_empty(an, seg_records)
-    record["review"] = review.collect(info, an, cfg, record, per_track, out_root, item_id)
+    record["review"] = review.collect(info, an, cfg, record, per_track, out_root, item_id, speech_of=speech_of)
     record["timings"] = {"analyse": round(t1 - t0, 3), "total": round(time.perf_counter() - t0, 3)}
     write_json(marker, record)  # last: marks the source as done
     return record

@@ -36,7 +36,7 @@ WINDOW = 50  # frames per judged window (2 s)
 STEP = 5  # frames between window starts
 BIAS = -1.5  # frames: where the model's curve peaks on synchronised speech (README: calibration)
 BOOT = 200  # bootstrap resamples for the offset's confidence
-DURATIONS = (1, 1, 1, 2, 2, 2, 3, 3, 4, 5, 6)  # seconds: the authors' chunkings, averaged
+DURATIONS = {1: 3, 2: 3, 3: 2, 4: 1, 5: 1, 6: 1}  # seconds: weight: the authors' chunkings (1,1,1,2,2,2,3,3,4,5,6), averaged
 RIDGE = 1.0  # ridge penalty per sample (features standardised)
 BLOCK = 50  # frames per cross-validation block (2 s)
 MIN_VOICED_WINDOW = 0.5  # a window is judged when at least this share of its frames is voiced
@@ -126,15 +126,15 @@ def speaking_scores(model: LightASD, visual: np.ndarray, audio: np.ndarray, fps:
     the mean over the authors' chunkings of the track into 1-6 s pieces."""
     t = len(visual)
     total = np.zeros(t, np.float64)
-    for d in DURATIONS:
+    for d, weight in DURATIONS.items():  # a repeated chunking gives the same scores: computed once, weighted
         n = max(1, int(round(d * fps)))
         full = (t // n) * n
         if full:
             s = _batched_scores(model, audio[:full].reshape(-1, n, audio.shape[1]), visual[:full].reshape(-1, n, visual.shape[1]))
-            total[:full] += s.reshape(-1)
+            total[:full] += weight * s.reshape(-1)
         if full < t:
-            total[full:] += model.scores(model.backend(audio[full:], visual[full:]))
-    return (total / len(DURATIONS)).astype(np.float32)
+            total[full:] += weight * model.scores(model.backend(audio[full:], visual[full:]))
+    return (total / sum(DURATIONS.values())).astype(np.float32)
 
 
 def _fold_maps(x: np.ndarray, block: int = BLOCK, lam: float = RIDGE) -> list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:

@@ -121,28 +121,40 @@ def analyse_track(info: VideoInfo, t0: float, t1: float, box_times: np.ndarray, 
     if not info.has_audio:
         return TrackSpeech(t0, n, False, note="no audio")
     if n < sync.WINDOW:
-        return TrackSpeech(t0, n, True, note="too short for the speech model (under 1 s)")
+        return TrackSpeech(t0, n, True, note="too short for the speech model (under 2 s)")
     model = load_default(cfg.weights_dir, cfg.checkpoint)
-    lags = sync.LAGS
-    per = AUDIO_RATE / RATE
-    pcm = read_pcm(info, RATE, j0, n, margin=lags)
-    voiced = voiced_frames(pcm[int(round(lags * per)) : int(round((lags + n) * per))], RATE, n)
-    feats = mfcc(pcm, AUDIO_RATE)
-    audio = model.audio(feats)
-    need = n + 2 * lags
-    audio = np.pad(audio, ((0, max(0, need - len(audio))), (0, 0)))[:need] if len(audio) != need else audio
-    times = t0 + np.arange(n) / RATE
+    pcm = read_pcm(info, RATE, j0, n, margin=sync.LAGS)
+    visual, small = face_embeddings(model, info, j0, n, box_times, boxes, analysis_side)
+    return listen(model, visual, pcm, t0, small)
+
+
+def face_embeddings(model: LightASD, info: VideoInfo, j0: int, n: int, box_times: np.ndarray, boxes: np.ndarray, analysis_side: int = 640) -> tuple[np.ndarray, bool]:
+    """The model's visual embeddings (n, 128) of the face over speech frames ``[j0, j0 + n)``,
+    decoded once (memory bounded by the chunk, not the track), and whether the face is too
+    small for the model on most frames."""
+    times = j0 / RATE + np.arange(n) / RATE
     bx = smooth_boxes(boxes_at(times, box_times, boxes))
     w, _ = scaled_size(info, analysis_side)
     small = float(np.median(bx[:, 2])) * w / info.display_width < MIN_FACE
     visual = _embed_stream(model, _crops(info, analysis_side, j0, n, bx))
     if len(visual) < n:  # the decoder fell short of the rounded count: hold the last frame
         visual = np.concatenate([visual, np.repeat(visual[-1:], n - len(visual), axis=0)]) if len(visual) else np.zeros((n, 128), np.float32)
+    return visual[:n], small
+
+
+def listen(model: LightASD, visual: np.ndarray, pcm: np.ndarray, t0: float = 0.0, small: bool = False) -> TrackSpeech:
+    """The facts of a face (visual embeddings (n, 128)) with the audio ``pcm`` (16 kHz mono
+    int16 from ``LAGS`` frames before the face's first frame to ``LAGS`` after its last)."""
+    n, lags = len(visual), sync.LAGS
+    per = AUDIO_RATE / RATE
+    voiced = voiced_frames(pcm[int(round(lags * per)) : int(round((lags + n) * per))], RATE, n)
+    audio = model.audio(mfcc(pcm, AUDIO_RATE))
+    need = n + 2 * lags
+    audio = np.pad(audio, ((0, max(0, need - len(audio))), (0, 0)))[:need]
     starts = sync.window_starts(voiced)
     rows = sync.lag_matrix(model, visual, audio, starts)
     off = sync.measure_offset(rows)
-    k = 0 if off.frames is None else int(round(off.frames + sync.BIAS))
-    k = int(np.clip(k, -lags, lags))
+    k = 0 if off.frames is None else int(np.clip(round(off.frames + sync.BIAS), -lags, lags))
     scores = sync.speaking_scores(model, visual, audio[lags + k : lags + k + n])
     return TrackSpeech(t0, n, True, voiced, scores, visual, sync.loudness(pcm, need, per), starts, rows, small)
 

@@ -240,13 +240,14 @@ def _band(x: Any, runs: list[tuple[float, float, float]], top: float, height: fl
 
 def speech_timeline(track: dict[str, Any], duration: float, shots: list, segs: list, name: str) -> str:
     """A track's speaking timeline (svg): the share of frames with a voice in the audio (blue
-    band), with this face speaking (orange band), the smoothed speaking score (line, 0 dashed),
+    band), with this face speaking by Light-ASD's score (orange band; whether the mouth follows
+    *this* voice is the segment's ``sync``), the smoothed score (line, 0 dashed),
     the track's kept segments shaded green, its rejected ones red with their reasons (hover:
     the why; click: the candidate's card)."""
     h = 150
     x = _x_of(duration)
     mine = [e for e in segs if f"s{e['shot']:02d}_t{e['track']:02d}" == name]
-    label = f"{name}: voice in the audio (blue), this face speaking (orange), speaking score (line, > 0 speaking); kept shaded, rejected red"
+    label = f"{name}: voice in the audio (blue), the face speaking by the model (orange), its score (line, > 0 speaking); kept shaded, rejected red"
     parts = _backdrop(x, h, shots, mine, label)
     labels = []
     rows_end = [0.0, 0.0]  # right end of the last label in each of the two label rows
@@ -258,7 +259,7 @@ def speech_timeline(track: dict[str, Any], duration: float, shots: list, segs: l
         ref = html.escape(e["segment"])
         fill = "#f9d4d4" if e["reason"] in SPEECH_REASONS else "#fbe9e9"
         parts.append(f'<a href="#{ref}"><title>{why}</title><rect x="{x0:.1f}" y="16" width="{max(1.0, x1 - x0):.1f}" height="{h - 16}" fill="{fill}"/></a>')
-        parts.append(f'<line x1="{x0:.1f}" x2="{x0 + max(1.0, x1 - x0):.1f}" y1="{h - 25}" y2="{h - 25}" stroke="#c33" stroke-width="2"/>')
+        parts.append(f'<line x1="{x0 + 1:.1f}" x2="{max(x0 + 2, x1 - 1):.1f}" y1="{h - 25}" y2="{h - 25}" stroke="#c33" stroke-width="2"/>')
         text = e["reason"].replace("_", " ")
         row = next((k for k in (0, 1) if rows_end[k] <= x0), None)
         if row is not None:  # labels drawn last, over every band
