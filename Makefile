@@ -26,6 +26,7 @@ bench: setup
 	$(BIN)/python bench/bench_blur.py
 	$(BIN)/python bench/bench_pairs.py
 	$(BIN)/python bench/bench_split.py
+	$(BIN)/python bench/bench_speech.py
 	$(BIN)/python bench/bench_runner.py
 
 # Speech check accuracy on edits of the shared speech clips (writes bench/speech_results.md).

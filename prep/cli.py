@@ -629,10 +629,10 @@ def speech(sources: tuple[str, ...], as_json: bool, fix_offset: bool, out_dir: s
         raise click.UsageError("--fix-offset needs -o/--out: the folder for the fixed clips")
     if out_dir and not fix_offset:
         raise click.UsageError("-o/--out is where --fix-offset writes: give --fix-offset too")
-    cfg = CropConfig.resolve(preset, speech="require", detector=detector, weights_dir=weights_dir)
-    name, folder = _resolve_detector(cfg.detector, cfg.weights_dir, quiet=as_json)
-    cfg = dataclasses.replace(cfg, detector=name, weights_dir=folder, speech_weights=weights_dir)
+    cfg = CropConfig.resolve(preset, speech="require", detector=detector, weights_dir=weights_dir, speech_weights=weights_dir)
     _require_speech_model(cfg)
+    name, folder = _resolve_detector(cfg.detector, cfg.weights_dir, quiet=as_json)
+    cfg = dataclasses.replace(cfg, detector=name, weights_dir=folder)
     inputs, total = _inputs(sources, from_list, VIDEO_EXTENSIONS, PrepError(None, f"no video files in {', '.join(sources or (from_list or '',))}"))
     if out_dir:
         check_writable_dir(out_dir)
@@ -677,7 +677,8 @@ def _echo_speech_clip(rec: dict[str, Any], as_json: bool) -> None:
         if rec["status"] == "skipped":
             click.echo(f"     skip: fixed in an earlier run -> {rec.get('fixed')}")
         elif "fixed" in rec:
-            click.echo(f"     fixed -> {rec['fixed']} (audio moved {rec['advance_ms']:g} ms earlier)")
+            ms = rec["advance_ms"]
+            click.echo(f"     fixed -> {rec['fixed']} (audio moved {abs(ms):g} ms {'earlier' if ms > 0 else 'later'})")
         elif "fix" in rec:
             click.echo(f"     fix: {rec['fix']}")
     if rec["status"] == "error":
@@ -694,7 +695,7 @@ def _speech_line(f: dict[str, Any]) -> str:
     if f["sync"] is not None:
         facts.append(f"sync {f['sync']:.1f}")
     if f["offset_frames"] is not None:
-        facts.append(f"offset {f['offset_frames']:+d} frames (confidence {f['confidence']:.2f})")
+        facts.append(f"offset {f['offset_frames']:+d} frames (confidence {f['confidence']:.2f})".replace("+0 ", "0 "))
     reason = f"{f['verdict']}: {f['why']}" if f["verdict"] != "ok" else ""
     return f"{tag} {where}: " + "; ".join(x for x in (", ".join(facts), reason) if x)
 
