@@ -26,7 +26,7 @@ from .config import CropConfig
 from .errors import PrepError
 from .probe import VideoInfo
 
-MIN_TRACK_SECONDS = 1.0  # shorter face tracks are not scored (the model's window is 1 s)
+MIN_TRACK_SECONDS = 2.0  # shorter face tracks are not scored (the lag search judges 2 s windows)
 NO_AUDIO = "the clip has no audio stream"
 COMMAND = "speech"  # written into each sidecar, so a crop report of the same name is never taken for one
 

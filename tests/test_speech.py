@@ -197,3 +197,40 @@ def test_no_audio_is_rejected_with_a_reason_and_measured_as_no_audio(clips, tmp_
     assert rec["status"] == "rejected" and rec["reason"] == "no_speech" and "no audio" in rec["why"]
     rec = crop_video(clips["odd_noaudio"], tmp_path / "m", CropConfig.resolve("default", speech="measure", size=128))
     assert rec["status"] == "ok" and rec["speech"] == {"measured": False, "note": "no audio"}
+
+
+AUDIO_FORMATS = {
+    # name: (container, audio options): what phones, screen recorders and old cameras write
+    "aac_5.1_48k": ("mp4", ["-c:a", "aac", "-ac", "6", "-ar", "48000"]),
+    "mp3_mono_8k": ("mkv", ["-c:a", "libmp3lame", "-ac", "1", "-ar", "8000"]),
+    "opus_stereo_48k": ("mkv", ["-c:a", "libopus", "-ac", "2", "-ar", "48000"]),
+    "pcm_s16_22k": ("mov", ["-c:a", "pcm_s16le", "-ac", "1", "-ar", "22050"]),
+    "aac_short": ("mp4", ["-c:a", "aac", "-af", "atrim=0:1.5"]),  # audio ends 1.5 s into a 3 s video
+}
+
+
+@pytest.mark.parametrize("name", sorted(AUDIO_FORMATS))
+def test_any_audio_becomes_16k_mono_on_the_timeline(clips, tmp_path, name):
+    """Codecs, rates and layouts are all read as 16 kHz mono of exactly the asked length, in
+    place; audio shorter than the video is followed by silence; the VAD finds the sample's
+    speech-like bursts in each."""
+    from prep.probe import probe_video
+    from prep.speech.audio import RATE, read_pcm
+    from prep.speech.vad import voiced_frames
+
+    container, opts = AUDIO_FORMATS[name]
+    src = tmp_path / f"{name}.{container}"
+    ffmpeg("-i", str(clips["sample"]), "-t", "3", "-c:v", "libx264", "-preset", "ultrafast", *opts, str(src))
+    info = probe_video(src)
+    assert info.has_audio
+    pcm = read_pcm(info, 25.0, 0, 75, margin=8)
+    assert pcm.dtype == np.int16 and len(pcm) == (75 + 16) * RATE // 25
+    body = pcm[8 * 640 : (8 + 75) * 640].astype(np.float64)
+    assert np.abs(pcm[: 8 * 640]).max() == 0  # before the clip's start: silence
+    voiced = voiced_frames(pcm[8 * 640 : (8 + 75) * 640], 25.0, 75)
+    if name == "aac_short":
+        assert np.abs(body[40 * 640 :]).max() == 0 and np.abs(body[: 35 * 640]).max() > 0
+        assert not voiced[40:].any()
+    else:
+        assert np.sqrt(np.mean(body**2)) > 100
+    assert voiced.mean() > 0.2

@@ -212,7 +212,15 @@ def summarize(ts: TrackSpeech, cfg: SpeechConfig, a: int = 0, b: int | None = No
 
 
 def verdict(rep: dict[str, Any], cfg: SpeechConfig) -> tuple[str, str] | None:
-    """``(reason, why)`` when a stretch with report ``rep`` fails ``cfg``'s rules, else None."""
+    """``(reason, why)`` when a stretch with report ``rep`` fails ``cfg``'s rules, else None.
+    A face too small for the model says so in its ``why``."""
+    found = _verdict(rep, cfg)
+    if found is not None and rep.get("note") and rep.get("measured") and found[0] != NO_SPEECH:
+        return found[0], f"{found[1]}; {rep['note']}"
+    return found
+
+
+def _verdict(rep: dict[str, Any], cfg: SpeechConfig) -> tuple[str, str] | None:
     if not rep.get("measured"):
         if rep.get("note") == "no audio":
             return NO_SPEECH, "the clip has no audio stream"
@@ -223,8 +231,7 @@ def verdict(rep: dict[str, Any], cfg: SpeechConfig) -> tuple[str, str] | None:
     if z is not None and z < cfg.min_sync:
         return NOT_SPEAKING, f"the mouth does not follow the voice (sync {z:.1f} < {cfg.min_sync:g}): a listener, a voice-over or a face on a screen"
     if rep["speaking"] < cfg.min_speaking:
-        extra = f"; {rep['note']}" if rep.get("note") else ""
-        return NOT_SPEAKING, f"the face speaks in {rep['speaking']:.0%} of its frames (the preset needs {cfg.min_speaking:.0%}){extra}"
+        return NOT_SPEAKING, f"the face speaks in {rep['speaking']:.0%} of its frames (the preset needs {cfg.min_speaking:.0%})"
     if rep["offset_frames"] is None or rep["confidence"] < cfg.min_confidence:
         return OUT_OF_SYNC, f"the audio offset cannot be measured reliably (confidence {rep['confidence']:.2f} < {cfg.min_confidence:g}, {rep['windows']} voiced windows)"
     if abs(rep["offset_exact"]) > cfg.max_offset + 0.5:
