@@ -341,4 +341,20 @@ def load_default(weights_dir: str | Path | None = None, checkpoint: str = "ava")
         model = CHECKPOINTS[checkpoint]
     except KeyError:
         raise PrepError(None, f"unknown Light-ASD checkpoint {checkpoint!r} (choose from {', '.join(CHECKPOINTS)})") from None
-    return _load_cached(resolve(model, weights_dir).resolve())
+    path = resolve(model, weights_dir).resolve()
+    _licence_beside(path)
+    return _load_cached(path)
+
+
+LICENCE = Path(__file__).with_name("LIGHT_ASD_LICENSE.txt")  # MIT, Copyright (c) 2023 Liao Junhua
+
+
+def _licence_beside(weights: Path) -> None:
+    """The weights' licence travels with them: a copy beside a checkpoint prep downloaded."""
+    dest = weights.with_name("light_asd_LICENSE.txt")
+    if dest.exists() or not LICENCE.is_file():
+        return
+    try:
+        dest.write_text(LICENCE.read_text())
+    except OSError:  # a read-only weights folder (the user's own copy): nothing to add
+        pass

@@ -33,7 +33,7 @@ from .lightasd import LightASD
 
 LAGS = 8  # frames searched each way: +-320 ms at 25 fps
 WINDOW = 50  # frames per judged window (2 s)
-STEP = 5  # frames between window starts
+STEP = 5  # frames between window starts (10 halves the lag search but drops trusted offsets within a frame from 20/20 to 13/18 on 20 s clips)
 BIAS = -1.5  # frames: where the model's curve peaks on synchronised speech (README: calibration)
 BOOT = 200  # bootstrap resamples for the offset's confidence
 DURATIONS = {1: 3, 2: 3, 3: 2, 4: 1, 5: 1, 6: 1}  # seconds: weight: the authors' chunkings (1,1,1,2,2,2,3,3,4,5,6), averaged
