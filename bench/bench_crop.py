@@ -19,6 +19,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = Path(os.environ.get("PREP_SHARED_DATA", ROOT.parent / "shared" / "data"))
@@ -71,6 +72,16 @@ def run_measured(args: list[str], env: dict | None = None, check: bool = True) -
     if check and proc.returncode != 0:
         raise SystemExit(f"failed: {' '.join(args)}\n{err.decode(errors='replace')}")
     return time.perf_counter() - t0, peak // 1024
+
+
+def bench_args(doc: str, results: str) -> Any:
+    """The options every bench takes: ``--repeat`` (best of) and ``--out`` (its results file in bench/)."""
+    import argparse
+
+    ap = argparse.ArgumentParser(description=doc.splitlines()[0])
+    ap.add_argument("--repeat", type=int, default=2)
+    ap.add_argument("--out", default=str(Path(__file__).resolve().parent / results))
+    return ap.parse_args()
 
 
 def bench_env() -> dict:

@@ -14,7 +14,6 @@ Wall times are the best of ``--repeat`` runs. Results go to stdout and bench/spe
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import subprocess
@@ -27,7 +26,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
 sys.path.insert(0, str(ROOT))
 
-from bench_crop import SHARED, bench_env, run_measured  # noqa: E402
+from bench_crop import SHARED, bench_args, bench_env, run_measured  # noqa: E402
 from prep.ffmpeg import ffmpeg_exe  # noqa: E402
 
 V = SHARED / "videos"
@@ -81,10 +80,7 @@ print(json.dumps({{"seconds": n / RATE, "decode": decode, "visual": visual, "lis
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--repeat", type=int, default=2)
-    ap.add_argument("--out", default=str(ROOT / "bench" / "speech_speed.md"))
-    a = ap.parse_args()
+    a = bench_args(__doc__, "speech_speed.md")
     if not (SHARED / "weights" / "light_asd_pretrain_AVA_CVPR.model").is_file():
         raise SystemExit(f"needs the shared clips and the Light-ASD checkpoint in {SHARED}")
     env = bench_env()

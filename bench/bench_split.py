@@ -17,7 +17,6 @@ Results go to stdout and bench/split_results.md.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import subprocess
@@ -30,7 +29,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
 sys.path.insert(0, str(ROOT))
 
-from bench_crop import SHARED, bench_env, run_measured  # noqa: E402
+from bench_crop import SHARED, bench_args, bench_env, run_measured  # noqa: E402
 from prep.ffmpeg import ffmpeg_exe  # noqa: E402
 
 V = SHARED / "videos"
@@ -75,10 +74,7 @@ def timed(steps: list[list[str]], env: dict) -> tuple[float, int]:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--repeat", type=int, default=2)
-    ap.add_argument("--out", default=str(ROOT / "bench" / "split_results.md"))
-    a = ap.parse_args()
+    a = bench_args(__doc__, "split_results.md")
     if not V.is_dir():
         raise SystemExit(f"needs the shared clips in {V}")
     env = bench_env()

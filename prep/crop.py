@@ -281,10 +281,10 @@ def _subject_speech(info: VideoInfo, cfg: CropConfig, an: Analysis) -> tuple[dic
     frames = sorted(sub)
     try:
         ts = speaking.track_facts(info, cfg, frames, [sub[i] for i in frames], 0, an.n_frames)
-    except PrepError as exc:
+    except Exception as exc:  # measure: the clip is still made, and its report says why speech is missing
         if cfg.speech == "require":
             raise
-        return speaking.unmeasured(exc.problem), 0.0
+        return speaking.unmeasured(_problem(exc)), 0.0
     rep = speaking.stretch(ts, cfg, 0, an.n_frames)
     return rep, speaking.correction(rep, cfg)
 
@@ -588,10 +588,14 @@ def _track_speech(info: VideoInfo, cfg: CropConfig, tr: Any, start: int, end: in
         return speaking.unmeasured("no audio")
     try:
         return speaking.track_facts(info, cfg, tr.frames, tr.faces, start, end)
-    except PrepError as exc:
+    except Exception as exc:
         if cfg.speech == "require":
             raise
-        return speaking.unmeasured(exc.problem)
+        return speaking.unmeasured(_problem(exc))
+
+
+def _problem(exc: Exception) -> str:
+    return exc.problem if isinstance(exc, PrepError) else f"the speech check failed: {type(exc).__name__}: {exc} (please report this)"
 
 
 def _segment_speech(speech_of: dict, seg: Any, cfg: CropConfig) -> dict[str, Any]:
