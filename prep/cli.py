@@ -25,6 +25,9 @@ def _fail_cleanly(fn: Callable) -> Callable:
         except PrepError as exc:
             raise click.ClickException(exc.line()) from None
         except KeyboardInterrupt:
+            from .runlog import RunLog
+
+            RunLog.interrupted()  # the run report says so (what was done is listed)
             click.echo("prep: interrupted; run the same command again to resume", err=True)
             sys.exit(130)
 

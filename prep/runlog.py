@@ -27,6 +27,8 @@ def records_path(report: str | Path) -> Path:
 class RunLog:
     """Counts of a run's records and, with ``report``, their JSON-lines log and summary."""
 
+    _open: "RunLog | None" = None  # the run in progress (what an interruption has to finish)
+
     def __init__(self, report: str | Path | None, command: str) -> None:
         self.command = command
         self.counts: dict[str, int] = {}
@@ -37,6 +39,7 @@ class RunLog:
             path = records_path(self.report)
             path.parent.mkdir(parents=True, exist_ok=True)
             self.lines = open(path, "w", encoding="utf-8", buffering=1)  # a whole line per write
+            RunLog._open = self
 
     def add(self, record: dict[str, Any]) -> dict[str, Any]:
         self.n += 1
@@ -50,8 +53,17 @@ class RunLog:
         for r in records:
             yield self.add(r)
 
+    @classmethod
+    def interrupted(cls) -> None:
+        """Write the summary of the run in progress, if any, marked ``"interrupted": true``:
+        the records that came back are listed; a rerun of the same command resumes."""
+        if cls._open is not None:
+            cls._open.finish({"interrupted": True})
+
     def finish(self, extra: dict[str, Any] | None = None) -> None:
         """Close the log and write the summary (counts, ``extra``, every record from the log)."""
+        if RunLog._open is self:
+            RunLog._open = None
         if self.lines is None or self.report is None:
             return
         self.lines.close()

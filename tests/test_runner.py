@@ -157,7 +157,8 @@ def test_without_ray_one_line_says_how_to_install(faces_dir, tmp_path, monkeypat
 
 def test_interrupted_driver_leaves_no_partial_output_and_resumes(faces_dir, tmp_path):
     """Ctrl-C in the middle of a run (SIGINT to the driver's process group, as a terminal sends
-    it): no half-written file, and the next run finishes the same bytes as a clean run."""
+    it): no half-written file or temporary folder, a run report that says it was interrupted
+    (listing what was done), and the next run finishes the same bytes as a clean run."""
     import cv2
 
     photos = tmp_path / "photos"
@@ -179,10 +180,12 @@ def test_interrupted_driver_leaves_no_partial_output_and_resumes(faces_dir, tmp_
     written = [p for p in out.rglob("*") if p.is_file()]
     assert 0 < len([p for p in written if p.suffix == ".png"]) < 96
     assert not [p for p in written if ".part" in p.name]  # no temporary left behind
+    assert not [p for p in out.rglob("tmp*") if p.is_dir()]
     for p in written:
         if p.suffix == ".png":
             assert cv2.imread(str(p)) is not None, p  # every file there is whole
-    assert not (tmp_path / "run.json").exists()  # the summary is written only by a finished run
+    summary = json.loads((tmp_path / "run.json").read_text())
+    assert summary["interrupted"] is True and 0 < len(summary["items"]) < 48
     again = subprocess.run(args + ["-o", str(out)], capture_output=True, text=True)
     assert again.returncode == 0, again.stderr
     assert "photos done before" in again.stdout
