@@ -4,7 +4,7 @@ never the records.
 
 ``run.json`` (the summary) gets its records from ``run.jsonl`` beside it. The JSON-lines file
 is the log of this run (started afresh each run; a resumed run lists its skipped items too);
-the summary is written atomically and only when the run ends.
+the summary is written atomically when the run ends, or is interrupted (then marked `"interrupted": true`).
 """
 
 from __future__ import annotations
