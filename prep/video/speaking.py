@@ -75,10 +75,15 @@ def judge(rep: dict[str, Any], cfg: Any) -> tuple[str, str] | None:
 def marks(ts: sp.TrackSpeech, cfg: Any, start: int, end: int) -> list[str]:
     """Per output frame of ``[start, end)``: ``""``, ``no_speech`` (a second or more without a
     voice) or ``not_speaking`` (a second or more of voice while this face is silent): the
-    places where a speaker's turn ends."""
+    places where a speaker's turn ends. A face whose mouth does not follow the voice at all
+    gets no marks: its track stays one candidate, rejected as a whole."""
     out = [""] * (end - start)
     if not ts.has_audio or ts.visual is None:
         return out
+    if ts.whole is None:
+        ts.whole = sp.summarize(ts, cfg.speech_config())
+    if ts.whole.get("sync") is not None and ts.whole["sync"] < cfg.speech_min_sync:
+        return out  # not the speaker anywhere: one candidate, rejected whole with the reason in full
     talk = sp.speaking_frames(ts)
     run = int(round(QUIET_RUN * sp.RATE))
     label = np.full(ts.n, "", dtype=object)
