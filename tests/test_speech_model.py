@@ -285,3 +285,18 @@ def test_load_default_uses_weights_mechanism():
     if (WEIGHTS / LIGHT_ASD_TALKSET.filename).is_file():
         b = load_default(checkpoint="talkset")
         assert b is not a and not np.array_equal(b.fc_av[0], a.fc_av[0])
+
+
+@needs_light_asd
+def test_audio_embeddings_in_chunks_equal_one_pass():
+    """The audio model run in chunks with context (bounded memory on long tracks) gives what
+    one pass over the whole sequence gives."""
+    from prep.speech.track import audio_embeddings
+
+    model = load_default(WEIGHTS)
+    rng = np.random.default_rng(3)
+    feats = rng.normal(0, 5, size=(4 * 300 + 3, 13)).astype(np.float32)
+    whole = model.audio(feats)
+    chunked = audio_embeddings(model, feats, chunk=70, halo=8)
+    assert chunked.shape == whole.shape
+    assert np.abs(chunked - whole).max() < 1e-4

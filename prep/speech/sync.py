@@ -40,7 +40,8 @@ DURATIONS = {1: 3, 2: 3, 3: 2, 4: 1, 5: 1, 6: 1}  # seconds: weight: the authors
 RIDGE = 1.0  # ridge penalty per sample (features standardised)
 BLOCK = 50  # frames per cross-validation block (2 s)
 MIN_VOICED_WINDOW = 0.5  # a window is judged when at least this share of its frames is voiced
-BATCH = 1024  # sequences per batched GRU call (bounds memory)
+BATCH = 256  # sequences per batched GRU call (bounds memory: about 60 MB of scratch at 2 s)
+WINDOWS_AT_ONCE = 32  # windows (x 17 lags) gathered at a time: memory does not grow with the track
 
 
 @dataclass(frozen=True)
@@ -74,13 +75,15 @@ def lag_matrix(model: LightASD, visual: np.ndarray, audio: np.ndarray, starts: n
     """Mean score ``(len(starts), 2 lags + 1)`` of each window of the face ``visual`` (T, 128)
     with the audio slid by each lag; ``audio`` (T + 2 lags, 128) starts ``lags`` frames early."""
     ks = np.arange(-lags, lags + 1)
-    if len(starts) == 0:
-        return np.zeros((0, len(ks)), np.float32)
-    idx = starts[:, None] + np.arange(window)[None, :]  # (n, W)
-    v = np.repeat(visual[idx][:, None], len(ks), axis=1)  # (n, K, W, 128)
-    a = audio[idx[:, None, :] + lags + ks[None, :, None]]  # (n, K, W, 128)
-    s = _batched_scores(model, a.reshape(-1, window, a.shape[-1]), v.reshape(-1, window, v.shape[-1]))
-    return s.mean(axis=1).reshape(len(starts), len(ks))
+    out = np.zeros((len(starts), len(ks)), np.float32)
+    for c in range(0, len(starts), WINDOWS_AT_ONCE):
+        part = starts[c : c + WINDOWS_AT_ONCE]
+        idx = part[:, None] + np.arange(window)[None, :]  # (n, W)
+        v = np.repeat(visual[idx][:, None], len(ks), axis=1)  # (n, K, W, 128)
+        a = audio[idx[:, None, :] + lags + ks[None, :, None]]  # (n, K, W, 128)
+        s = _batched_scores(model, a.reshape(-1, window, a.shape[-1]), v.reshape(-1, window, v.shape[-1]))
+        out[c : c + len(part)] = s.mean(axis=1).reshape(len(part), len(ks))
+    return out
 
 
 def _peak(curve: np.ndarray) -> float:

@@ -148,7 +148,7 @@ def listen(model: LightASD, visual: np.ndarray, pcm: np.ndarray, t0: float = 0.0
     n, lags = len(visual), sync.LAGS
     per = AUDIO_RATE / RATE
     voiced = voiced_frames(pcm[int(round(lags * per)) : int(round((lags + n) * per))], RATE, n)
-    audio = model.audio(mfcc(pcm, AUDIO_RATE))
+    audio = audio_embeddings(model, mfcc(pcm, AUDIO_RATE))
     need = n + 2 * lags
     audio = np.pad(audio, ((0, max(0, need - len(audio))), (0, 0)))[:need]
     starts = sync.window_starts(voiced)
@@ -157,6 +157,22 @@ def listen(model: LightASD, visual: np.ndarray, pcm: np.ndarray, t0: float = 0.0
     k = 0 if off.frames is None else int(np.clip(round(off.frames + sync.BIAS), -lags, lags))
     scores = sync.speaking_scores(model, visual, audio[lags + k : lags + k + n])
     return TrackSpeech(t0, n, True, voiced, scores, visual, sync.loudness(pcm, need, per), starts, rows, small)
+
+
+def audio_embeddings(model: LightASD, feats: np.ndarray, chunk: int = 1000, halo: int = 8) -> np.ndarray:
+    """The audio model's embeddings of MFCCs (4 rows a frame), ``chunk`` frames at a time with
+    ``halo`` frames of context each side (its receptive field is about 5): memory does not grow
+    with the track; results equal one pass over the whole sequence."""
+    t = -(-(-(-len(feats) // 2)) // 2)  # the model's output length: ceil(ceil(N / 2) / 2)
+    if t <= chunk + 2 * halo:
+        return model.audio(feats)
+    out = np.empty((t, 128), np.float32)
+    for a in range(0, t, chunk):
+        lo, hi = max(0, a - halo), min(t, a + chunk + halo)
+        emb = model.audio(feats[4 * lo : 4 * hi])
+        b = min(t, a + chunk)
+        out[a:b] = emb[a - lo : a - lo + (b - a)]
+    return out
 
 
 def _smooth(x: np.ndarray, k: int = 5) -> np.ndarray:
