@@ -202,17 +202,16 @@ def crop(sources: tuple[str, ...], out_dir: str, preset: str, size: int | None, 
 
 
 def _check_speech_model(cfg: Any) -> Any:
-    """On the driver, once: the speech model must be at hand for --speech require (else one
-    line says what to put where); for measure, a note, and the reports say it was not measured."""
-    if cfg.speech == "off":
-        return cfg
-    from .video.speaking import check_model
+    """On the driver, once: the speech model every worker loads (its folder goes into the
+    config); without it, --speech require stops here with one line saying what to put where,
+    and measure notes it once (the reports say it was not measured)."""
+    from .video.speaking import decide_model
 
-    problem = check_model(cfg)
-    if problem and cfg.speech == "require":
-        raise PrepError(None, f"{problem} (or use --speech measure/off)")
-    if problem:
-        click.echo(f"note: {problem}")
+    cfg = decide_model(cfg)
+    if cfg.speech_missing and cfg.speech == "require":
+        raise PrepError(None, f"{cfg.speech_missing} (or use --speech measure/off)")
+    if cfg.speech_missing:
+        click.echo(f"note: {cfg.speech_missing}")
     return cfg
 
 
@@ -633,7 +632,7 @@ def speech(sources: tuple[str, ...], as_json: bool, fix_offset: bool, out_dir: s
     if out_dir and not fix_offset:
         raise click.UsageError("-o/--out is where --fix-offset writes: give --fix-offset too")
     cfg = CropConfig.resolve(preset, speech="require", detector=detector, weights_dir=weights_dir, speech_weights=weights_dir)
-    _require_speech_model(cfg)
+    cfg = _require_speech_model(cfg)
     name, folder = _resolve_detector(cfg.detector, cfg.weights_dir, quiet=as_json)
     cfg = dataclasses.replace(cfg, detector=name, weights_dir=folder)
     inputs, total = _inputs(sources, from_list, VIDEO_EXTENSIONS, PrepError(None, f"no video files in {', '.join(sources or (from_list or '',))}"))
@@ -647,14 +646,15 @@ def speech(sources: tuple[str, ...], as_json: bool, fix_offset: bool, out_dir: s
     _finish(log, quiet=as_json)
 
 
-def _require_speech_model(cfg: Any) -> None:
-    """On the driver, once: without the speech model there is nothing to measure (one line
-    says what to put where)."""
-    from .video.speaking import check_model
+def _require_speech_model(cfg: Any) -> Any:
+    """On the driver, once: ``cfg`` with the speech model's folder; without the model there is
+    nothing to measure (one line says what to put where)."""
+    from .video.speaking import decide_model
 
-    problem = check_model(cfg)
-    if problem:
-        raise PrepError(None, problem)
+    cfg = decide_model(cfg)
+    if cfg.speech_missing:
+        raise PrepError(None, cfg.speech_missing)
+    return cfg
 
 
 JSON_FIELDS = ("path", "face", "start", "end", "speaking", "score", "offset_frames", "confidence", "sync", "voiced", "verdict", "why")

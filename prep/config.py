@@ -104,6 +104,7 @@ class CropConfig:
     speech_max_offset: float = 6.0  # frames at 25 fps (240 ms): a larger offset is out of sync
     speech_min_confidence: float = 0.5  # offset confidence below this: out of sync
     speech_weights: str | None = None  # folder with the Light-ASD checkpoint (decided on the driver)
+    speech_missing: str | None = None  # decided on the driver: why the model cannot be had
 
     def __post_init__(self) -> None:
         problems = []

@@ -23,6 +23,8 @@ QUIET_RUN = 1.0  # s: a stretch this long without a voice (or with the face sile
 def track_facts(info: VideoInfo, cfg: Any, frames: list[int], faces: list[Face], start: int, end: int) -> sp.TrackSpeech:
     """Speech facts of a face track (``faces`` on analysed ``frames`` of the output timeline)
     over output frames ``[start, end)``."""
+    if cfg.speech_missing:
+        raise PrepError(None, cfg.speech_missing)
     times = np.asarray(frames, np.float64) / cfg.fps
     boxes = np.array([[*f.center, f.size] for f in faces], np.float64)
     return sp.analyse_track(info, start / cfg.fps, end / cfg.fps, times, boxes, cfg.speech_config(), cfg.analysis_side)
@@ -102,16 +104,21 @@ def _runs(flags: np.ndarray) -> list[tuple[int, int]]:
     return list(zip(np.flatnonzero(d == 1), np.flatnonzero(d == -1)))
 
 
-def check_model(cfg: Any) -> str | None:
-    """On the driver: None when the speech model can be had, else the one line saying what to
-    put where (``require`` makes it an error, ``measure`` a note)."""
-    from ..speech.lightasd import CHECKPOINTS
-    from ..detect.weights import find_local, resolve
+def decide_model(cfg: Any) -> Any:
+    """On the driver, once: ``cfg`` with the folder of the speech model every worker (on every
+    node) will load, or, when it cannot be had, ``speech_missing``: the one line saying what to
+    put where (``require`` makes it an error, ``measure`` a note and an unmeasured report)."""
+    import dataclasses
 
+    from ..detect.weights import resolve
+    from ..speech.lightasd import CHECKPOINTS
+
+    if cfg.speech == "off":
+        return cfg
     model = CHECKPOINTS["ava"]
     try:
-        if find_local(model, cfg.speech_weights) is None:
-            resolve(model, cfg.speech_weights)
-        return None
+        path = resolve(model, cfg.speech_weights)
     except PrepError as exc:
-        return f"speech check: {exc.problem}; get {model.filename} from {model.url} (MIT licence) and put it in --weights-dir or $PREP_WEIGHTS_DIR"
+        problem = f"speech check: {exc.problem}; get {model.filename} from {model.url} (MIT licence) and put it in --weights-dir or $PREP_WEIGHTS_DIR"
+        return dataclasses.replace(cfg, speech_missing=problem)
+    return dataclasses.replace(cfg, speech_weights=str(path.parent), speech_missing=None)
