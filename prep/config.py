@@ -131,8 +131,8 @@ class CropConfig:
             problems.append("min_presence must be in [0, 1]")
         if self.min_seconds <= 0 or self.max_seconds < 0 or (self.max_seconds and self.max_seconds < self.min_seconds):
             problems.append(f"segments need min_seconds > 0 and max_seconds 0 or at least min_seconds, got {self.min_seconds}, {self.max_seconds}")
-        if self.split and self.tiers:
-            problems.append("--tiers and --split cannot be combined yet: run --split once per size")
+        if self.split and self.tiers and self.group_by:
+            problems.append("--tiers and --group-by person cannot be combined yet: group once per size")
         if self.speech not in ("off", "measure", "require"):
             problems.append(f"speech must be off, measure or require, got {self.speech!r}")
         if not (0 <= self.speech_min_speaking <= 1 and 0 <= self.speech_min_voiced <= 1 and 0 <= self.speech_min_confidence <= 1):

@@ -488,8 +488,8 @@ def _split(src: str, out_root: str | Path, cfg: CropConfig, item_id: str, show_p
             if cfg.speech == "require" and not isinstance(ts, dict):
                 extra = speaking.marks(ts, cfg, start, end)
         for seg in split_track(shot, tno, tr, ranges[shot], poses, blurred, cfg.fps, cfg.detect_every, cfg, extra):
-            if seg.status == "kept":
-                segment_geometry(seg, tr, an.detections, W, H, cfg.fps, cfg)
+            if seg.status == "kept":  # --tiers: judged at the largest size, so every size holds the same segments
+                segment_geometry(seg, tr, an.detections, W, H, cfg.fps, dataclasses.replace(cfg, size=max(cfg.tiers)) if cfg.tiers else cfg)
             candidates.append(seg)
     identities = _identify(info, cfg, per_track) if cfg.person is not None or cfg.group_by else {}
     layout = video_layout(cfg.layout)
@@ -517,8 +517,11 @@ def _split(src: str, out_root: str | Path, cfg: CropConfig, item_id: str, show_p
             entry["speech"] = rep
         if seg.status == "kept":
             _, poses = per_track[(seg.shot, seg.track)]
-            rec = _encode_segment(src, info, cfg, seg, blur_of[(seg.shot, seg.track)], poses, layout, write_root, item_id, key, show_progress, entry.get("person"), entry.get("speech"), advance)
-            entry.update(output=rec["output"], report=rec["report"])
+            sizes = [(dataclasses.replace(cfg, size=t, tiers=()), write_root / str(t)) for t in cfg.tiers] if cfg.tiers else [(cfg, write_root)]
+            recs = [_encode_segment(src, info, c, seg, blur_of[(seg.shot, seg.track)], poses, layout, root, item_id, key, show_progress, entry.get("person"), entry.get("speech"), advance) for c, root in sizes]
+            entry.update(output=recs[0]["output"], report=recs[0]["report"])
+            if cfg.tiers:
+                entry["tiers"] = [{"size": c.size, "output": r["output"], "report": r["report"]} for (c, _), r in zip(sizes, recs)]
         seg_records.append(entry)
     kept = [e for e in seg_records if e["status"] == "kept"]
     record: dict[str, Any] = {
@@ -534,7 +537,7 @@ def _split(src: str, out_root: str | Path, cfg: CropConfig, item_id: str, show_p
         "segments": seg_records,
         **({"person": cfg.person.to_dict()} if cfg.person is not None else {}),
         **({"track_vectors": {f"s{k[0]:02d}_t{k[1]:02d}": [round(float(v), 5) for v in t.vector] for k, t in identities.items() if t.vector is not None}} if cfg.group_by else {}),
-        "outputs": [e["output"] for e in kept],
+        "outputs": [t["output"] for e in kept for t in e.get("tiers", [e])],
         "marker": str(marker),
     }
     if not kept:
@@ -654,7 +657,7 @@ def _encode_segment(src: str, info: VideoInfo, cfg: CropConfig, seg: Any, scores
         "mode": cfg.mode,
         "window": _window_report(info, windows, cfg.mode),
         "face_scale": geo["face_scale"],
-        "upscale": geo["upscale"],
+        "upscale": round(cfg.size / float(np.asarray(windows)[:, 2].min()), 3),  # this size's (with --tiers, judged at the largest)
         "face_presence": geo["presence"],
         "padding": {"frames_padded": sum(p.any for p in pads) * (n if cfg.mode == "fixed" else 1), "max_area_fraction": round(max(p.area_fraction for p in pads), 4), "mode": cfg.pad},
         "blur": _blur_report(scores[seg.start : seg.end], cfg),

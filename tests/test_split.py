@@ -276,3 +276,20 @@ def test_split_group_by_person_puts_each_persons_segments_in_one_folder(edits, t
     assert again.exit_code == 0 and again.output.count("skip ") == 2, again.output
     for (stem, shot, track), g in group.items():
         assert list((out / g).glob(f"{stem}__s{shot:02d}_t{track:02d}*.mp4"))
+
+
+def test_split_tiers_same_segments_at_every_size_from_one_analysis(edits, tmp_path):
+    """--split --tiers: each kept segment at every size (OUT/<size>/...), the same segments in
+    each, from the one analysis; a rerun skips the source."""
+    rec = run(edits["cuts"], tmp_path, tiers=(64, 128))
+    kept = [e for e in rec["segments"] if e["status"] == "kept"]
+    assert kept and all([t["size"] for t in e["tiers"]] == [64, 128] for e in kept)
+    for size in (64, 128):
+        names = sorted(p.name for p in (tmp_path / str(size)).glob("*.mp4"))
+        assert names == sorted(Path(e["tiers"][0]["output"]).name for e in kept)
+        for p in (tmp_path / str(size)).glob("*.mp4"):
+            info = probe_video(p)
+            assert (info.display_width, info.display_height) == (size, size)
+    assert sorted(rec["outputs"]) == sorted(t["output"] for e in kept for t in e["tiers"])
+    again = run(edits["cuts"], tmp_path, tiers=(64, 128))
+    assert again["status"] == "skipped"
