@@ -11,7 +11,7 @@ from prep.crop import crop_video
 from prep.probe import probe_video
 
 from checks import eye_mouth_ratio, frames_at, stream_facts
-from conftest import BOTH_DETECTORS, WEIGHTS, face_in, needs_shared, shared_videos
+from conftest import BOTH_DETECTORS, WEIGHTS, face_in, ffmpeg, needs_shared, shared_videos
 
 SAMPLES = 8  # output frames judged per clip
 
@@ -151,16 +151,29 @@ def test_no_temporary_files_left(clips, tmp_path):
 # ---- every real clip -------------------------------------------------------------------
 
 REAL = [p.name for p in shared_videos()] or ["(none)"]
+EXCERPT = 6.0  # s of each real clip: stream-copied, so codec, pixel aspect, rotation and timing stay the source's
+
+
+@pytest.fixture(scope="module")
+def excerpts(tmp_path_factory) -> dict[str, Path]:
+    """The first seconds of every shared clip, cut without re-encoding (a keyframe starts each)."""
+    from conftest import SHARED
+
+    d = tmp_path_factory.mktemp("excerpts")
+    out = {}
+    for name in REAL:
+        if (SHARED / "videos" / name).is_file():
+            out[name] = d / name
+            ffmpeg("-i", str(SHARED / "videos" / name), "-t", f"{EXCERPT}", "-map", "0", "-c", "copy", str(out[name]))
+    return out
 
 
 @needs_shared
 @needs_yunet
 @pytest.mark.parametrize("name", REAL)
 @pytest.mark.parametrize("preset", ["default", "hallo"])
-def test_real_clips(tmp_path, name, preset):
-    from conftest import SHARED
-
-    src = SHARED / "videos" / name
+def test_real_clips(tmp_path, name, preset, excerpts):
+    src = excerpts[name]
     cfg = CropConfig.resolve(preset, speech="off")  # geometry on every clip, speech or not (tests/test_speech.py)
     rec = crop_video(src, tmp_path, cfg)
     m = check_output(rec, cfg, probe_video(src), per_frame_centre=cfg.mode == "track")
