@@ -37,7 +37,22 @@ def _fail_cleanly(fn: Callable) -> Callable:
 class _Main(click.Group):
     def main(self, *args: Any, **kwargs: Any) -> Any:
         click.ClickException.show = _show  # type: ignore[method-assign]
+        stop_on_sigterm()
         return super().main(*args, **kwargs)
+
+
+def stop_on_sigterm() -> None:
+    """SIGTERM (a scheduler's or ``kill``'s stop) ends the run as Ctrl-C does: the pool's
+    workers get Ctrl-C, temporary files are removed, the run report says it was interrupted."""
+    import signal
+
+    def _stop(signum: int, frame: Any) -> None:
+        from .runner import interrupt_workers
+
+        interrupt_workers()
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, _stop)
 
 
 def _show(self: click.ClickException, file: Any = None) -> None:

@@ -232,6 +232,23 @@ def _pool_chunk(key: int, fn: UnitOfWork, chunk: list[tuple]) -> tuple[list[Reco
     return run_chunk(fn, chunk)
 
 
+_POOLS: list[ProcessPoolExecutor] = []  # this process's live pools (what a SIGTERM has to stop)
+
+
+def interrupt_workers() -> None:
+    """Send Ctrl-C (SIGINT) to this process's pool workers: each stops as on Ctrl-C, removing
+    its temporary files. Used when the driver alone is stopped by SIGTERM (``kill PID``)."""
+    import signal
+
+    for pool in list(_POOLS):
+        for proc in list((getattr(pool, "_processes", None) or {}).values()):
+            try:
+                if proc.is_alive() and proc.pid:
+                    os.kill(proc.pid, signal.SIGINT)
+            except (OSError, ValueError):
+                pass
+
+
 class LocalRunner(Runner):
     """This process (``workers`` 1) or a pool of ``workers`` processes on this machine.
 
@@ -261,6 +278,7 @@ class LocalRunner(Runner):
             ctx = multiprocessing.get_context("forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn")
             self.started = ctx.SimpleQueue()
             self.pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=ctx, initializer=_pool_init, initargs=(self.started,))
+            _POOLS.append(self.pool)
         return self.pool
 
     def submit(self, fn: UnitOfWork, chunk: list[tuple]) -> Any:

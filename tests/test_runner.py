@@ -155,10 +155,11 @@ def test_without_ray_one_line_says_how_to_install(faces_dir, tmp_path, monkeypat
     assert res.stderr == "prep: --runner ray needs Ray, which is not installed: pip install 'prep[ray]'\n"
 
 
-def test_interrupted_driver_leaves_no_partial_output_and_resumes(faces_dir, tmp_path):
+@pytest.mark.parametrize("sig, group", [(signal.SIGINT, True), (signal.SIGTERM, False)], ids=["ctrl-c", "sigterm-to-the-driver"])
+def test_interrupted_driver_leaves_no_partial_output_and_resumes(faces_dir, tmp_path, sig, group):
     """Ctrl-C in the middle of a run (SIGINT to the driver's process group, as a terminal sends
-    it): no half-written file or temporary folder, a run report that says it was interrupted
-    (listing what was done), and the next run finishes the same bytes as a clean run."""
+    it) or a SIGTERM to the driver (``kill PID``): no half-written file or temporary folder, a run report that says it was interrupted (listing what was done), and
+    the next run finishes the same bytes as a clean run."""
     import cv2
 
     photos = tmp_path / "photos"
@@ -173,7 +174,7 @@ def test_interrupted_driver_leaves_no_partial_output_and_resumes(faces_dir, tmp_
     deadline = time.time() + 120
     while time.time() < deadline and not (log.is_file() and len(log.read_text().splitlines()) >= 3):
         time.sleep(0.05)
-    os.killpg(proc.pid, signal.SIGINT)
+    os.killpg(proc.pid, sig) if group else os.kill(proc.pid, sig)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
     assert err.strip().endswith("prep: interrupted; run the same command again to resume")
