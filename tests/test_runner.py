@@ -158,8 +158,9 @@ def test_without_ray_one_line_says_how_to_install(faces_dir, tmp_path, monkeypat
 @pytest.mark.parametrize("sig, group", [(signal.SIGINT, True), (signal.SIGTERM, False)], ids=["ctrl-c", "sigterm-to-the-driver"])
 def test_interrupted_driver_leaves_no_partial_output_and_resumes(faces_dir, tmp_path, sig, group):
     """Ctrl-C in the middle of a run (SIGINT to the driver's process group, as a terminal sends
-    it) or a SIGTERM to the driver (``kill PID``): no half-written file or temporary folder, a run report that says it was interrupted (listing what was done), and
-    the next run finishes the same bytes as a clean run."""
+    it) or a SIGTERM to the driver (``kill PID``): no half-written file or temporary folder, a
+    run report that says it was interrupted (listing what was done), and the next run finishes
+    the same bytes as a clean run."""
     import cv2
 
     photos = tmp_path / "photos"
