@@ -5,7 +5,8 @@ For each clip in ../shared/data/videos (or the paths given): the wall time of
 in a fresh process) beside the wall time of one ffmpeg command that crops the same window,
 scales and encodes with the same settings; their ratio; and the peak memory of the whole
 process tree (prep plus its ffmpeg children), sampled from /proc. Then memory against video
-length: the same clip looped 1x and 4x. Results go to stdout and bench/results.md.
+length: the same clip looped 1x and 4x. The speech check is off here (not every shared clip
+speaks; bench_speech.py gives its cost). Results go to stdout and bench/results.md.
 """
 
 from __future__ import annotations
@@ -131,7 +132,7 @@ def main() -> None:
             runs_prep, runs_ff, rep = [], [], None
             for k in range(a.repeat):
                 out = Path(tmp) / f"{clip.stem}_{k}"
-                runs_prep.append(run_measured(prep + ["crop", str(clip), "-o", str(out), "--preset", a.preset, "--report", str(out / "run.json")], env))
+                runs_prep.append(run_measured(prep + ["crop", str(clip), "-o", str(out), "--preset", a.preset, "--speech", "off", "--report", str(out / "run.json")], env))
                 item = json.loads((out / "run.json").read_text())["items"][0]
                 this = json.loads(Path(item["report"]).read_text())
                 if rep is None or this["timings"]["total"] < rep["timings"]["total"]:
@@ -148,7 +149,7 @@ def main() -> None:
         mem = []
         for path in (src, long):
             out = Path(tmp) / f"len_{path.stem}"
-            t, m = run_measured(prep + ["crop", str(path), "-o", str(out), "--preset", a.preset], env)
+            t, m = run_measured(prep + ["crop", str(path), "-o", str(out), "--preset", a.preset, "--speech", "off"], env)
             mem.append((path.name, t, m))
             print(f"length check {path.name}: {t:.1f} s, peak {m} MiB", flush=True)
     lines = [
