@@ -300,3 +300,20 @@ def test_audio_embeddings_in_chunks_equal_one_pass():
     chunked = audio_embeddings(model, feats, chunk=70, halo=8)
     assert chunked.shape == whole.shape
     assert np.abs(chunked - whole).max() < 1e-4
+
+
+@needs_light_asd
+def test_licence_is_a_checked_model_file_and_optional_offline(tmp_path, monkeypatch):
+    """The weights' licence is found beside them (checked by sha256, as the weights are); a
+    folder holding only the checkpoint still loads offline."""
+    import shutil
+
+    from prep.detect.weights import find_local
+    from prep.speech.lightasd import LIGHT_ASD_LICENCE
+
+    assert find_local(LIGHT_ASD_LICENCE, WEIGHTS) is not None  # the shared copy is the upstream file
+    only = tmp_path / "only_weights"
+    only.mkdir()
+    shutil.copy(CHECKPOINT, only / CHECKPOINT.name)
+    monkeypatch.delenv("PREP_WEIGHTS_DIR")
+    assert load_default(only).fc_av[0].shape == (2, 128)

@@ -38,6 +38,12 @@ LIGHT_ASD_TALKSET = ModelFile(
     url=f"{_UPSTREAM}/finetuning_TalkSet.model",
 )
 CHECKPOINTS = {"ava": LIGHT_ASD_AVA, "talkset": LIGHT_ASD_TALKSET}
+# the weights' licence travels with them: fetched beside a downloaded checkpoint, like it
+LIGHT_ASD_LICENCE = ModelFile(
+    filename="light_asd_LICENSE.txt",
+    sha256="3c5b187c06d6c0fdcfe02ad73f51470eaa35045cc2e60749d805332d98441eb1",
+    url=_UPSTREAM.rsplit("/", 1)[0] + "/LICENSE",
+)
 
 BN_EPS = 1e-3
 PIXEL_MEAN, PIXEL_STD = 0.4161, 0.1688
@@ -334,27 +340,25 @@ def _load_cached(path: Path) -> LightASD:
     return LightASD.load(path)
 
 
+@functools.lru_cache(maxsize=8)
+def _resolved(checkpoint: str, weights_dir: str | None, env: tuple) -> Path:
+    """The checkpoint's verified path, found (or fetched) and hashed once per process and
+    setting: every track of a run asks again. ``env`` keys the cache on the variables that
+    change where models are looked for."""
+    path = resolve(CHECKPOINTS[checkpoint], weights_dir).resolve()
+    try:  # its licence beside it (MIT, Copyright (c) 2023 Liao Junhua); offline without it: no matter
+        resolve(LIGHT_ASD_LICENCE, weights_dir)
+    except PrepError:
+        pass
+    return path
+
+
 def load_default(weights_dir: str | Path | None = None, checkpoint: str = "ava") -> LightASD:
     """The Light-ASD model ``checkpoint`` ("ava" or "talkset"), found or fetched through
     prep's weights mechanism (sha256-checked) and loaded once per process."""
-    try:
-        model = CHECKPOINTS[checkpoint]
-    except KeyError:
-        raise PrepError(None, f"unknown Light-ASD checkpoint {checkpoint!r} (choose from {', '.join(CHECKPOINTS)})") from None
-    path = resolve(model, weights_dir).resolve()
-    _licence_beside(path)
-    return _load_cached(path)
+    import os
 
-
-LICENCE = Path(__file__).with_name("LIGHT_ASD_LICENSE.txt")  # MIT, Copyright (c) 2023 Liao Junhua
-
-
-def _licence_beside(weights: Path) -> None:
-    """The weights' licence travels with them: a copy beside a checkpoint prep downloaded."""
-    dest = weights.with_name("light_asd_LICENSE.txt")
-    if dest.exists() or not LICENCE.is_file():
-        return
-    try:
-        dest.write_text(LICENCE.read_text())
-    except OSError:  # a read-only weights folder (the user's own copy): nothing to add
-        pass
+    if checkpoint not in CHECKPOINTS:
+        raise PrepError(None, f"unknown Light-ASD checkpoint {checkpoint!r} (choose from {', '.join(CHECKPOINTS)})")
+    env = tuple(os.environ.get(k) for k in ("PREP_WEIGHTS_DIR", "PREP_CACHE_DIR", "XDG_CACHE_HOME", "PREP_OFFLINE"))
+    return _load_cached(_resolved(checkpoint, None if weights_dir is None else str(weights_dir), env))
