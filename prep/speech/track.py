@@ -187,35 +187,38 @@ def speaking_frames(ts: TrackSpeech) -> np.ndarray:
     return (_smooth(ts.scores) > 0) & ts.voiced
 
 
+def shares(ts: TrackSpeech, a: int, b: int, synced: bool) -> dict[str, Any]:
+    """``speaking``, ``score`` and ``voiced`` of speech frames ``[a, b)``: ``speaking`` counts a
+    frame only for a face whose mouth follows this voice (``synced``)."""
+    flags = speaking_frames(ts)[a:b]
+    return {
+        "speaking": round(float(flags.mean()) if synced and len(flags) else 0.0, 3),
+        "score": round(float(ts.scores[a:b].mean()), 3) if b > a else None,
+        "voiced": round(float(ts.voiced[a:b].mean()), 3) if b > a else 0.0,
+    }
+
+
 def summarize(ts: TrackSpeech, cfg: SpeechConfig, a: int = 0, b: int | None = None) -> dict[str, Any]:
-    """The report's ``speech`` object for speech frames ``[a, b)`` of the track: ``speaking``
-    counts a frame only when the face's mouth follows this voice (``sync_z`` at least
-    ``cfg.min_sync``, where the stretch is long enough to tell)."""
+    """The report's ``speech`` object for speech frames ``[a, b)`` of the track (``sync`` below
+    ``cfg.min_sync`` where the stretch is long enough to tell: no frame counts as speaking)."""
     b = ts.n if b is None else b
-    if not ts.has_audio:
-        return {"measured": False, "note": "no audio", "speaking": 0.0, "voiced": 0.0}
-    if ts.visual is None:
-        return {"measured": False, "note": ts.note, "voiced": None}
-    voiced = ts.voiced[a:b]
+    if not ts.has_audio or ts.visual is None:
+        return {"measured": False, "note": ts.note}
     sel = (ts.lag_starts >= a) & (ts.lag_starts + sync.WINDOW <= b)
     off = sync.measure_offset(ts.lag_rows[sel]) if ts.lag_rows is not None else sync.Offset(None, 0.0, 0, np.zeros(0))
     lo = sync.LAGS
     z = sync.sync_z(ts.visual[a:b], ts.loud[a : b + 2 * lo]) if off.windows and ts.loud is not None else None
-    flags = speaking_frames(ts)[a:b]
     evidence = sync.sync_evidence(off.t, z)
-    synced = evidence is None or evidence >= cfg.min_sync
     # within a frame of 0 is 0: the measurement is good to about a frame, and an offset under
     # 40 ms is below what viewers notice (ITU-R BT.1359: +45 ms early, -125 ms late)
     offset = None if off.frames is None else (0 if abs(off.frames) < 1.0 else int(round(off.frames)))
     rep = {
         "measured": True,
-        "speaking": round(float(flags.mean()) if synced and len(flags) else 0.0, 3),
-        "score": round(float(ts.scores[a:b].mean()), 3) if b > a else None,
+        **shares(ts, a, b, evidence is None or evidence >= cfg.min_sync),
         "offset_frames": offset,
         "offset_exact": off.frames,
         "confidence": off.confidence,
         "corrected_ms": 0.0,
-        "voiced": round(float(voiced.mean()), 3) if len(voiced) else 0.0,
         "sync": None if evidence is None else round(evidence, 2),
         "sync_t": off.t,
         "sync_z": None if z is None else round(z, 2),

@@ -34,25 +34,22 @@ def unmeasured(problem: str) -> dict[str, Any]:
     return {"measured": False, "note": problem}
 
 
-def stretch(ts: sp.TrackSpeech, cfg: Any, start: int, end: int, shift_frames: float | None = None) -> dict[str, Any]:
-    """The ``speech`` report of output frames ``[start, end)`` of a track: offset and sync from
-    the whole track, speaking and voiced shares from the stretch itself."""
+def whole_track(ts: sp.TrackSpeech, cfg: Any) -> dict[str, Any]:
+    """The whole track's ``speech`` summary (offset and sync), made once and kept on it."""
     if ts.whole is None:
         ts.whole = sp.summarize(ts, cfg.speech_config())
-    whole = ts.whole
+    return ts.whole
+
+
+def stretch(ts: sp.TrackSpeech, cfg: Any, start: int, end: int) -> dict[str, Any]:
+    """The ``speech`` report of output frames ``[start, end)`` of a track: offset and sync from
+    the whole track, speaking and voiced shares from the stretch itself."""
+    whole = whole_track(ts, cfg)
     if not whole.get("measured"):
         return whole
     a, b = ts.frame_of(start / cfg.fps), ts.frame_of((end - 1) / cfg.fps) + 1
-    flags = sp.speaking_frames(ts)[a:b]
     synced = whole["sync"] is None or whole["sync"] >= cfg.speech_min_sync
-    rep = dict(whole)
-    rep.update(
-        speaking=round(float(flags.mean()) if synced and len(flags) else 0.0, 3),
-        score=round(float(ts.scores[a:b].mean()), 3) if b > a else None,
-        voiced=round(float(ts.voiced[a:b].mean()), 3) if b > a else 0.0,
-        measured_over={"start": round(ts.t0, 3), "seconds": round(ts.n / sp.RATE, 3)},
-    )
-    return rep
+    return {**whole, **sp.shares(ts, a, b, synced), "measured_over": {"start": round(ts.t0, 3), "seconds": round(ts.n / sp.RATE, 3)}}
 
 
 def correction(rep: dict[str, Any], cfg: Any) -> float:
@@ -82,9 +79,8 @@ def marks(ts: sp.TrackSpeech, cfg: Any, start: int, end: int) -> list[str]:
     out = [""] * (end - start)
     if not ts.has_audio or ts.visual is None:
         return out
-    if ts.whole is None:
-        ts.whole = sp.summarize(ts, cfg.speech_config())
-    if ts.whole.get("sync") is not None and ts.whole["sync"] < cfg.speech_min_sync:
+    whole = whole_track(ts, cfg)
+    if whole.get("sync") is not None and whole["sync"] < cfg.speech_min_sync:
         return out  # not the speaker anywhere: one candidate, rejected whole with the reason in full
     talk = sp.speaking_frames(ts)
     run = int(round(QUIET_RUN * sp.RATE))
