@@ -121,7 +121,7 @@ def done(src: str, out: str, cfg: AugmentConfig, lq_src: str | None = None, rel:
 def augment_item(src: str, out: str, cfg: AugmentConfig, lq_src: str | None = None, rel: str = "") -> dict[str, Any]:
     """Unit of work: ``copies`` augmented versions of one image (or one pair; ``rel`` is then
     the split, and the outputs go where the ``gpen`` pair layout puts that split's pairs)."""
-    from .crop import error_record
+    from .errors import error_record
 
     try:
         stem = Path(src).stem

@@ -40,7 +40,7 @@ def detector_for(s: DetectSettings) -> Detector:
 
 
 def _error(path: str, exc: Exception) -> dict[str, Any]:
-    from .crop import error_record
+    from .errors import error_record
 
     return {**error_record(path, exc), "path": path}
 

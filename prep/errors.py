@@ -19,3 +19,14 @@ class PrepError(Exception):
 
     def line(self) -> str:
         return f"{self.path}: {self.problem}" if self.path else self.problem
+
+
+def error_record(src: str, exc: Exception) -> dict:
+    """The record of a failed item: one line for people, the traceback kept for bug reports."""
+    if isinstance(exc, PrepError):
+        line = exc.line() if exc.path else f"{src}: {exc.problem}"
+        return {"source": src, "status": "error", "error": exc.problem, "message": line}
+    import traceback
+
+    problem = f"unexpected {type(exc).__name__}: {' '.join(str(exc).split())} (please report this)"
+    return {"source": src, "status": "error", "error": problem, "message": f"{src}: {problem}", "traceback": traceback.format_exc()}

@@ -62,7 +62,7 @@ def extract_frames(
     others are removed and listed with their similarity (file numbers stay the source's).
     ``group_by="person"``: the frames are sorted into ``OUT/person_NN/`` by who is on them (a
     frame with two people is in both folders), each with a ``sheet.png`` of its faces."""
-    from .crop import error_record
+    from .errors import error_record
 
     try:
         return _extract(src, Path(out_dir), det, bcfg, fps, reject_blur, show_progress, tiers, person, group_by)

@@ -188,7 +188,7 @@ def done(src: str, item_id: str, out: str, cfg: PairsConfig) -> dict[str, Any] |
 
 def make_pairs(src: str, item_id: str, out: str, cfg: PairsConfig) -> dict[str, Any]:
     """Unit of work for one photo. Returns a record (status ok, skipped or error)."""
-    from .crop import error_record
+    from .errors import error_record
 
     try:
         marker = marker_path(out, item_id)

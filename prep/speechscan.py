@@ -68,7 +68,7 @@ def score_clip(src: str | Path, cfg: CropConfig, out_dir: str | Path | None = No
                 return old
         return _score(src, _require(cfg), out_dir, item_id, show_progress)
     except Exception as exc:  # noqa: BLE001 - an item's failure is a value
-        from .crop import error_record
+        from .errors import error_record
 
         return error_record(src, exc)
 

@@ -4,6 +4,7 @@ Detectors are registered by name in :data:`DETECTORS`; :func:`create_detector` b
 (``auto`` picks the best available and says why).
 """
 
-from .base import Detector, Face, cached_detector, create_detector, resolve_detector, main_face, DETECTORS, DETECTOR_CHOICES
+from .face import DETECTOR_CHOICES, DETECTORS, Detector, Face, main_face
+from .base import cached_detector, create_detector, resolve_detector
 
 __all__ = ["Detector", "Face", "main_face", "create_detector", "cached_detector", "resolve_detector", "DETECTORS", "DETECTOR_CHOICES"]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from .base import DetectorSpec, Face, register
+from .face import DetectorSpec, Face, register
 
 # YuNet box from a HOG box (x, y, w, h), in units of the HOG box width.
 _CENTER_SHIFT = (0.011, -0.070)

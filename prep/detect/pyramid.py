@@ -25,7 +25,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from .base import Detector, Face
+from .face import Detector, Face
 
 COARSE_SIDE = 320  # px: at this size a face that fills the frame is within every detector's band
 PAD = 0.25  # share of the side added as a border on each side of the coarsest level

@@ -13,7 +13,7 @@ from typing import Callable
 import cv2
 import numpy as np
 
-from .base import Detector, Face
+from .face import Detector, Face
 from .pyramid import merge
 
 ROI_FACTOR = 2.2  # region side, in face sizes, searched around a known face

@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 
 from ..errors import PrepError
-from .base import DetectorSpec, Face, register
+from .face import DetectorSpec, Face, register
 from .weights import YUNET_2023MAR, find_local, resolve
 
 

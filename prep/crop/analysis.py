@@ -1,0 +1,109 @@
+"""The analysis pass: one decode of small frames at the output rate, and everything that
+needs to look at every frame fed from it.
+
+Per frame, in order: the face search (every ``detect_every``-th frame, the scanner following
+known faces between full searches), the blur score of the main face, shot detection and the
+review page's thumbnails (the last three on a second thread, see
+:class:`~prep.videoscan.FrameAnalyzer`). What comes out, :class:`Analysis`, is plain facts
+(face boxes in display pixels, per-frame scores, shots); planning reads them and decodes
+nothing.
+
+Per face track, after the pass: the speech facts (:func:`track_speech`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..config import CropConfig
+from ..decode import frame_count_at, iter_frames, scaled_size
+from ..detect import Detector, Face, cached_detector
+from ..errors import PrepError
+from ..probe import VideoInfo
+from ..progress import progress
+from ..subject import SubjectResult, choose_subject
+from ..video import speaking
+from ..video.review import keep_thumb
+from ..video.shots import Shots, ShotDetector
+from ..videoscan import FrameAnalyzer
+
+SPLIT_FOLLOW = 0.1  # --split: faces down to this share of the largest are followed frame to frame
+
+
+def get_detector(cfg: CropConfig) -> Detector:
+    """The clip analysis's detector: the video scanner searches regions at known scales."""
+    return cached_detector(cfg.detector, cfg.weights_dir, max_side=None, score_threshold=cfg.score_threshold)
+
+
+def max_gap(cfg: CropConfig) -> int:
+    """Frames a face may go unseen and still continue its track."""
+    return int(round(1.5 * cfg.fps))
+
+
+@dataclass(frozen=True)
+class Analysis:
+    n_frames: int
+    sampled: list[int]
+    subject: SubjectResult | None  # the clip's subject (--split keeps every track and may have none)
+    detector: str
+    detector_note: str | None
+    blur: np.ndarray  # per output frame, NaN where no face was known
+    shots: Shots
+    detections: dict[int, list[Face]]  # analysed frame -> faces (display px)
+
+
+def analyse(info: VideoInfo, cfg: CropConfig, detector: Detector | None = None, show_progress: bool | None = None, thumbs: Path | None = None) -> Analysis:
+    """Decode small frames at the output rate and find the faces on sampled frames.
+
+    Face coordinates are returned in display pixels of the source. ``thumbs``: a folder that
+    receives a small picture of the footage twice a second (for the review page). Without
+    --split, the subject is chosen (``--person``: the track that matches) and a clip without
+    a face is an error.
+    """
+    detector = detector or get_detector(cfg)
+    n = frame_count_at(info, cfg.fps)
+    w, _ = scaled_size(info, cfg.analysis_side)
+    back = info.display_width / w
+    detections: dict[int, list[Face]] = {}
+    # --split tracks every face that persists, so smaller faces are followed between full searches too
+    scanner = FrameAnalyzer(detector, cfg.detect_every, cfg.face_px, full_every=max(1, round(cfg.fps / cfg.detect_every)), min_relative=SPLIT_FOLLOW if cfg.split else None)
+    blur = np.full(n, np.nan)
+    shots = ShotDetector(cfg.fps)
+
+    def beside(i: int, frame: np.ndarray) -> None:  # on the scanner's second thread, in frame order
+        shots.feed(i, frame)
+        if thumbs is not None:
+            keep_thumb(thumbs, i, frame, cfg.fps)
+
+    for i, frame, faces, score in scanner.run(progress(iter_frames(info, cfg.fps, cfg.analysis_side), n, "analyse", "frame", show_progress), last=n - 1, also=beside):
+        if faces is not None:
+            detections[i] = [f.scaled(back) for f in faces]
+        if i < n:
+            blur[i] = score
+    if cfg.person is not None and not cfg.split:  # --person: the subject is the face track that matches
+        from ..identity import choose_person
+
+        subject = choose_person(info, detections, cfg.person, cfg.fps, max_gap=max_gap(cfg))
+    else:
+        subject = choose_subject(detections, max_gap=max_gap(cfg))
+    if subject is None and not cfg.split:
+        raise PrepError(info.path, f"no face found in any of {len(detections)} analysed frames")
+    return Analysis(n, sorted(detections), subject, detector.name, getattr(detector, "auto_note", None), blur, shots.finish(n), detections)
+
+
+def track_speech(info: VideoInfo, cfg: CropConfig, frames: list[int], faces: list[Face], start: int, end: int) -> Any:
+    """The speech facts of a face track over output frames ``[start, end)``, or the
+    ``speech`` report saying why there are none (no audio; under ``measure``, any failure:
+    the clip is still made). Under ``require`` a failure is the clip's error."""
+    if not info.has_audio:
+        return speaking.unmeasured("no audio")
+    try:
+        return speaking.track_facts(info, cfg, frames, faces, start, end)
+    except Exception as exc:
+        if cfg.speech == "require":
+            raise
+        return speaking.unmeasured(exc.problem if isinstance(exc, PrepError) else f"the speech check failed: {type(exc).__name__}: {exc} (please report this)")

@@ -1,0 +1,200 @@
+"""Writing: the encode pass (a second decode at full size, each frame warped through its
+window and streamed to the encoder, audio moved by the speech check's correction) and the
+reports. Every output is written under a temporary name and renamed when whole; a report is
+written last, because it marks its clip as done."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from ..config import CropConfig
+from ..decode import iter_frames
+from ..encode import FrameEncoder, encode_fixed
+from ..errors import PrepError
+from ..fsutil import atomic_path, write_json
+from ..probe import VideoInfo
+from ..progress import progress
+from ..window import affine_to_output, jitter
+from .analysis import Analysis
+from .outputs import config_key
+
+BORDERS = {"black": cv2.BORDER_CONSTANT, "edge": cv2.BORDER_REPLICATE, "mirror": cv2.BORDER_REFLECT_101}
+
+
+def encode_track(info: VideoInfo, cfg: CropConfig, windows: np.ndarray, n: int, dest: Path, show_progress: bool | None = None, start: int = 0, audio_advance: float = 0.0) -> None:
+    """Warp every frame through its own window and stream it to the encoder (``n`` frames of
+    the output timeline from frame ``start`` on; ``windows[k]`` is for frame ``start + k``;
+    the audio moved ``audio_advance`` seconds earlier)."""
+    enc = FrameEncoder(info, cfg, n, dest, start, audio_advance)
+    border = BORDERS[cfg.pad]
+    out = None
+    try:
+        for i, frame in enumerate(progress(iter_frames(info, cfg.fps, start=start, count=n), n, "encode", "frame", show_progress)):
+            if i >= n:
+                break
+            out = warp_window(frame, windows[min(i, len(windows) - 1)], cfg.size, border)
+            enc.write(out)
+        while enc.frames < n and out is not None:  # decoder fell one short of the rounded count
+            enc.write(out)
+    except BaseException:
+        enc.abort()
+        raise
+    enc.close()
+
+
+def warp_window(frame: np.ndarray, win: np.ndarray, size: int, border: int) -> np.ndarray:
+    """Resample the square window ``win = (x, y, side)`` of ``frame`` to ``size`` x ``size``.
+
+    Large reductions are first halved with area averaging so the result does not alias.
+    """
+    x, y, side = (float(v) for v in win)
+    f = 1.0
+    while side * f / size > 2.0:
+        f *= 0.5
+    if f < 1.0:
+        frame = cv2.resize(frame, None, fx=f, fy=f, interpolation=cv2.INTER_AREA)
+        x, y, side = (x + 0.5) * f - 0.5, (y + 0.5) * f - 0.5, side * f
+    m = affine_to_output(np.array([x, y, side]), size)
+    return cv2.warpAffine(frame, m, (size, size), flags=cv2.INTER_CUBIC, borderMode=border)
+
+
+def encode(info: VideoInfo, cfg: CropConfig, geo: dict[str, Any], n: int, video_path: Path, start: int = 0, advance: float = 0.0, show_progress: bool | None = None) -> None:
+    """The clip of ``n`` output frames from ``start`` through the planned window(s), written
+    whole or not at all: one ffmpeg command for a fixed window, the frame loop for a moving one."""
+    windows = geo["windows"]
+    try:
+        with atomic_path(video_path) as tmp:
+            if cfg.mode == "fixed":
+                encode_fixed(info, tuple(int(v) for v in windows[0]), geo["pads"][0], cfg.pad, cfg, n, tmp, start=start, audio_advance=advance)
+            else:
+                encode_track(info, cfg, windows, n, tmp, show_progress, start=start, audio_advance=advance)
+    except OSError as exc:
+        raise PrepError(video_path, f"cannot write output ({exc.strerror or exc})") from None
+
+
+def clip_report(src: str, info: VideoInfo, an: Analysis, cfg: CropConfig, geo: dict[str, Any], video_path: Path, report_path: Path, timings: dict[str, float], speech: dict[str, Any] | None) -> dict[str, Any]:
+    """A single clip's record, written as its report (last: the report marks the clip as done)."""
+    record = {
+        "source": src,
+        "status": "ok",
+        "output": str(video_path),
+        "report": str(report_path),
+        "config_key": config_key(cfg),
+        "config": cfg.to_dict(),
+        "source_info": info.to_dict(),
+        "output_info": {"size": cfg.size, "fps": cfg.fps, "frames": an.n_frames, "duration": round(an.n_frames / cfg.fps, 6), "audio": info.has_audio},
+        "detector": detector_report(an, cfg),
+        "mode": cfg.mode,
+        "window": window_report(info, geo["windows"], cfg.mode),
+        "face_scale": geo["face_scale"],
+        "face_drift": geo["drift"],
+        "upscale": geo["upscale"],
+        "padding": geo["padding"],
+        "blur": blur_report(an.blur, cfg),
+        "frames_without_face": an.subject.no_face_frames(),
+        "frames_with_several_faces": an.subject.multi_face_frames(),
+        **({"person": an.subject.person} if an.subject.person else {}),
+        **an.shots.to_dict(),
+        **({"speech": speech} if speech is not None else {}),
+        "warnings": geo["warnings"],
+        "timings": {**{k: round(v, 3) for k, v in timings.items()}, "total": round(sum(timings.values()), 3)},
+    }
+    write_json(report_path, record)
+    return record
+
+
+def segment_report(src: str, info: VideoInfo, cfg: CropConfig, seg: Any, blur: np.ndarray, pose: dict[str, Any], video_path: Path, report_path: Path, key: str, seconds: float, person: dict | None = None, speech: dict | None = None) -> dict[str, Any]:
+    """A --split segment's record, written as its report (last: it marks the segment as done)."""
+    geo, n = seg.geometry, seg.frames
+    windows, pads = geo["windows"], geo["pads"]
+    record = {
+        "source": src,
+        "status": "ok",
+        "segment": seg.name(),
+        "source_start": round(seg.start / cfg.fps, 3),
+        "source_end": round(seg.end / cfg.fps, 3),
+        "shot": seg.shot,
+        "track": seg.track,
+        "output": str(video_path),
+        "report": str(report_path),
+        "config_key": key,
+        "source_info": {"path": src, "display_width": info.display_width, "display_height": info.display_height, "fps": info.fps},
+        "output_info": {"size": cfg.size, "fps": cfg.fps, "frames": n, "duration": round(n / cfg.fps, 6), "audio": info.has_audio},
+        "mode": cfg.mode,
+        "window": window_report(info, windows, cfg.mode),
+        "face_scale": geo["face_scale"],
+        "upscale": round(cfg.size / float(np.asarray(windows)[:, 2].min()), 3),  # this size's (with --tiers, judged at the largest)
+        "face_presence": geo["presence"],
+        "padding": {"frames_padded": sum(p.any for p in pads) * (n if cfg.mode == "fixed" else 1), "max_area_fraction": round(max(p.area_fraction for p in pads), 4), "mode": cfg.pad},
+        "blur": blur_report(blur, cfg),
+        "pose": pose,
+        **({"person": person} if person else {}),
+        **({"speech": speech} if speech is not None else {}),
+        "timings": {"encode": round(seconds, 3)},
+    }
+    write_json(report_path, record)
+    return record
+
+
+def rejected_report(src: str, info: VideoInfo, cfg: CropConfig, report_path: Path, verdict: tuple[str, str], speech: dict[str, Any]) -> dict[str, Any]:
+    """A clip rejected by the speech check: no video, a report saying why (it marks the clip
+    as done, so a rerun with the same settings does not analyse it again)."""
+    reason, why = verdict
+    record = {
+        "source": src,
+        "status": "rejected",
+        "reason": reason,
+        "why": why,
+        "message": f"{src}: rejected ({reason.replace('_', ' ')}): {why}",
+        "report": str(report_path),
+        "config_key": config_key(cfg),
+        "config": cfg.to_dict(),
+        "source_info": info.to_dict(),
+        "speech": speech,
+    }
+    write_json(report_path, record)
+    return record
+
+
+def detector_report(an: Analysis, cfg: CropConfig) -> dict[str, Any]:
+    return {"name": an.detector, "note": an.detector_note, "analysed_frames": len(an.sampled), "every": cfg.detect_every}
+
+
+def blur_report(scores: np.ndarray, cfg: CropConfig) -> dict[str, Any]:
+    """Per-frame blur scores and the frames judged blurred against the clip itself."""
+    from ..blurdecide import BlurConfig, blurred_frames, segments
+
+    bcfg = BlurConfig.resolve()
+    flags = blurred_frames(scores, cfg.fps, bcfg)
+    finite = scores[np.isfinite(scores)]
+    return {
+        "rule": bcfg.video_rule(),
+        "median": round(float(np.median(finite)), 4) if len(finite) else None,
+        "blurred_frames": [int(i) for i in np.flatnonzero(flags)],
+        "blurred_segments": segments(flags),
+        "scores": [None if not np.isfinite(v) else round(float(v), 4) for v in scores],
+    }
+
+
+def window_report(info: VideoInfo, windows: np.ndarray, mode: str) -> dict[str, Any]:
+    """Windows in display pixels and in stored source pixels (x scaled back by the pixel aspect)."""
+    sar = float(info.sar)
+    first = windows[0]
+    rep: dict[str, Any] = {
+        "coordinates": "display (upright, square pixels)",
+        "x": round(float(first[0]), 2),
+        "y": round(float(first[1]), 2),
+        "side": round(float(first[2]), 2),
+    }
+    if sar != 1.0 and info.rotation % 180 == 0:
+        rep["stored_px"] = {"x": round(float(first[0]) / sar, 2), "y": round(float(first[1]), 2), "w": round(float(first[2]) / sar, 2), "h": round(float(first[2]), 2)}
+    if mode == "track":
+        rep["per_frame"] = np.round(windows, 1).tolist()
+        rep["jitter"] = round(jitter(windows), 6)
+        rep["side_range"] = [round(float(windows[:, 2].min()), 1), round(float(windows[:, 2].max()), 1)]
+    return rep
