@@ -408,6 +408,77 @@ def _smooth3(x: np.ndarray) -> np.ndarray:
     return y
 
 
+class ChipSampler:
+    """The identity consumer of a video's analysis pass: the aligned chips of the faces on a
+    sample of analysed frames, kept so that ``--person`` and ``--group-by person`` need no
+    second decode (:func:`track_identities` embeds a handful per track once the tracks are
+    known).
+
+    Memory is bounded whatever the video's length: at most ``cap`` chips (about 67 kB each)
+    are held; when the store is full the sampling step doubles and the chips off the new step
+    are dropped, so the kept frames stay evenly spread over the video. ``feed`` takes the
+    frame the faces were found on (the analysis frame) and those faces, in its pixels.
+    """
+
+    def __init__(self, step: int, cap: int = 1000):
+        require()
+        self.step = max(1, int(step))
+        self.cap = cap
+        self.kept: dict[int, list[tuple[np.ndarray, float, float] | None]] = {}
+        self.count = 0
+
+    def feed(self, index: int, frame: np.ndarray, faces: Sequence[Face]) -> None:
+        if index % self.step or not faces:
+            return
+        self.kept[index] = [_chip_or_none(frame, f) for f in faces]
+        self.count += len(faces)
+        while self.count > self.cap and len(self.kept) > 1:
+            self.step *= 2
+            for i in [i for i in self.kept if i % self.step]:
+                self.count -= len(self.kept.pop(i))
+
+    def chip_of(self, index: int, position: int) -> tuple[np.ndarray, float, float] | None:
+        """The chip, eye distance and turn of face ``position`` on frame ``index`` (None when
+        that frame was not kept or the face gave no chip)."""
+        faces = self.kept.get(index)
+        return faces[position] if faces is not None and position < len(faces) else None
+
+
+def _position(faces: list[Face], face: Face) -> int:
+    return next(k for k, f in enumerate(faces) if f is face)
+
+
+def _chip_or_none(frame: np.ndarray, face: Face) -> tuple[np.ndarray, float, float] | None:
+    try:
+        return chip(frame, face)
+    except Exception:  # a face at the very edge the landmark model cannot place: not sampled
+        return None
+
+
+def track_identities(info: Any, fps: float | None, detections: dict[int, list[Face]], tracks: Sequence[Sequence[tuple[int, Face]]], sampler: ChipSampler | None, ref: Reference | None = None, per_track: int = 12, side: int = 960) -> list[TrackIdentity]:
+    """The identity of each face track (as :func:`identify_tracks`), from the chips the
+    analysis pass kept: ``tracks[k]`` is the track's ``(frame index, face)`` pairs, its faces
+    those of ``detections`` (the analysis's faces, in the order the sampler was fed them). Up
+    to ``per_track`` of each track's kept chips, spread evenly, are embedded (about 80 ms
+    each). A track the sampler holds fewer than two chips of (a short track in a long video,
+    where the sampling step has grown; or no ``sampler``) is decoded again for it, as before."""
+    out: list[TrackIdentity | None] = []
+    again: list[int] = []
+    for k, tr in enumerate(tracks):
+        have = [] if sampler is None else [(i, c) for i, face in tr if (c := sampler.chip_of(int(i), _position(detections[i], face))) is not None]
+        if len(have) < min(2, len(tr)):
+            out.append(None)
+            again.append(k)
+            continue
+        picked = [have[j] for j in pick_evenly(len(have), per_track)]
+        embs = [FaceEmbedding(describe_chip(c), eye_px, turn) for _, (c, eye_px, turn) in picked]
+        out.append(identity_of([i for i, _ in picked], embs, ref))
+    if again:
+        for k, tid in zip(again, identify_tracks(info, fps, [tracks[k] for k in again], ref, side, per_track)):
+            out[k] = tid
+    return out  # type: ignore[return-value]
+
+
 def identify_tracks(info: Any, fps: float | None, tracks: Sequence[Sequence[tuple[int, Face]]], ref: Reference | None = None, side: int = 960, per_track: int = 12) -> list[TrackIdentity]:
     """The identity of each face track of one video, decoding it once.
 
@@ -440,12 +511,13 @@ def identify_tracks(info: Any, fps: float | None, tracks: Sequence[Sequence[tupl
     return [identity_of([i for i, _ in g], [e for _, e in g], ref) for g in got]
 
 
-def choose_person(info: Any, detections: dict[int, list[Face]], ref: Reference, fps: float, max_gap: int, side: int = 960, per_track: int = 12) -> Any:
+def choose_person(info: Any, detections: dict[int, list[Face]], ref: Reference, fps: float, max_gap: int, chips: ChipSampler | None = None, side: int = 960, per_track: int = 12) -> Any:
     """``crop --person``: the subject is the person of ``ref``, not the most present face.
 
     ``detections`` are the analysis pass's faces (frame index at ``fps`` -> faces, display
     pixels). Faces are linked into tracks (:func:`prep.video.tracks.face_tracks`); up to
-    ``per_track`` frames of each track are decoded again (longer side ``side``) and embedded.
+    ``per_track`` frames of each track are embedded: the analysis pass's ``chips`` (no second
+    decode), or without them frames decoded again (longer side ``side``).
     A face counts as the person where the nearest embedded frame of its track matches after a
     running median of three (one bad frame does not flip it), so a track that runs across a
     cut from one person to another keeps only the person's part. Returns a
@@ -459,7 +531,8 @@ def choose_person(info: Any, detections: dict[int, list[Face]], ref: Reference, 
     tracks = [t for _, t in face_tracks(detections, [(0, max(detections, default=0) + 1)], max_gap)]
     if not tracks:
         raise PrepError(info.path, f"no face seen on two analysed frames or more in {len(detections)} analysed frames")
-    ids = identify_tracks(info, fps, [list(zip(t.frames, t.faces)) for t in tracks], ref, side, per_track)
+    pairs = [list(zip(t.frames, t.faces)) for t in tracks]
+    ids = track_identities(info, fps, detections, pairs, chips, ref, per_track, side)
     results = []
     for tr, tid in zip(tracks, ids):
         if not tid.frames:

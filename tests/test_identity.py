@@ -152,6 +152,43 @@ def test_track_identity_on_frames_of_one_clip():
     assert tid.vector.shape == (128,) and abs(float(np.linalg.norm(tid.vector)) - 1) < 1e-4
 
 
+def test_chips_from_the_analysis_frames_describe_as_the_larger_decode_does():
+    """crop's identity comes from the analysis pass's small frames (longer side 640), not a
+    second decode at 960: on a 1080x1920 clip the two give the same descriptor, far inside
+    the match threshold's margin (measured on every shared clip: 0.995 or more)."""
+    from prep.decode import iter_frames
+    from prep.probe import probe_video
+
+    det = detector()
+    info = probe_video(str(MAN))
+    vecs = {}
+    for side in (640, 960):
+        frames = [f.copy() for i, f in zip(range(26), iter_frames(info, 25, side)) if i in (0, 25)]
+        vecs[side] = [identity.embed(f, max(det.detect(f), key=lambda g: g.size)) for f in frames]
+    for a, b in zip(vecs[640], vecs[960]):
+        assert a.eye_px < 0.75 * b.eye_px  # the small frame really is smaller
+        assert identity.similarity(a.vector, b.vector) > 0.99 > identity.THRESHOLD + identity.BAND
+
+
+def test_chip_sampler_holds_a_bounded_evenly_spread_sample():
+    """Memory does not grow with the video: past ``cap`` chips the step doubles and the
+    frames off it are dropped, so what is kept still covers the whole video evenly."""
+    from prep.detect import Face
+
+    s = identity.ChipSampler(step=2, cap=60)
+    frame = np.full((120, 160, 3), 128, np.uint8)
+    faces = [Face((40.0, 30.0, 50.0, 50.0), np.zeros((5, 2), np.float32), 0.9), Face((100.0, 40.0, 40.0, 40.0), np.zeros((5, 2), np.float32), 0.9)]
+    for i in range(0, 40000, 2):
+        s.feed(i, frame, faces)
+        assert s.count <= 60
+    kept = sorted(s.kept)
+    assert len(kept) >= 15 and all(i % s.step == 0 for i in kept)
+    assert kept[0] == 0 and kept[-1] >= 40000 - 2 * s.step  # from the start to the end
+    assert len(set(np.diff(kept))) == 1  # evenly spaced
+    assert s.chip_of(kept[1], 1) is not None and s.chip_of(kept[1], 1)[0].shape == (150, 150, 3)
+    assert s.chip_of(kept[1] + 1, 0) is None
+
+
 @pytest.mark.slow
 def test_identify_tracks_matches_and_clusters_segments(edits):
     """What crop --split does per segment: one decode, a match and a vector per track."""
@@ -323,8 +360,14 @@ def test_frames_group_by_person_sorts_frames_by_who_is_on_them(edits, tmp_path):
 
 
 @pytest.mark.slow
-def test_crop_person_follows_the_person_not_the_biggest_face(edits, tmp_path):
-    """Side by side: Katie left (her face is the larger), the man right."""
+def test_crop_person_follows_the_person_not_the_biggest_face(edits, tmp_path, monkeypatch):
+    """Side by side: Katie left (her face is the larger), the man right. The faces are
+    identified from the analysis pass's frames: a second decode would fail the run."""
+
+    def second_decode(*a, **k):
+        raise AssertionError("crop --person decoded the clip a second time for identity")
+
+    monkeypatch.setattr(identity, "identify_tracks", second_decode)
     windows = {}
     for who in ("man_ref", "katie_ref"):
         out = tmp_path / who

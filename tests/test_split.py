@@ -230,9 +230,13 @@ def person_a(tmp_path_factory) -> Path:
 
 
 @needs_identity
-def test_split_person_keeps_only_that_persons_segments(edits, person_a, tmp_path):
+def test_split_person_keeps_only_that_persons_segments(edits, person_a, tmp_path, monkeypatch):
+    """The segments' faces are identified from the analysis pass's frames (no second decode)."""
+    from prep import identity
     from prep.detect import create_detector
     from prep.identity import load_reference
+
+    monkeypatch.setattr(identity, "identify_tracks", lambda *a, **k: pytest.fail("decoded the footage again for identity"))
 
     ref = load_reference([person_a], create_detector("yunet", str(SHARED / "weights")))
     rec = run(edits["cuts"], tmp_path, person=ref)

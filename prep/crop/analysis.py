@@ -2,8 +2,9 @@
 needs to look at every frame fed from it.
 
 Per frame, in order: the face search (every ``detect_every``-th frame, the scanner following
-known faces between full searches), the blur score of the main face, shot detection and the
-review page's thumbnails (the last three on a second thread, see
+known faces between full searches), the faces' identity chips (--person, --group-by: about
+four analysed frames a second, bounded), the blur score of the main face, shot detection and
+the review page's thumbnails (the last three on a second thread, see
 :class:`~prep.videoscan.FrameAnalyzer`). What comes out, :class:`Analysis`, is plain facts
 (face boxes in display pixels, per-frame scores, shots); planning reads them and decodes
 nothing.
@@ -54,6 +55,7 @@ class Analysis:
     blur: np.ndarray  # per output frame, NaN where no face was known
     shots: Shots
     detections: dict[int, list[Face]]  # analysed frame -> faces (display px)
+    chips: Any = None  # --person, --group-by: the faces' aligned chips on a sample of frames (prep.identity.ChipSampler)
 
 
 def analyse(info: VideoInfo, cfg: CropConfig, detector: Detector | None = None, show_progress: bool | None = None, thumbs: Path | None = None) -> Analysis:
@@ -73,6 +75,11 @@ def analyse(info: VideoInfo, cfg: CropConfig, detector: Detector | None = None, 
     scanner = FrameAnalyzer(detector, cfg.detect_every, cfg.face_px, full_every=max(1, round(cfg.fps / cfg.detect_every)), min_relative=SPLIT_FOLLOW if cfg.split else None)
     blur = np.full(n, np.nan)
     shots = ShotDetector(cfg.fps)
+    chips = None
+    if cfg.person is not None or cfg.group_by:  # identity from this decode: about four faces a second kept
+        from ..identity import ChipSampler
+
+        chips = ChipSampler(cfg.detect_every * max(1, round(cfg.fps / 4 / cfg.detect_every)))
 
     def beside(i: int, frame: np.ndarray) -> None:  # on the scanner's second thread, in frame order
         shots.feed(i, frame)
@@ -82,17 +89,19 @@ def analyse(info: VideoInfo, cfg: CropConfig, detector: Detector | None = None, 
     for i, frame, faces, score in scanner.run(progress(iter_frames(info, cfg.fps, cfg.analysis_side), n, "analyse", "frame", show_progress), last=n - 1, also=beside):
         if faces is not None:
             detections[i] = [f.scaled(back) for f in faces]
+            if chips is not None:
+                chips.feed(i, frame, faces)
         if i < n:
             blur[i] = score
     if cfg.person is not None and not cfg.split:  # --person: the subject is the face track that matches
         from ..identity import choose_person
 
-        subject = choose_person(info, detections, cfg.person, cfg.fps, max_gap=max_gap(cfg))
+        subject = choose_person(info, detections, cfg.person, cfg.fps, max_gap=max_gap(cfg), chips=chips)
     else:
         subject = choose_subject(detections, max_gap=max_gap(cfg))
     if subject is None and not cfg.split:
         raise PrepError(info.path, f"no face found in any of {len(detections)} analysed frames")
-    return Analysis(n, sorted(detections), subject, detector.name, getattr(detector, "auto_note", None), blur, shots.finish(n), detections)
+    return Analysis(n, sorted(detections), subject, detector.name, getattr(detector, "auto_note", None), blur, shots.finish(n), detections, chips)
 
 
 def track_speech(info: VideoInfo, cfg: CropConfig, frames: list[int], faces: list[Face], start: int, end: int) -> Any:

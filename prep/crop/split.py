@@ -65,7 +65,7 @@ def split_source(src: str, out_root: str | Path, cfg: CropConfig, item_id: str, 
             if seg.status == "kept":
                 segment_geometry(seg, tr, an.detections, W, H, cfg.fps, judged)
             candidates.append(seg)
-    identities = identify(info, cfg, per_track) if cfg.person is not None or cfg.group_by else {}
+    identities = identify(info, an, cfg, per_track) if cfg.person is not None or cfg.group_by else {}
     layout = video_layout(cfg.layout)
     write_root = Path(out_root) / STAGING if cfg.group_by else Path(out_root)  # --group-by: clips wait until the run's persons are known
     seg_records = []
@@ -124,13 +124,13 @@ def judge_segment(seg: Any, cfg: CropConfig, who: Any, speech_of: dict) -> dict[
     return entry
 
 
-def identify(info: VideoInfo, cfg: CropConfig, per_track: dict) -> dict:
-    """The identity of every face track ((shot, track) -> TrackIdentity): a handful of each
-    track's frames, decoded once more at a size fit for the descriptor, embedded."""
-    from ..identity import identify_tracks
+def identify(info: VideoInfo, an: Any, cfg: CropConfig, per_track: dict) -> dict:
+    """The identity of every face track ((shot, track) -> TrackIdentity), from the chips the
+    analysis pass kept (a handful per track, embedded)."""
+    from ..identity import track_identities
 
     keys = list(per_track)
-    found = identify_tracks(info, cfg.fps, [list(zip(per_track[k][0].frames, per_track[k][0].faces)) for k in keys], cfg.person, per_track=8)
+    found = track_identities(info, cfg.fps, an.detections, [list(zip(per_track[k][0].frames, per_track[k][0].faces)) for k in keys], an.chips, cfg.person, per_track=8)
     return dict(zip(keys, found))
 
 
