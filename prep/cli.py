@@ -408,7 +408,7 @@ def frames(sources: tuple[str, ...], out_dir: str, fps: float | None, reject_blu
     OUT/person_NN/<name>/00001.png, ... and one OUT/person_NN/sheet.png per person.
     """
     from .blurdecide import BlurConfig
-    from .frames import done, extract_frames, group_dir
+    from .frames import done, extract_frames, video_group_dir
     from .probe import VIDEO_EXTENSIONS
     from .runlog import RunLog
     from .runner import run_items
@@ -429,7 +429,7 @@ def frames(sources: tuple[str, ...], out_dir: str, fps: float | None, reject_blu
     det, bcfg = _detect_settings(detector, weights_dir), BlurConfig.resolve()
     # several videos grouped by person: frames wait in OUT/.prep/frames/<name>/ until all are done
     across = bool(group_by) and not single
-    items = ((p, out_dir if single else str(Path(out_dir) / item_id), det, bcfg, fps, reject_blur, None if single else False, tiers or (), ref, group_by, str(group_dir(out_dir, item_id)) if across else None) for p, item_id in inputs)
+    items = ((p, out_dir if single else str(Path(out_dir) / item_id), det, bcfg, fps, reject_blur, None if single else False, tiers or (), ref, group_by, str(video_group_dir(out_dir, item_id)) if across else None) for p, item_id in inputs)
     log = RunLog(report_path, "frames")
     records = run_items(extract_frames, items, _run_options(runner, workers, ray_address), done, total, "frames")
     held: list[dict[str, Any]] = []  # across: the records, in input order, for the run's grouping

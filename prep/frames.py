@@ -109,8 +109,10 @@ def done(src: str, out_dir: str, det: DetectSettings, bcfg: BlurConfig, fps: flo
 def _extract(src: str, out: Path, det: DetectSettings, bcfg: BlurConfig, fps: float | None, reject_blur: bool, show_progress: bool | None, tiers: tuple[int, ...], person: Any = None, group_by: str | None = None, group_dir: str | None = None) -> dict[str, Any]:
     across = group_by == "person" and group_dir is not None
     homes = [out / str(t) for t in tiers] or [out]  # where each size's rejected/ folder is
-    # across videos, the frames wait in the staging folder until the run's persons are known
-    write_to = [Path(group_dir) / "staging" / str(t) for t in tiers] if across and tiers else [Path(group_dir) / "staging"] if across else homes
+    write_to = homes
+    if across:  # the frames wait in the staging folder until the run's persons are known
+        stage = Path(group_dir) / "staging"
+        write_to = [stage / str(t) for t in tiers] or [stage]
     folders = list(zip(write_to, [*tiers] or [None]))
     report = out / REPORT
     settings = _settings(det, bcfg, fps, reject_blur, tiers, person, group_by, group_dir)
@@ -233,7 +235,7 @@ SHEET_CHIPS = 8  # faces kept per local person for the contact sheets
 SHEET_TILES = 48  # tiles on one person's sheet at most
 
 
-def group_dir(out_root: str | Path, name: str) -> Path:
+def video_group_dir(out_root: str | Path, name: str) -> Path:
     """Where a video's frames wait for their persons (``staging/``) and its sheet faces stay (``chips/``)."""
     return Path(out_root) / ".prep" / "frames" / name
 

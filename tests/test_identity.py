@@ -359,9 +359,9 @@ def test_crop_group_by_needs_split(edits, tmp_path):
 def _fake_video(out: Path, name: str, frames: int, persons: list[tuple[np.ndarray, list[list[int]]]], blurred: list[int] = ()) -> dict:
     """A record as extract_frames leaves it with several videos and --group-by person: frames
     (their bytes name them) waiting in staging, one local person per (vector, frame runs)."""
-    from prep.frames import frame_name, group_dir
+    from prep.frames import frame_name, video_group_dir
 
-    gd = group_dir(out, name)
+    gd = video_group_dir(out, name)
     (gd / "staging").mkdir(parents=True)
     for i in range(frames):
         if i not in blurred:
