@@ -403,10 +403,12 @@ def frames(sources: tuple[str, ...], out_dir: str, fps: float | None, reject_blu
 
     Every face is scored for blur; with --reject-blur the frames judged blurred against the
     clip itself go to OUT/rejected/. OUT/frames.json lists scores and decisions. One video
-    writes into OUT; several (files, folders, --from-list) each into OUT/<name>/.
+    writes into OUT; several (files, folders, --from-list) each into OUT/<name>/. With
+    --group-by person and several videos, the people are clustered across all of them:
+    OUT/person_NN/<name>/00001.png, ... and one OUT/person_NN/sheet.png per person.
     """
     from .blurdecide import BlurConfig
-    from .frames import done, extract_frames
+    from .frames import done, extract_frames, video_group_dir
     from .probe import VIDEO_EXTENSIONS
     from .runlog import RunLog
     from .runner import run_items
@@ -425,9 +427,15 @@ def frames(sources: tuple[str, ...], out_dir: str, fps: float | None, reject_blu
         raise PrepError(None, "--person and --group-by person do not go together: --person keeps one person, --group-by sorts everyone")
     ref = _reference(person, group_by, detector, weights_dir)
     det, bcfg = _detect_settings(detector, weights_dir), BlurConfig.resolve()
-    items = ((p, out_dir if single else str(Path(out_dir) / item_id), det, bcfg, fps, reject_blur, None if single else False, tiers or (), ref, group_by) for p, item_id in inputs)
+    # several videos grouped by person: frames wait in OUT/.prep/frames/<name>/ until all are done
+    across = bool(group_by) and not single
+    items = ((p, out_dir if single else str(Path(out_dir) / item_id), det, bcfg, fps, reject_blur, None if single else False, tiers or (), ref, group_by, str(video_group_dir(out_dir, item_id)) if across else None) for p, item_id in inputs)
     log = RunLog(report_path, "frames")
-    for rec in log.stream(run_items(extract_frames, items, _run_options(runner, workers, ray_address), done, total, "frames")):
+    records = run_items(extract_frames, items, _run_options(runner, workers, ray_address), done, total, "frames")
+    held: list[dict[str, Any]] = []  # across: the records, in input order, for the run's grouping
+    for rec in records if across else log.stream(records):
+        if across:
+            held.append(rec)
         if rec["status"] == "error":
             click.echo(f"prep: {rec['message']}", err=True)
         elif rec["status"] == "skipped":
@@ -439,10 +447,21 @@ def frames(sources: tuple[str, ...], out_dir: str, fps: float | None, reject_blu
                 copy_atomic(rec["source"], video_copy)
             where = f", {len(rec['blurred_frames'])} blurred set aside in {rec['out']}/rejected" if reject_blur else f", {len(rec['blurred_frames'])} judged blurred (kept; use --reject-blur)"
             who = f", {len(rec['person']['frames_without'])} without the person removed" if rec.get("person") else ""
+            if "local_persons" in rec:
+                who = f", {len(rec['local_persons'])} person(s) seen, {len(rec['frames_without_person'])} frames without anyone removed"
             click.echo(f"ok   {rec['source']} -> {rec['out']}: {rec['kept']} frames kept{who}{where}; report {rec['out']}/frames.json")
             for g in rec.get("persons", []):
                 click.echo(f"     {Path(rec['out']) / g['person']}: {g['frames']} frames ({', '.join(f'{a}-{b}' for a, b in g['segments'])}); sheet {Path(rec['out']) / g['person'] / 'sheet.png'}")
-    log.finish({})
+    if across:
+        from .frames import group_across
+
+        persons = group_across(out_dir, held)
+        for g in persons:
+            also = f" (also {', '.join(g['folders'][1:])})" if len(g["folders"]) > 1 else ""
+            click.echo(f"{g['folders'][0]}: {g['frames']} frames from {g['videos']} video(s); sheet {g['sheets'][0]}{also}")
+        for rec in held:
+            log.add(rec)
+    log.finish({"persons": persons} if across else {})
     _finish(log)
 
 

@@ -707,6 +707,12 @@ class GroupScan(PresenceScan):
             for i, (st, me) in enumerate(zip(self.state, self.measured))
         ]
 
+    def centroids(self) -> dict[int, np.ndarray]:
+        """Final label -> the person's centroid (128 float64, unit length) for the persons kept:
+        what stands for a video's person when persons are merged across videos. After :meth:`finish`."""
+        rank = self.clusterer.ranking()
+        return {rank[k]: s / max(float(np.linalg.norm(s)), 1e-12) for k, s in enumerate(self.clusterer.sums) if k in self.kept}
+
     def sheet_tiles(self) -> dict[int, list[tuple[int, np.ndarray]]]:
         """Final label -> (frame, chip HxWx3 uint8 BGR) for the persons kept."""
         rank = self.clusterer.ranking()

@@ -397,3 +397,114 @@ def test_crop_group_by_needs_split(edits, tmp_path):
     res = run("crop", str(edits["sbs"]), "-o", str(tmp_path / "o"), "--group-by", "person")
     assert res.exit_code == 1
     assert res.output.strip().splitlines() == ["prep: --group-by person sorts segments: use it with --split"]
+
+
+def _fake_video(out: Path, name: str, frames: int, persons: list[tuple[np.ndarray, list[list[int]]]], blurred: list[int] = ()) -> dict:
+    """A record as extract_frames leaves it with several videos and --group-by person: frames
+    (their bytes name them) waiting in staging, one local person per (vector, frame runs)."""
+    from prep.frames import frame_name, video_group_dir
+
+    gd = video_group_dir(out, name)
+    (gd / "staging").mkdir(parents=True)
+    for i in range(frames):
+        if i not in blurred:
+            (gd / "staging" / frame_name(i)).write_bytes(f"{name}-{i}".encode())
+    (out / name).mkdir(parents=True)
+    lps = [{"local": k, "vector": [round(float(x), 5) for x in v], "frames": sum(b - a + 1 for a, b in segs), "segments": segs, "chips": []} for k, (v, segs) in enumerate(persons)]
+    return {"source": f"{name}.mp4", "status": "ok", "out": str(out / name), "settings": {"tiers": []}, "frames": frames, "blurred_frames": list(blurred), "set_aside": True, "group_dir": str(gd), "local_persons": lps}
+
+
+def test_group_across_merges_persons_of_all_videos_and_regroups_when_a_video_joins(tmp_path):
+    """Driver side only (no descriptor): P is on frames 0-3 of video a (frame 1 blurred and set
+    aside), Q on a's frames 2-3 and all 3 frames of b. Alone, a gives P person_00; with b, Q
+    has more frames (5 to 3) and becomes person_00: a's frames change folders."""
+    from prep.frames import group_across
+
+    p, q = np.eye(128)[0], np.eye(128)[1]
+    q2 = q + 0.05 * np.eye(128)[2]
+    q2 /= np.linalg.norm(q2)
+    out = tmp_path / "out"
+
+    def tree() -> dict[str, bytes]:
+        return {str(f.relative_to(out)): f.read_bytes() for f in sorted(out.glob("person_*/*/*.png"))}
+
+    a = _fake_video(out, "a", 4, [(p, [[0, 3]]), (q, [[2, 3]])], blurred=[1])
+    assert [(g["person"], g["frames"], g["videos"]) for g in group_across(out, [a])] == [("person_00", 3, 1), ("person_01", 2, 1)]
+    assert tree() == {"person_00/a/00001.png": b"a-0", "person_00/a/00003.png": b"a-2", "person_00/a/00004.png": b"a-3",
+                      "person_01/a/00003.png": b"a-2", "person_01/a/00004.png": b"a-3"}
+    assert not (out / ".prep" / "frames" / "a" / "staging").exists()
+    a_done = {**json.loads((out / "a" / "frames.json").read_text()), "status": "skipped"}  # as a rerun reads it
+    assert [(g["person"], g["segments"]) for g in a_done["persons"]] == [("person_00", [[0, 0], [2, 3]]), ("person_01", [[2, 3]])]
+    b = _fake_video(out, "b", 3, [(q2, [[0, 2]])])
+    summary = group_across(out, [a_done, b])
+    assert [(g["person"], g["frames"], g["videos"]) for g in summary] == [("person_00", 5, 2), ("person_01", 3, 1)]
+    want = {"person_00/a/00003.png": b"a-2", "person_00/a/00004.png": b"a-3", "person_00/b/00001.png": b"b-0", "person_00/b/00002.png": b"b-1",
+            "person_00/b/00003.png": b"b-2", "person_01/a/00001.png": b"a-0", "person_01/a/00003.png": b"a-2", "person_01/a/00004.png": b"a-3"}
+    assert tree() == want
+    assert sorted(p.name for p in out.iterdir()) == [".prep", "a", "b", "person_00", "person_01"]
+    assert (out / "person_00" / "sheet.png").is_file() and (out / "person_01" / "sheet.png").is_file()
+    # interrupted mid-way (a frame back in staging with one copy made, another moved to a wrong folder): done again, same tree
+    staging = out / ".prep" / "frames" / "b" / "staging"
+    staging.mkdir()
+    (out / "person_00" / "b" / "00002.png").rename(staging / "00002.png")
+    (out / "person_01" / "a" / "00001.png").rename(out / "person_00" / "a" / "00001.png")
+    again = [{**json.loads((out / n / "frames.json").read_text()), "status": "skipped"} for n in ("a", "b")]
+    assert group_across(out, again) == summary
+    assert tree() == want
+
+
+@pytest.mark.slow
+def test_frames_group_by_person_across_videos_gives_a_person_one_folder(edits, tmp_path):
+    """katie_only (Katie alone) and sbs (Katie left, the man right), at 8 fps (16 and 24
+    frames): Katie is one person over both videos, the man another; --workers 2 gives the same
+    tree and reports; a rerun skips both videos and, even after an interrupted move, ends in
+    the same tree."""
+    import cv2
+
+    from prep.identity import THRESHOLD
+
+    videos = [str(edits["katie_only"]), str(edits["sbs"])]
+
+    def frames(out: Path, *extra: str):
+        res = run("frames", *videos, "-o", str(out), "--group-by", "person", "--fps", "8", *extra)
+        assert res.exit_code == 0, res.output
+        return res
+
+    def tree(out: Path) -> dict[str, bytes]:  # every file the user sees, the reports with the folder's name taken out
+        return {str(f.relative_to(out)): f.read_bytes().replace(str(out).encode(), b"OUT") for f in sorted(out.rglob("*")) if f.is_file() and ".prep" not in f.parts}
+
+    out = tmp_path / "w1"
+    res = frames(out)
+    assert sorted(p.name for p in out.iterdir()) == [".prep", "katie_only", "person_00", "person_01", "sbs"]
+    assert sorted(p.name for p in (out / "person_00").iterdir()) == ["katie_only", "sbs", "sheet.png"]  # Katie, from both videos
+    assert sorted(p.name for p in (out / "person_01").iterdir()) == ["sbs", "sheet.png"]  # the man
+    assert frame_numbers(out / "person_00" / "katie_only") == list(range(16))
+    assert frame_numbers(out / "person_00" / "sbs") == frame_numbers(out / "person_01" / "sbs") == list(range(24))  # both on every frame
+    assert cv2.imread(str(out / "person_00" / "katie_only" / "00001.png")).shape == (512, 512, 3)
+    assert cv2.imread(str(out / "person_01" / "sbs" / "00024.png")).shape == (512, 1024, 3)
+    assert sorted(p.name for p in (out / "katie_only").iterdir()) == ["frames.json"]
+    assert res.output.strip().splitlines()[-3:] == [
+        f"{out / 'person_00'}: 40 frames from 2 video(s); sheet {out / 'person_00' / 'sheet.png'}",
+        f"{out / 'person_01'}: 24 frames from 1 video(s); sheet {out / 'person_01' / 'sheet.png'}",
+        "2 ok",
+    ]
+    katie, sbs = (json.loads((out / n / "frames.json").read_text()) for n in ("katie_only", "sbs"))
+    assert [(g["person"], g["segments"], g["folders"]) for g in katie["persons"]] == [("person_00", [[0, 15]], [str(out / "person_00" / "katie_only")])]
+    assert [(g["person"], g["segments"]) for g in sbs["persons"]] == [("person_00", [[0, 23]]), ("person_01", [[0, 23]])]
+    # the descriptors that decided it: Katie's in sbs is hers in katie_only, the man's is far from it
+    (alone,) = katie["local_persons"]
+    local = {lp["local"]: np.array(lp["vector"]) for lp in sbs["local_persons"]}
+    her, him = (local[g["local"][0]] for g in sbs["persons"])
+    assert float(np.dot(her, alone["vector"])) >= THRESHOLD > 0.9 > float(np.dot(him, alone["vector"]))
+    # --workers 2: the same folders, frames, sheets and reports
+    frames(tmp_path / "w2", "--workers", "2")
+    assert tree(tmp_path / "w2") == tree(out)
+    # a rerun skips both videos; after an interrupted move (a frame back in staging, its copy gone) it ends the same
+    before = tree(out)
+    staging = out / ".prep" / "frames" / "sbs" / "staging"
+    staging.mkdir()
+    (out / "person_01" / "sbs" / "00007.png").rename(staging / "00007.png")
+    (out / "person_00" / "sbs" / "00007.png").unlink()
+    again = frames(out)
+    assert [line[:5] for line in again.output.splitlines()[:2]] == ["skip ", "skip "]
+    assert tree(out) == before
