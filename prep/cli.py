@@ -25,8 +25,11 @@ def _fail_cleanly(fn: Callable) -> Callable:
         except PrepError as exc:
             raise click.ClickException(exc.line()) from None
         except KeyboardInterrupt:
+            from .fsutil import sweep_partials
             from .runlog import RunLog
 
+            if kwargs.get("out_dir"):  # the workers have stopped: a temporary one of them could not remove goes now
+                sweep_partials(kwargs["out_dir"])
             RunLog.interrupted()  # the run report says so (what was done is listed)
             click.echo("prep: interrupted; run the same command again to resume", err=True)
             sys.exit(130)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import Any, Iterable, Iterator
@@ -40,6 +41,26 @@ def atomic_path(dest: str | Path, suffix: str | None = None) -> Iterator[Path]:
         with contextlib.suppress(FileNotFoundError):
             tmp_path.unlink()
         raise
+
+
+# what atomic_path names its temporaries: ".<stem>.<8 random chars>.part<suffix>"
+_PARTIAL = re.compile(r"^\..*\.[a-z0-9_]{8}\.part(\.[^./]*)?$")
+
+
+def sweep_partials(root: str | Path) -> int:
+    """Remove the temporaries :func:`atomic_path` left under ``root`` (a worker stopped
+    between creating one and removing it); returns how many. Called once a run has been
+    interrupted and its workers have stopped, so nothing but finished outputs is left."""
+    n = 0
+    root = Path(root)
+    if not root.is_dir():
+        return 0
+    for p in root.rglob(".*.part*"):
+        if _PARTIAL.match(p.name) and p.is_file():
+            with contextlib.suppress(FileNotFoundError):
+                p.unlink()
+                n += 1
+    return n
 
 
 def copy_atomic(src: str | Path, dest: str | Path) -> None:

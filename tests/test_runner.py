@@ -155,12 +155,13 @@ def test_without_ray_one_line_says_how_to_install(faces_dir, tmp_path, monkeypat
     assert res.stderr == "prep: --runner ray needs Ray, which is not installed: pip install 'prep[ray]'\n"
 
 
-@pytest.mark.parametrize("sig, group", [(signal.SIGINT, True), (signal.SIGTERM, False)], ids=["ctrl-c", "sigterm-to-the-driver"])
+@pytest.mark.parametrize("sig, group", [(signal.SIGINT, True), (signal.SIGTERM, False), (signal.SIGTERM, True)], ids=["ctrl-c", "sigterm-to-the-driver", "sigterm-to-the-group"])
 def test_interrupted_driver_leaves_no_partial_output_and_resumes(faces_dir, tmp_path, sig, group):
     """Ctrl-C in the middle of a run (SIGINT to the driver's process group, as a terminal sends
-    it) or a SIGTERM to the driver (``kill PID``): no half-written file or temporary folder, a
-    run report that says it was interrupted (listing what was done), and the next run finishes
-    the same bytes as a clean run."""
+    it), a SIGTERM to the driver (``kill PID``) or to the whole group (a scheduler's stop: the
+    workers die mid-item): no half-written file or temporary folder, a run report that says it
+    was interrupted (listing what was done), and the next run finishes the same bytes as a
+    clean run."""
     import cv2
 
     photos = tmp_path / "photos"
