@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -169,29 +170,36 @@ def test_interrupted_driver_leaves_no_partial_output_and_resumes(faces_dir, tmp_
     for k in range(6):
         for p in sorted(faces_dir.glob("*.png")):
             (photos / f"{k}_{p.name}").write_bytes(p.read_bytes())
-    args = [str(BIN / "prep"), "pairs", str(photos), "--size", "128", "--degrade", "realesrgan", "--workers", "2"]
+    # the last item waits at a gate (tests/gate/sitecustomize.py, in every process of the run):
+    # the signal comes when every other item is done and that one is in progress
+    gate = tmp_path / "zz_last.png"
+    gate.write_bytes(next(faces_dir.glob("*.png")).read_bytes())
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parent / "gate"), "PREP_TEST_GATE": str(gate)}
+    args = [str(BIN / "prep"), "pairs", str(photos), str(gate), "--size", "128", "--degrade", "realesrgan", "--workers", "2"]
     out = tmp_path / "out"
-    proc = subprocess.Popen(args + ["-o", str(out), "--report", str(tmp_path / "run.json")], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
-    log = tmp_path / "run.jsonl"
+    proc = subprocess.Popen(args + ["-o", str(out), "--report", str(tmp_path / "run.json")], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True, env=env)
     deadline = time.time() + 120
-    while time.time() < deadline and not (log.is_file() and len(log.read_text().splitlines()) >= 3):
+    while time.time() < deadline and not Path(f"{gate}.reached").exists():
         time.sleep(0.05)
+    assert proc.poll() is None
     os.killpg(proc.pid, sig) if group else os.kill(proc.pid, sig)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
     assert err.strip().endswith("prep: interrupted; run the same command again to resume")
     written = [p for p in out.rglob("*") if p.is_file()]
-    assert 0 < len([p for p in written if p.suffix == ".png"]) < 96
+    summary = json.loads((tmp_path / "run.json").read_text())
+    assert summary["interrupted"] is True and 0 < len(summary["items"]) <= 48  # the gated one is not done
+    pngs = len([p for p in written if p.suffix == ".png"])
+    assert 2 * len(summary["items"]) <= pngs <= 96 and pngs % 2 == 0  # whole pairs, of every item reported done
     assert not [p for p in written if ".part" in p.name]  # no temporary left behind
     assert not [p for p in out.rglob("tmp*") if p.is_dir()]
     for p in written:
         if p.suffix == ".png":
             assert cv2.imread(str(p)) is not None, p  # every file there is whole
-    summary = json.loads((tmp_path / "run.json").read_text())
-    assert summary["interrupted"] is True and 0 < len(summary["items"]) < 48
     again = subprocess.run(args + ["-o", str(out)], capture_output=True, text=True)
     assert again.returncode == 0, again.stderr
-    assert "photos done before" in again.stdout
+    before = re.search(r"(\d+) photos done before", again.stdout)
+    assert before and len(summary["items"]) <= int(before[1]) <= pngs // 2, again.stdout
     clean = subprocess.run(args + ["-o", str(tmp_path / "clean")], capture_output=True, text=True)
     assert clean.returncode == 0, clean.stderr
     assert tree(out) == tree(tmp_path / "clean")
