@@ -151,7 +151,7 @@ def test_no_temporary_files_left(clips, tmp_path):
 # ---- every real clip -------------------------------------------------------------------
 
 REAL = [p.name for p in shared_videos()] or ["(none)"]
-EXCERPT = 6.0  # s of each real clip: stream-copied, so codec, pixel aspect, rotation and timing stay the source's
+EXCERPT = 3.0  # s of each real clip: stream-copied, so codec, pixel aspect, rotation and timing stay the source's
 
 
 @pytest.fixture(scope="module")

@@ -177,7 +177,10 @@ def test_interrupted_driver_leaves_no_partial_output_and_resumes(faces_dir, tmp_
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).parent / "gate"), "PREP_TEST_GATE": str(gate)}
     args = [str(BIN / "prep"), "pairs", str(photos), str(gate), "--size", "128", "--degrade", "realesrgan", "--workers", "2"]
     out = tmp_path / "out"
-    proc = subprocess.Popen(args + ["-o", str(out), "--report", str(tmp_path / "run.json")], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True, env=env)
+    # Ctrl-C as a terminal's foreground job gets it: a shell's background job (CI's, a `make
+    # test &`) starts with SIGINT ignored, and prep, as any program, keeps what it is given
+    proc = subprocess.Popen(args + ["-o", str(out), "--report", str(tmp_path / "run.json")], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True, env=env,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 120
     while time.time() < deadline and not Path(f"{gate}.reached").exists():
         time.sleep(0.05)
