@@ -19,7 +19,7 @@ demo: setup
 	$(BIN)/prep crop sample_data/astronaut_vertical.mp4 -o out/demo --report out/demo/run.json
 
 test: setup
-	$(BIN)/python -m pytest -q --durations=15
+	$(BIN)/python -m pytest -q -n auto --maxprocesses 4 --dist loadscope --durations=15
 
 bench: setup
 	$(BIN)/python bench/bench_crop.py

@@ -504,7 +504,8 @@ def pairs(sources: tuple[str, ...], out_dir: str, degradation: str, size: int, s
     if person and group_by:
         raise PrepError(None, "--person and --group-by person do not go together: --person keeps one person, --group-by sorts everyone")
     ref = _reference(person, group_by, detector, weights_dir)
-    detector, weights_dir = _resolve_detector(detector, weights_dir)
+    if align or ref is not None:  # faces are searched only to align them or to find the person
+        detector, weights_dir = _resolve_detector(detector, weights_dir)
     failed = False
     with open_runner(_run_options(runner, workers, ray_address)) as run:
         for tier in tiers or (size,):

@@ -13,6 +13,8 @@ from prep.augment import AugmentConfig, build
 from prep.cli import main
 from prep.errors import PrepError
 
+pytestmark = pytest.mark.same_everywhere  # CI's fresh pass leaves it to the first (conftest.py)
+
 
 def run(*args):
     return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)

@@ -12,6 +12,8 @@ import pytest
 from prep.degrade import DEGRADATIONS, degrade, load_params
 from prep.degrade import functional as F
 
+pytestmark = pytest.mark.same_everywhere  # CI's fresh pass leaves it to the first (conftest.py)
+
 N = 300  # draws per model
 
 

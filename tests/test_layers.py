@@ -4,8 +4,12 @@ can follow from the bottom up (errors, probe, decode ... crop.write, crop.clip).
 
 from __future__ import annotations
 
+import pytest
+
 import ast
 from pathlib import Path
+
+pytestmark = pytest.mark.same_everywhere  # CI's fresh pass leaves it to the first (conftest.py)
 
 ROOT = Path(__file__).resolve().parent.parent / "prep"
 

@@ -80,6 +80,7 @@ def raises(path: str, calls: str) -> dict:
 
 # ---- manifests ------------------------------------------------------------------------------------
 
+@pytest.mark.same_everywhere
 def test_manifest_text_csv_parquet(tmp_path):
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -119,6 +120,7 @@ def test_from_list_on_the_command_line(faces_dir, tmp_path):
 
 # ---- the streamed report and resume on the driver -------------------------------------------------
 
+@pytest.mark.same_everywhere
 def test_report_streams_as_items_finish_and_resume_skips_on_the_driver(tmp_path):
     out = tmp_path / "out"
     out.mkdir()
@@ -142,6 +144,7 @@ def test_report_streams_as_items_finish_and_resume_skips_on_the_driver(tmp_path)
     assert [i["source"] for i in rep["items"]] == [i[0] for i in items]
 
 
+@pytest.mark.same_everywhere
 def test_local_pool_retries_a_dead_worker(tmp_path):
     items = [(f"/in/{k}.jpg", str(tmp_path)) for k in range(5)]
     recs = list(run_items(die_once, items, RunOptions("local", 2)))
@@ -156,6 +159,7 @@ def test_without_ray_one_line_says_how_to_install(faces_dir, tmp_path, monkeypat
     assert res.stderr == "prep: --runner ray needs Ray, which is not installed: pip install 'prep[ray]'\n"
 
 
+@pytest.mark.same_everywhere
 @pytest.mark.parametrize("sig, group", [(signal.SIGINT, True), (signal.SIGTERM, False), (signal.SIGTERM, True)], ids=["ctrl-c", "sigterm-to-the-driver", "sigterm-to-the-group"])
 def test_interrupted_driver_leaves_no_partial_output_and_resumes(faces_dir, tmp_path, sig, group):
     """Ctrl-C in the middle of a run (SIGINT to the driver's process group, as a terminal sends
@@ -229,6 +233,7 @@ def local_ray():
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+@pytest.mark.same_everywhere
 def test_pairs_and_augment_same_bytes_local_and_ray(local_ray, faces_dir, tmp_path):
     common = [faces_dir, "--size", "128", "--copies", "2", "--seed", "11", "--degrade", "bsrgan", "--val-fraction", "0.25"]
     assert run("pairs", *common, "-o", tmp_path / "local").exit_code == 0
@@ -259,6 +264,7 @@ def test_crop_same_output_local_and_ray(local_ray, tmp_path):
     assert a == b
 
 
+@pytest.mark.same_everywhere
 def test_ray_resume_skips_on_the_driver_and_a_bad_photo_is_one_error(local_ray, faces_dir, tmp_path):
     photos = tmp_path / "photos"
     photos.mkdir()
@@ -279,6 +285,7 @@ def test_ray_resume_skips_on_the_driver_and_a_bad_photo_is_one_error(local_ray, 
     assert "4 photos done before" in res.output and "1 photos failed" in res.output
 
 
+@pytest.mark.same_everywhere
 def test_ray_retries_a_killed_worker_but_never_a_bug(local_ray, tmp_path):
     flags = tmp_path / "flags"
     flags.mkdir()
@@ -293,6 +300,7 @@ def test_ray_retries_a_killed_worker_but_never_a_bug(local_ray, tmp_path):
     assert sorted(calls.read_text().split()) == [f"/in/{k}.jpg" for k in range(3)]  # run once each: no retry loop
 
 
+@pytest.mark.same_everywhere
 def test_in_flight_tasks_are_bounded(local_ray, tmp_path):
     """The driver reads items only as tasks finish: at most ``in_flight`` chunks are outstanding."""
     read = []
