@@ -65,7 +65,9 @@ def split_source(src: str, out_root: str | Path, cfg: CropConfig, item_id: str, 
             if seg.status == "kept":
                 segment_geometry(seg, tr, an.detections, W, H, cfg.fps, judged)
             candidates.append(seg)
-    identities = identify(info, an, cfg, per_track) if cfg.person is not None or cfg.group_by else {}
+    # identity decides only about kept segments: tracks without one are not embedded
+    wanted = {(seg.shot, seg.track) for seg in candidates if seg.status == "kept"}
+    identities = identify(info, an, cfg, {k: v for k, v in per_track.items() if k in wanted}) if cfg.person is not None or cfg.group_by else {}
     layout = video_layout(cfg.layout)
     write_root = Path(out_root) / STAGING if cfg.group_by else Path(out_root)  # --group-by: clips wait until the run's persons are known
     seg_records = []
