@@ -456,7 +456,7 @@ def frames(sources: tuple[str, ...], out_dir: str, fps: float | None, reject_blu
             for g in rec.get("persons", []):
                 click.echo(f"     {Path(rec['out']) / g['person']}: {g['frames']} frames ({', '.join(f'{a}-{b}' for a, b in g['segments'])}); sheet {Path(rec['out']) / g['person'] / 'sheet.png'}")
     if across:
-        from .frames import group_across
+        from .framegroup import group_across
 
         persons = group_across(out_dir, held)
         for g in persons:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import cv2
 import numpy as np
 import pytest
@@ -180,7 +182,7 @@ def test_real_clips(tmp_path, name, preset, excerpts):
     src = excerpts[name]
     cfg = CropConfig.resolve(preset, speech="off")  # geometry on every clip, speech or not (tests/test_speech.py)
     rec = crop_video(src, tmp_path, cfg)
-    m = check_output(rec, cfg, probe_video(src), per_frame_centre=cfg.mode == "track")
+    check_output(rec, cfg, probe_video(src), per_frame_centre=cfg.mode == "track")
     assert rec["frames_with_several_faces"] == [] and rec["frames_without_face"] == []
     if cfg.mode == "track":
         assert rec["window"]["jitter"] < 0.002  # < 1 px RMS change of velocity per frame at 512 px, real motion included

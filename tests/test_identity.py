@@ -418,7 +418,7 @@ def test_group_across_merges_persons_of_all_videos_and_regroups_when_a_video_joi
     """Driver side only (no descriptor): P is on frames 0-3 of video a (frame 1 blurred and set
     aside), Q on a's frames 2-3 and all 3 frames of b. Alone, a gives P person_00; with b, Q
     has more frames (5 to 3) and becomes person_00: a's frames change folders."""
-    from prep.frames import group_across
+    from prep.framegroup import group_across
 
     p, q = np.eye(128)[0], np.eye(128)[1]
     q2 = q + 0.05 * np.eye(128)[2]

@@ -5,7 +5,6 @@ written last, because it marks its clip as done."""
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 

@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import logging
-import os
-from pathlib import Path
 from dataclasses import dataclass, field
 from typing import Callable, Protocol
 
 import cv2
 import numpy as np
 
-from ..errors import PrepError
 
 log = logging.getLogger(__name__)
 try:  # OpenCV 5 logs a harmless DNN backend notice on every model load
