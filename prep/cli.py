@@ -259,7 +259,9 @@ def _echo_crop(rec: dict[str, Any]) -> None:
                    + (f" ({rec['reason']})" if rec.get("reason") else "") + ("; done before" if rec["status"] == "skipped" else ""))
         for e in kept:
             who = f"  (person: similarity {e['person']['similarity']:.3f}{', uncertain' if e['person']['uncertain'] else ''})" if e.get("person") else ""
-            click.echo(f"     {e['source_start']:7.2f}-{e['source_end']:7.2f} s -> {e['output']}{who}")
+            # --group-by person: the clip waits in the staging folder until the persons are known
+            where = "its person's folder, at the end" if "/.prep/staging/" in Path(e["output"]).as_posix() else e["output"]
+            click.echo(f"     {e['source_start']:7.2f}-{e['source_end']:7.2f} s -> {where}{who}")
         return
     if rec["status"] == "skipped":
         click.echo(f"skip {rec['source']}: already done -> {rec['output']}")

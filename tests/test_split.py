@@ -259,6 +259,7 @@ def test_split_group_by_person_puts_each_persons_segments_in_one_folder(edits, t
     args = ["crop", str(edits["cuts"]), str(edits["side"]), "--split", "--size", "256", "--group-by", "person", "-o", str(out), "--report", str(out / "run.json")]
     res = CliRunner().invoke(main, args)
     assert res.exit_code == 0, res.output
+    assert ".prep/staging" not in res.output  # it names no place a clip only passes through
     items = {Path(r["source"]).stem: r for r in json.loads((out / "run.json").read_text())["items"]}
     group = {}
     for stem, r in items.items():
