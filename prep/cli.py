@@ -245,6 +245,8 @@ def _echo_speech(rep: dict[str, Any] | None) -> None:
 
 
 def _echo_crop(rec: dict[str, Any]) -> None:
+    from .crop.outputs import STAGING
+
     if rec["status"] == "error":
         click.echo(f"prep: {rec['message']}", err=True)
         return
@@ -260,7 +262,7 @@ def _echo_crop(rec: dict[str, Any]) -> None:
         for e in kept:
             who = f"  (person: similarity {e['person']['similarity']:.3f}{', uncertain' if e['person']['uncertain'] else ''})" if e.get("person") else ""
             # --group-by person: the clip waits in the staging folder until the persons are known
-            where = "its person's folder, at the end" if "/.prep/staging/" in Path(e["output"]).as_posix() else e["output"]
+            where = "its person's folder, at the end" if f"/{STAGING}/" in Path(e["output"]).as_posix() else e["output"]
             click.echo(f"     {e['source_start']:7.2f}-{e['source_end']:7.2f} s -> {where}{who}")
         return
     if rec["status"] == "skipped":

@@ -325,7 +325,7 @@ class LocalRunner(Runner):
         self._drain()
         started, self.running = self.running, set()
         if self.pool is not None:
-            self.pool.shutdown(wait=False, cancel_futures=True)
+            self._forget_pool().shutdown(wait=False, cancel_futures=True)
         self.pool = None
         self.generation += 1
         for t in list(self.live.values()):
@@ -344,8 +344,14 @@ class LocalRunner(Runner):
 
     def close(self) -> None:
         if self.pool is not None:
-            self.pool.shutdown(wait=True, cancel_futures=True)
+            self._forget_pool().shutdown(wait=True, cancel_futures=True)
             self.pool = None
+
+    def _forget_pool(self) -> ProcessPoolExecutor:
+        """This runner's pool, no longer one a SIGTERM has to stop."""
+        if self.pool in _POOLS:
+            _POOLS.remove(self.pool)
+        return self.pool
 
 
 class RayRunner(Runner):
