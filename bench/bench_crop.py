@@ -4,9 +4,10 @@ For each clip in ../shared/data/videos (or the paths given): the wall time of
 ``prep crop --preset geneface`` (fixed window: probe + analysis pass + encode, run as the CLI
 in a fresh process) beside the wall time of one ffmpeg command that crops the same window,
 scales and encodes with the same settings; their ratio; and the peak memory of the whole
-process tree (prep plus its ffmpeg children), sampled from /proc. Then memory against video
-length: the same clip looped 1x and 4x. The speech check is off here (not every shared clip
-speaks; bench_speech.py gives its cost). Results go to stdout and bench/results.md.
+process tree (prep plus its ffmpeg children), sampled from /proc. Then a 4-minute 720p clip,
+memory against video length (10 s and 80 s of one clip played forwards and backwards), and
+what the speech check and --person add on the first clip. The speech check is off in the
+table (not every shared clip speaks). Results go to stdout and bench/results.md.
 """
 
 from __future__ import annotations
@@ -112,6 +113,27 @@ def bare_ffmpeg_args(src: str, rep: dict, out: str) -> list[str]:
     return args + [out]
 
 
+def pingpong(src: Path, piece: float, seconds: float, tmp: Path) -> Path:
+    """``seconds`` of ``src``'s first ``piece`` seconds played forwards, then backwards, again
+    and again: a long clip with no cut (the picture and the sound run on at every joint)."""
+    ff = [ffmpeg_exe(), "-nostdin", "-v", "error", "-y"]
+    unit = tmp / f"{src.stem}_fb.mp4"
+    graph = "[0:v]split[a][b];[b]reverse[r];[a][r]concat=n=2:v=1:a=0[v];[0:a]asplit[c][d];[d]areverse[e];[c][e]concat=n=2:v=0:a=1[s]"
+    subprocess.run(ff + ["-t", f"{piece}", "-i", str(src), "-filter_complex", graph, "-map", "[v]", "-map", "[s]", "-c:v", "libx264", "-preset", "veryfast", "-crf", "16", "-c:a", "aac", str(unit)], check=True)
+    out = tmp / f"{src.stem}_{seconds:.0f}s.mp4"
+    loops = int(seconds // (2 * piece)) + 1
+    subprocess.run(ff + ["-stream_loop", str(loops), "-i", str(unit), "-t", f"{seconds}", "-c", "copy", str(out)], check=True)
+    return out
+
+
+def window_source(rep: dict) -> str:
+    """How the clip's window was encoded: in the analysis's decode with the key frames' window,
+    or a second time with the analysed one."""
+    if "analysed" in rep["window"]:
+        return "key frames, kept"
+    return "analysed, encoded again" if "analyse_encode" in rep["timings"] else "analysed"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("clips", nargs="*", help="videos (default: every clip in ../shared/data/videos)")
@@ -140,29 +162,53 @@ def main() -> None:
                 runs_ff.append(run_measured(bare_ffmpeg_args(str(clip), rep, str(Path(tmp) / f"{clip.stem}_bare.mp4"))))
             t_prep, m_prep = min(t for t, _ in runs_prep), max(m for _, m in runs_prep)
             t_ff, m_ff = min(t for t, _ in runs_ff), max(m for _, m in runs_ff)
-            rows.append((clip.name, rep["source_info"]["duration"], t_ff, t_prep, t_prep / t_ff, m_ff, m_prep, rep["timings"]))
+            rows.append((clip.name, rep["source_info"]["duration"], t_ff, t_prep, t_prep / t_ff, m_ff, m_prep, rep["timings"], window_source(rep)))
             print(f"{clip.name}: ffmpeg {t_ff:.2f} s, prep {t_prep:.2f} s, ratio {t_prep / t_ff:.2f}, peak MiB {m_ff} / {m_prep}", flush=True)
-        # memory against length: the first clip looped 1x and 4x
+        # a 4-minute 720p talking head, and memory against length: a clip played forwards then
+        # backwards, repeated (a plain loop has a cut at every joint, which a fixed window refuses)
+        s18 = next((c for c in clips if "1280x720" in c.name), clips[0])
+        for seconds in (240.0,):
+            long = pingpong(s18, 9.0, seconds, Path(tmp))
+            runs_prep, runs_ff, rep = [], [], None
+            out = Path(tmp) / f"{long.stem}_prep"
+            t_prep, m_prep = run_measured(prep + ["crop", str(long), "-o", str(out), "--preset", a.preset, "--speech", "off", "--report", str(out / "run.json")], env)
+            item = json.loads((out / "run.json").read_text())["items"][0]
+            rep = json.loads(Path(item["report"]).read_text())
+            t_ff, m_ff = run_measured(bare_ffmpeg_args(str(long), rep, str(Path(tmp) / f"{long.stem}_bare.mp4")))
+            rows.append((f"{s18.stem} forwards-backwards, {seconds / 60:.0f} min", rep["source_info"]["duration"], t_ff, t_prep, t_prep / t_ff, m_ff, m_prep, rep["timings"], window_source(rep)))
+            print(f"{long.name}: ffmpeg {t_ff:.2f} s, prep {t_prep:.2f} s, ratio {t_prep / t_ff:.2f}, peak MiB {m_ff} / {m_prep}", flush=True)
         src = clips[0]
-        long = Path(tmp) / f"{src.stem}_x4.mp4"
-        subprocess.run([ffmpeg_exe(), "-nostdin", "-v", "error", "-y", "-stream_loop", "3", "-i", str(src), "-c", "copy", str(long)], check=True)
         mem = []
-        for path in (src, long):
+        for seconds in (10.0, 80.0):
+            path = pingpong(src, 5.0, seconds, Path(tmp))
             out = Path(tmp) / f"len_{path.stem}"
             t, m = run_measured(prep + ["crop", str(path), "-o", str(out), "--preset", a.preset, "--speech", "off"], env)
-            mem.append((path.name, t, m))
+            mem.append((f"{src.stem}, {seconds:.0f} s", t, m))
             print(f"length check {path.name}: {t:.1f} s, peak {m} MiB", flush=True)
+        # what the speech check and --person add (the first clip; the person: a frame of it)
+        costs = []
+        ref = Path(tmp) / "ref.png"
+        subprocess.run([ffmpeg_exe(), "-nostdin", "-v", "error", "-y", "-ss", "5", "-i", str(src), "-frames:v", "1", str(ref)], check=True)
+        for label, extra in (("--speech off", ["--speech", "off"]), ("--speech require (the preset's)", []), ("--speech off --person", ["--speech", "off", "--person", str(ref)])):
+            times = []
+            for k in range(a.repeat):
+                out = Path(tmp) / f"cost_{len(costs)}_{k}"
+                times.append(run_measured(prep + ["crop", str(src), "-o", str(out), "--preset", a.preset, *extra], env)[0])
+            costs.append((label, min(times)))
+            print(f"{src.name} {label}: {min(times):.2f} s", flush=True)
     lines = [
         f"prep crop --preset {a.preset} vs a bare ffmpeg crop+scale+encode of the same output (libx264 with the same crf and preset, the same Lanczos scaler, the same AAC settings); "
         f"{os.cpu_count()} cores. Times are wall seconds, the best of {a.repeat} runs of each; memory is the peak resident size of the whole process tree.",
         "",
-        "| clip | length s | ffmpeg s | prep s | ratio | ffmpeg MiB | prep MiB | prep: probe / analyse / encode s |",
-        "|---|---|---|---|---|---|---|---|",
+        "| clip | length s | ffmpeg s | prep s | ratio | ffmpeg MiB | prep MiB | prep: probe / analyse+encode / second encode s | window |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
-    for name, dur, t_ff, t_prep, ratio, m_ff, m_prep, tm in rows:
-        lines.append(f"| {name} | {dur:.1f} | {t_ff:.2f} | {t_prep:.2f} | {ratio:.2f} | {m_ff} | {m_prep} | {tm['probe']:.2f} / {tm['analyse']:.2f} / {tm['encode']:.2f} |")
-    lines += ["", "Memory against length (same clip looped):", "", "| input | wall s | peak MiB |", "|---|---|---|"]
+    for name, dur, t_ff, t_prep, ratio, m_ff, m_prep, tm, placed in rows:
+        lines.append(f"| {name} | {dur:.1f} | {t_ff:.2f} | {t_prep:.2f} | {ratio:.2f} | {m_ff} | {m_prep} | {tm['probe']:.2f} / {tm.get('analyse_encode', tm.get('analyse', 0)):.2f} / {tm['encode']:.2f} | {placed} |")
+    lines += ["", "Memory against length (the first clip's first 5 s forwards then backwards, repeated):", "", "| input | wall s | peak MiB |", "|---|---|---|"]
     lines += [f"| {n} | {t:.1f} | {m} |" for n, t, m in mem]
+    lines += ["", f"What the checks add ({clips[0].name}, best of {a.repeat}):", "", "| run | wall s | against --speech off |", "|---|---|---|"]
+    lines += [f"| {label} | {t:.2f} | {t / costs[0][1]:.2f}x |" for label, t in costs]
     text = "\n".join(lines) + "\n"
     Path(a.out).write_text(text)
     print("\n" + text)

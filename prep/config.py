@@ -75,6 +75,10 @@ class CropConfig:
     single_face: bool = False  # fail the clip when any analysed frame shows several faces
     min_presence: float = 0.5  # fail when the subject is in fewer analysed frames than this share
     max_upscale: float = 2.0  # warn when the face is enlarged more than this
+    # fixed mode: the clip is encoded in the analysis's own decode with the window a look at key
+    # frames places; that window is kept when within this share of the side of the analysed one
+    # (else the clip is encoded again with the analysed window; 0: kept only when identical)
+    window_tolerance: float = 0.03
     smoothing: float = 0.2  # track mode: Gaussian sigma of the window path, seconds
     detector: str = "auto"
     weights_dir: str | None = None
@@ -125,6 +129,8 @@ class CropConfig:
             problems.append(f"pad must be black, edge or mirror, got {self.pad!r}")
         if any(t < 16 or t % 2 for t in self.tiers):
             problems.append(f"tiers must be even sizes of at least 16, got {self.tiers}")
+        if not 0 <= self.window_tolerance <= 0.25:
+            problems.append(f"window_tolerance must be in [0, 0.25] (a share of the window's side), got {self.window_tolerance}")
         if self.detect_every < 1:
             problems.append("detect_every must be at least 1")
         if not 0 <= self.min_presence <= 1:

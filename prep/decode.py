@@ -92,9 +92,20 @@ def iter_frames(
     n = frame_count_at(info, fps) - start if count is None else count
     opts, shift = seek(info, fps, start)
     stream = timeline(ffmpeg.input(info.path, **opts, **({"skip_loop_filter": "all"} if fast else {})).video, fps, shift, start)
+    out = small_frames(stream, w, h, n, interpolation, passthrough=fps is None)
+    yield from read_frames(out.global_args("-nostdin", "-hide_banner", "-loglevel", "error").compile(cmd=ffmpeg_exe()), w, h, info.path)
+
+
+def small_frames(stream: ffmpeg.nodes.FilterableStream, w: int, h: int, n: int, interpolation: str = "area", passthrough: bool = False) -> ffmpeg.nodes.OutputStream:
+    """The output that pipes ``n`` frames of ``stream``, scaled to ``w`` x ``h``, as raw BGR."""
     stream = stream.filter("scale", w, h, flags=interpolation).filter("setsar", 1)
-    out = stream.output("pipe:", format="rawvideo", pix_fmt="bgr24", vframes=n, **({"fps_mode": "passthrough"} if fps is None else {}))
-    args = out.global_args("-nostdin", "-hide_banner", "-loglevel", "error").compile(cmd=ffmpeg_exe())
+    return stream.output("pipe:", format="rawvideo", pix_fmt="bgr24", vframes=n, **({"fps_mode": "passthrough"} if passthrough else {}))
+
+
+def read_frames(args: list[str], w: int, h: int, src: str | Path, finish: bool = False) -> Iterator[np.ndarray]:
+    """Run the ffmpeg command ``args`` and yield the ``w`` x ``h`` BGR frames it writes to its
+    stdout. ``finish``: the command also writes files, so once the frames end it is waited for
+    (and its failure raised) instead of stopped; stopping early still stops it."""
     frame_bytes = w * h * 3
     with tempfile.TemporaryFile() as err:
         proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=err, bufsize=0)
@@ -117,6 +128,7 @@ def iter_frames(
         thread = threading.Thread(target=reader, daemon=True)
         thread.start()
         count = 0
+        ended = False
         try:
             while True:
                 buf = frames.get()
@@ -124,9 +136,10 @@ def iter_frames(
                     break
                 count += 1
                 yield np.frombuffer(buf, np.uint8).reshape(h, w, 3)
+            ended = True
         finally:
             stop.set()
-            if proc.poll() is None:
+            if proc.poll() is None and not (finish and ended):
                 proc.kill()
             while thread.is_alive():  # unblock a reader waiting on a full queue
                 try:
@@ -136,10 +149,11 @@ def iter_frames(
                 thread.join(timeout=0.05)
             proc.stdout.close()
             rc = proc.wait()
-        if count == 0:
+        if count == 0 or (finish and rc != 0):
             err.seek(0)
             msg = err.read().decode(errors="replace").strip().splitlines()
-            raise PrepError(info.path, f"ffmpeg could not decode the video ({msg[-1] if msg else f'exit {rc}'})")
+            what = "could not decode the video" if count == 0 else "failed to encode"
+            raise PrepError(src, f"ffmpeg {what} ({msg[-1] if msg else f'exit {rc}'})")
 
 
 def _read_exact(stream, n: int) -> bytes | None:
@@ -153,6 +167,31 @@ def _read_exact(stream, n: int) -> bytes | None:
         chunks.append(b)
         got += len(b)
     return b"".join(chunks) if len(chunks) > 1 else chunks[0]
+
+
+def keyframes(info: VideoInfo, max_side: int | None, count: int) -> Iterator[np.ndarray]:
+    """Up to ``count`` key frames spread evenly over the video, upright, square-pixelled and
+    shrunk as :func:`iter_frames` shrinks them (PyAV's scaler, so not bit-identical): a cheap
+    look that decodes one frame per seek and nothing between. Where seeking lands on a key
+    frame already seen, it is not repeated."""
+    import av
+
+    w, h = scaled_size(info, max_side)
+    turned = info.rotation % 180 == 90
+    with av.open(str(info.path)) as container:
+        stream = container.streams.video[0]
+        stream.codec_context.skip_frame = "NONKEY"  # nothing but key frames is decoded
+        base = stream.time_base
+        seen = set()
+        for k in range(count):
+            t = info.start_time + info.duration * (k + 0.5) / count
+            container.seek(int(t / base), stream=stream, backward=True)
+            frame = next(iter(container.decode(stream)), None)
+            if frame is None or frame.pts in seen:
+                continue
+            seen.add(frame.pts)
+            img = frame.to_ndarray(format="bgr24", width=h if turned else w, height=w if turned else h, interpolation="AREA")
+            yield np.ascontiguousarray(np.rot90(img, info.rotation // 90)) if info.rotation else img
 
 
 def read_frame_at(info: VideoInfo, index: int, fps: float | None = None) -> np.ndarray:

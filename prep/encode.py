@@ -17,12 +17,12 @@ from __future__ import annotations
 import subprocess
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import ffmpeg
 import numpy as np
 
-from .decode import seek, timeline
+from .decode import read_frames, scaled_size, seek, small_frames, timeline
 from .errors import PrepError
 from .ffmpeg import ffmpeg_exe
 from .probe import VideoInfo
@@ -81,10 +81,37 @@ def _global(stream: Any) -> Any:
 def encode_fixed(info: VideoInfo, window: tuple[int, int, int], pad: Padding, pad_mode: str, cfg: Any, n_frames: int, dest: Path, start: int = 0, audio_advance: float = 0.0) -> None:
     """Crop the integer window ``(x, y, side)`` (display px) from every frame and encode to
     ``dest``: ``n_frames`` frames of the output timeline from frame ``start`` on."""
-    x, y, side = window
-    W, H = info.display_width, info.display_height
     opts, shift = seek(info, cfg.fps, start)
     v = timeline(ffmpeg.input(info.path, **opts).video, cfg.fps, shift, start)
+    audio = audio_chain(info, cfg.fps, start, audio_advance)
+    args = _global(fixed_output(info, v, audio, window, pad_mode, cfg, n_frames, dest)).compile(cmd=ffmpeg_exe())
+    _run(args, info.path)
+
+
+def encode_fixed_reading(info: VideoInfo, window: tuple[int, int, int], pad_mode: str, outputs: list[tuple[Any, Path]], n_frames: int, max_side: int) -> Iterator[np.ndarray]:
+    """One decode, two jobs: encode the fixed ``window`` once per ``(cfg, dest)`` of ``outputs``
+    (sizes) and yield the analysis frames, exactly as ``iter_frames(info, fps, max_side)``
+    yields them. The files are whole once the frames have all been read; stopping early
+    stops the encode too. With nothing but the encode's share of the work added, the analysis
+    rides on the encode's decode."""
+    fps = outputs[0][0].fps
+    v = timeline(ffmpeg.input(info.path).video, fps)
+    branches = v.split()
+    audio = audio_chain(info, fps)
+    sounds = audio.asplit() if audio is not None and len(outputs) > 1 else None
+    outs = [fixed_output(info, branches[k], audio if sounds is None else sounds[k], window, pad_mode, cfg, n_frames, dest) for k, (cfg, dest) in enumerate(outputs)]
+    w, h = scaled_size(info, max_side)
+    outs.append(small_frames(branches[len(outputs)], w, h, n_frames))
+    args = _global(ffmpeg.merge_outputs(*outs)).compile(cmd=ffmpeg_exe())
+    yield from read_frames(args, w, h, info.path, finish=True)
+
+
+def fixed_output(info: VideoInfo, v: Any, audio: Any, window: tuple[int, int, int], pad_mode: str, cfg: Any, n_frames: int, dest: Path) -> Any:
+    """The output that crops ``window`` from the timeline stream ``v`` (padding what lies
+    outside the frame), scales it to ``cfg.size`` and writes it to ``dest`` with ``audio``
+    (the :func:`audio_chain`, or None)."""
+    x, y, side = window
+    W, H = info.display_width, info.display_height
     if (W, H) != ((info.height, info.width) if info.rotation % 180 == 90 else (info.width, info.height)):
         v = v.filter("scale", W, H, flags="bicubic").filter("setsar", 1)  # non-square pixels -> square
     # the part of the window inside the frame, then padding back to the full window
@@ -100,9 +127,8 @@ def encode_fixed(info: VideoInfo, window: tuple[int, int, int], pad: Padding, pa
         if pad_mode in FILL_MODES:
             v = v.filter("fillborders", left=pl, right=pr, top=pt, bottom=pb, mode=FILL_MODES[pad_mode])
     v = v.filter("scale", cfg.size, cfg.size, flags="lanczos").filter("setsar", 1)
-    streams = [v] + ([audio_chain(info, cfg.fps, start, audio_advance)] if info.has_audio else [])
-    args = _global(ffmpeg.output(*streams, str(dest), **output_args(cfg, n_frames))).compile(cmd=ffmpeg_exe())
-    _run(args, info.path)
+    streams = [v] + ([audio] if audio is not None else [])
+    return ffmpeg.output(*streams, str(dest), **output_args(cfg, n_frames))
 
 
 class FrameEncoder:

@@ -26,21 +26,31 @@ def atomic_path(dest: str | Path, suffix: str | None = None) -> Iterator[Path]:
     The temporary name keeps ``dest``'s extension (tools such as ffmpeg pick the
     format from it). On any exception the temporary file is removed.
     """
-    dest = Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    suffix = dest.suffix if suffix is None else suffix
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.stem}.", suffix=f".part{suffix}", dir=dest.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
+    tmp_path = partial_path(dest, suffix)
     try:
         yield tmp_path
-        if tmp_path.exists():  # mkstemp makes it private (0600): give it the mode a new file gets
-            os.chmod(tmp_path, 0o666 & ~_UMASK)
-        os.replace(tmp_path, dest)
+        commit(tmp_path, dest)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             tmp_path.unlink()
         raise
+
+
+def partial_path(dest: str | Path, suffix: str | None = None) -> Path:
+    """A new temporary file beside ``dest`` (its folder made), named so that
+    :func:`sweep_partials` knows it; the caller renames it with :func:`commit` or removes it."""
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{dest.stem}.", suffix=f".part{dest.suffix if suffix is None else suffix}", dir=dest.parent)
+    os.close(fd)
+    return Path(tmp)
+
+
+def commit(tmp: Path, dest: str | Path) -> None:
+    """Rename the finished temporary ``tmp`` onto ``dest``."""
+    if tmp.exists():  # mkstemp makes it private (0600): give it the mode a new file gets
+        os.chmod(tmp, 0o666 & ~_UMASK)
+    os.replace(tmp, dest)
 
 
 # what atomic_path names its temporaries: ".<stem>.<8 random chars>.part<suffix>"

@@ -170,14 +170,14 @@ def excerpts(tmp_path_factory) -> dict[str, Path]:
     return out
 
 
-# every clip through the moving window (default); the fixed window (hallo: one ffmpeg graph) on
+# every clip through the moving window (default); the fixed window (geneface: encoded in the analysis's decode) on
 # the clips whose stream is unusual: non-square pixels, 30 fps HEVC, variable frame rate
 FIXED_ON = ("livep_d9_512x480_sar15x16.mp4", "latentsync_demo3_1080x1920_30fps_hevc.mp4", "videoretalking_1_700x700_vfr.mp4")
 
 
 @needs_shared
 @needs_yunet
-@pytest.mark.parametrize("name, preset", [(n, "default") for n in REAL] + [(n, "hallo") for n in REAL if n in FIXED_ON])
+@pytest.mark.parametrize("name, preset", [(n, "default") for n in REAL] + [(n, "geneface") for n in REAL if n in FIXED_ON])
 def test_real_clips(tmp_path, name, preset, excerpts):
     src = excerpts[name]
     cfg = CropConfig.resolve(preset, speech="off")  # geometry on every clip, speech or not (tests/test_speech.py)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 
@@ -58,13 +58,14 @@ class Analysis:
     chips: Any = None  # --person, --group-by: the faces' aligned chips on a sample of frames (prep.identity.ChipSampler)
 
 
-def analyse(info: VideoInfo, cfg: CropConfig, detector: Detector | None = None, show_progress: bool | None = None, thumbs: Path | None = None) -> Analysis:
+def analyse(info: VideoInfo, cfg: CropConfig, detector: Detector | None = None, show_progress: bool | None = None, thumbs: Path | None = None, frames: Iterator[np.ndarray] | None = None) -> Analysis:
     """Decode small frames at the output rate and find the faces on sampled frames.
 
     Face coordinates are returned in display pixels of the source. ``thumbs``: a folder that
     receives a small picture of the footage twice a second (for the review page). Without
     --split, the subject is chosen (``--person``: the track that matches) and a clip without
-    a face is an error.
+    a face is an error. ``frames``: the analysis frames from a decode that also encodes
+    (:func:`prep.encode.encode_fixed_reading`), instead of a decode of their own.
     """
     detector = detector or get_detector(cfg)
     n = frame_count_at(info, cfg.fps)
@@ -86,7 +87,7 @@ def analyse(info: VideoInfo, cfg: CropConfig, detector: Detector | None = None, 
         if thumbs is not None:
             keep_thumb(thumbs, i, frame, cfg.fps)
 
-    for i, frame, faces, score in scanner.run(progress(iter_frames(info, cfg.fps, cfg.analysis_side), n, "analyse", "frame", show_progress), last=n - 1, also=beside):
+    for i, frame, faces, score in scanner.run(progress(frames if frames is not None else iter_frames(info, cfg.fps, cfg.analysis_side), n, "analyse", "frame", show_progress), last=n - 1, also=beside):
         if faces is not None:
             detections[i] = [f.scaled(back) for f in faces]
             if chips is not None:

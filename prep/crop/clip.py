@@ -3,6 +3,11 @@
 probe -> :func:`~prep.crop.analysis.analyse` (the one analysis decode) -> the subject's
 speech facts -> :func:`~prep.crop.plan.clip_geometry` -> :func:`~prep.crop.write.encode`
 and the report, once per size (``--tiers``).
+
+A fixed window is encoded in the analysis's own decode: a look at a few key frames places a
+provisional window (:mod:`prep.crop.look`), one decode feeds both the encoder and the analysis,
+and the clip is encoded a second time only when the analysed window lies further from the
+provisional one than ``window_tolerance`` (or the speech check moves the audio).
 """
 
 from __future__ import annotations
@@ -12,9 +17,13 @@ from pathlib import Path
 from typing import Any
 
 from ..config import CropConfig
+from ..decode import frame_count_at
+from ..encode import encode_fixed_reading
+from ..fsutil import commit, partial_path
 from ..probe import VideoInfo, probe_video
 from ..video import speaking
-from .analysis import Analysis, analyse, track_speech
+from .analysis import Analysis, analyse, get_detector, track_speech
+from .look import close_enough, provisional_window
 from .outputs import combine, config_key, output_paths, previous, sizes, skipped
 from .plan import clip_geometry, speech_report
 from .write import clip_report, encode, rejected_report
@@ -35,19 +44,36 @@ def crop_clip(src: str, out_root: str | Path, cfg: CropConfig, item_id: str | No
         return combine(records)
     info = probe_video(src)
     t1 = time.perf_counter()
-    an = analyse(info, cfg, show_progress=show_progress)
-    t2 = time.perf_counter()
-    speech, advance = subject_speech(info, cfg, an)
-    timings = {"probe": t1 - t0, "analyse": t2 - t1, **({"speech": time.perf_counter() - t2} if speech is not None else {})}
-    verdict = speaking.judge(speech, cfg) if speech is not None else None
-    for c, video_path, report_path in pending:
-        if verdict is not None:
-            records.append(rejected_report(src, info, c, report_path, verdict, speech))
-            continue
-        t3 = time.perf_counter()
-        geo = clip_geometry(info, c, an)
-        encode(info, c, geo, an.n_frames, video_path, advance=advance, show_progress=show_progress)
-        records.append(clip_report(src, info, an, c, geo, video_path, report_path, {**timings, "encode": time.perf_counter() - t3}, speech))
+    detector = get_detector(cfg)
+    look = provisional_window(info, cfg, detector) if cfg.mode == "fixed" else None
+    tmps = [partial_path(video_path) for _, video_path, _ in pending] if look is not None else []
+    try:
+        if look is not None:  # the clip is encoded while it is analysed, into temporaries
+            frames = encode_fixed_reading(info, look, cfg.pad, [(c, tmp) for (c, _, _), tmp in zip(pending, tmps)], frame_count_at(info, cfg.fps), cfg.analysis_side)
+        an = analyse(info, cfg, detector, show_progress=show_progress, frames=frames if look is not None else None)
+        t2 = time.perf_counter()
+        speech, advance = subject_speech(info, cfg, an)
+        timings = {"probe": t1 - t0, ("analyse_encode" if look is not None else "analyse"): t2 - t1, **({"speech": time.perf_counter() - t2} if speech is not None else {})}
+        verdict = speaking.judge(speech, cfg) if speech is not None else None
+        for k, (c, video_path, report_path) in enumerate(pending):
+            if verdict is not None:
+                records.append(rejected_report(src, info, c, report_path, verdict, speech))
+                continue
+            t3 = time.perf_counter()
+            geo = clip_geometry(info, c, an)
+            if look is not None:
+                analysed = tuple(int(v) for v in geo["windows"][0])
+                if advance == 0.0 and close_enough(look, analysed, c.window_tolerance):
+                    geo = {**clip_geometry(info, c, an, window=look), "analysed_window": analysed}
+                else:  # too far off (or the audio moves): encoded again, over the temporary
+                    encode(info, c, geo, an.n_frames, tmps[k], advance=advance, show_progress=show_progress, atomic=False)
+                commit(tmps[k], video_path)
+            else:
+                encode(info, c, geo, an.n_frames, video_path, advance=advance, show_progress=show_progress)
+            records.append(clip_report(src, info, an, c, geo, video_path, report_path, {**timings, "encode": time.perf_counter() - t3}, speech))
+    finally:
+        for tmp in tmps:  # what was not renamed: a rejected clip, a failure
+            tmp.unlink(missing_ok=True)
     return combine(records)
 
 

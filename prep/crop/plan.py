@@ -24,8 +24,10 @@ DRIFT_WARN = 0.05  # fixed mode: warn when the face strays this far (share of th
 OTHER_PERSON = "other_person"
 
 
-def clip_geometry(info: VideoInfo, cfg: CropConfig, an: Analysis) -> dict[str, Any]:
-    """Window(s), padding, face scale and warnings for a clip; raises when the clip must fail."""
+def clip_geometry(info: VideoInfo, cfg: CropConfig, an: Analysis, window: tuple[int, int, int] | None = None) -> dict[str, Any]:
+    """Window(s), padding, face scale and warnings for a clip; raises when the clip must fail.
+    ``window``: fixed mode, the window the clip was encoded with (the key-frame look's, kept
+    because it is close to the analysed one), described instead of the analysed one."""
     subj = an.subject
     sampled = len(an.sampled)
     warnings: list[str] = []
@@ -52,7 +54,7 @@ def clip_geometry(info: VideoInfo, cfg: CropConfig, an: Analysis) -> dict[str, A
     sigma = cfg.smoothing * cfg.fps
     windows = layout_windows(t, centers, sizes, an.n_frames, cfg.mode, cfg.face_fraction, cfg.face_y, sigma)
     if cfg.mode == "fixed":
-        windows = windows[:1]
+        windows = windows[:1] if window is None else np.array([window], np.float64)
         x, y, side = windows[0]
         pads = [padding(Window(x, y, side), W, H)]
         cx, cy = x + side / 2.0, y + cfg.face_y * side

@@ -5,6 +5,7 @@ written last, because it marks its clip as done."""
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Any
 
@@ -62,12 +63,13 @@ def warp_window(frame: np.ndarray, win: np.ndarray, size: int, border: int) -> n
     return cv2.warpAffine(frame, m, (size, size), flags=cv2.INTER_CUBIC, borderMode=border)
 
 
-def encode(info: VideoInfo, cfg: CropConfig, geo: dict[str, Any], n: int, video_path: Path, start: int = 0, advance: float = 0.0, show_progress: bool | None = None) -> None:
+def encode(info: VideoInfo, cfg: CropConfig, geo: dict[str, Any], n: int, video_path: Path, start: int = 0, advance: float = 0.0, show_progress: bool | None = None, atomic: bool = True) -> None:
     """The clip of ``n`` output frames from ``start`` through the planned window(s), written
-    whole or not at all: one ffmpeg command for a fixed window, the frame loop for a moving one."""
+    whole or not at all: one ffmpeg command for a fixed window, the frame loop for a moving one.
+    ``atomic=False``: ``video_path`` is itself a temporary its caller renames."""
     windows = geo["windows"]
     try:
-        with atomic_path(video_path) as tmp:
+        with (atomic_path(video_path) if atomic else contextlib.nullcontext(video_path)) as tmp:
             if cfg.mode == "fixed":
                 encode_fixed(info, tuple(int(v) for v in windows[0]), geo["pads"][0], cfg.pad, cfg, n, tmp, start=start, audio_advance=advance)
             else:
@@ -89,7 +91,7 @@ def clip_report(src: str, info: VideoInfo, an: Analysis, cfg: CropConfig, geo: d
         "output_info": {"size": cfg.size, "fps": cfg.fps, "frames": an.n_frames, "duration": round(an.n_frames / cfg.fps, 6), "audio": info.has_audio},
         "detector": detector_report(an, cfg),
         "mode": cfg.mode,
-        "window": window_report(info, geo["windows"], cfg.mode),
+        "window": {**window_report(info, geo["windows"], cfg.mode), **({"analysed": list(geo["analysed_window"]), "placed_by": "key frames"} if "analysed_window" in geo else {})},
         "face_scale": geo["face_scale"],
         "face_drift": geo["drift"],
         "upscale": geo["upscale"],

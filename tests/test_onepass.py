@@ -1,0 +1,94 @@
+"""A fixed window encoded in the analysis's own decode (prep/crop/look.py, encode_fixed_reading):
+the same bytes as the separate encode, the same frames as the separate analysis decode, and a
+key-frame window that is kept only within the tolerance, else encoded again."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from prep.config import CropConfig
+from prep.crop import crop_video
+from prep.crop.look import close_enough, provisional_window
+from prep.decode import frame_count_at, iter_frames
+from prep.detect import cached_detector
+from prep.encode import encode_fixed, encode_fixed_reading
+from prep.probe import probe_video
+
+from conftest import needs_shared, needs_yunet
+
+
+@pytest.mark.parametrize("name, window", [("rotated", (-40, 300, 420)), ("sar", (100, 200, 380))])
+def test_one_decode_gives_the_separate_encode_and_the_analysis_frames(clips, tmp_path, name, window):
+    """Rotation tag and non-square pixels, a window partly outside the frame (padding), two sizes."""
+    info = probe_video(clips[name])
+    cfg = CropConfig.resolve("geneface", size=96, speech="off")
+    big = dataclasses.replace(cfg, size=128)
+    n = frame_count_at(info, cfg.fps)
+    encode_fixed(info, window, None, cfg.pad, cfg, n, tmp_path / "alone.mp4")
+    encode_fixed(info, window, None, cfg.pad, big, n, tmp_path / "alone_128.mp4")
+    frames = [f.copy() for f in encode_fixed_reading(info, window, cfg.pad, [(cfg, tmp_path / "one.mp4"), (big, tmp_path / "one_128.mp4")], n, cfg.analysis_side)]
+    assert (tmp_path / "one.mp4").read_bytes() == (tmp_path / "alone.mp4").read_bytes()
+    assert (tmp_path / "one_128.mp4").read_bytes() == (tmp_path / "alone_128.mp4").read_bytes()
+    plain = list(iter_frames(info, cfg.fps, cfg.analysis_side))
+    assert len(frames) == len(plain) == n
+    assert all(np.array_equal(a, b) for a, b in zip(frames, plain))
+
+
+def test_stopping_the_analysis_stops_the_encode(clips, tmp_path):
+    info = probe_video(clips["sample"])
+    cfg = CropConfig.resolve("geneface", size=64, speech="off")
+    it = encode_fixed_reading(info, (0, 200, 400), cfg.pad, [(cfg, tmp_path / "x.mp4")], frame_count_at(info, cfg.fps), cfg.analysis_side)
+    next(it)
+    it.close()  # the analysis failed: ffmpeg is stopped, not waited for
+    assert not (tmp_path / "x.mp4").exists() or (tmp_path / "x.mp4").stat().st_size < 10_000
+
+
+@needs_yunet
+def test_key_frame_window_kept_within_tolerance_else_encoded_again(clips, tmp_path):
+    """The sample's face drifts: its key frames place the window off the analysed one. With a
+    wide tolerance the key frames' window is kept and the clip is not encoded again; with none
+    the clip is encoded again with the analysed window. Either way the output is the bytes a
+    separate encode of the window in the report gives, at every size."""
+    src = clips["rotated"]
+    info = probe_video(src)
+    wide = crop_video(src, tmp_path / "wide", CropConfig.resolve("geneface", speech="off", tiers=(64, 96), window_tolerance=0.25))
+    exact = crop_video(src, tmp_path / "exact", CropConfig.resolve("geneface", speech="off", tiers=(64, 96), window_tolerance=0.0))
+    import json
+
+    def reports(rec):
+        return [json.loads(open(t["report"]).read()) for t in rec["tiers"]]
+
+    wide, exact = reports(wide), reports(exact)
+    for rec in wide:
+        assert rec["window"]["placed_by"] == "key frames" and rec["timings"]["encode"] < 0.05
+        kept, analysed = [int(rec["window"][k]) for k in ("x", "y", "side")], rec["window"]["analysed"]
+        assert kept != analysed and close_enough(tuple(kept), tuple(analysed), 0.25) and not close_enough(tuple(kept), tuple(analysed), 0.03)
+    for rec in exact:
+        assert "analysed" not in rec["window"] and [int(rec["window"][k]) for k in ("x", "y", "side")] == analysed
+    for rec in wide + exact:
+        cfg = CropConfig.resolve("geneface", speech="off", size=rec["config"]["size"])
+        again = tmp_path / f"again_{len(list(tmp_path.iterdir()))}.mp4"
+        encode_fixed(info, tuple(int(rec["window"][k]) for k in ("x", "y", "side")), None, cfg.pad, cfg, rec["output_info"]["frames"], again)
+        assert again.read_bytes() == open(rec["output"], "rb").read()
+    assert not list(tmp_path.rglob(".*.part*"))
+
+
+@needs_shared
+@needs_yunet
+@pytest.mark.parametrize("name", ["latentsync_demo2_1080x1920_hevc.mp4", "livep_d13_720x1280_9x16_webcam.mp4", "sadtalker_WDA_KatieHill_512_mpeg4.mp4"])
+def test_key_frames_place_the_window_the_whole_analysis_places(name):
+    """On real talking heads (one key frame in 20 s of HEVC, a webcam, an all-intra MPEG-4) the
+    key frames' window lies within the default tolerance of the analysed one."""
+    from conftest import SHARED
+    from prep.crop.analysis import analyse
+    from prep.crop.plan import clip_geometry
+
+    info = probe_video(SHARED / "videos" / name)
+    cfg = CropConfig.resolve("geneface", speech="off", weights_dir=str(SHARED / "weights"))
+    det = cached_detector(cfg.detector, cfg.weights_dir, max_side=None, score_threshold=cfg.score_threshold)
+    look = provisional_window(info, cfg, det)
+    analysed = tuple(int(v) for v in clip_geometry(info, cfg, analyse(info, cfg, det))["windows"][0])
+    assert look is not None and close_enough(look, analysed, cfg.window_tolerance), (look, analysed)
