@@ -122,18 +122,6 @@ def test_hog_fallback_needs_no_download(clips, tmp_path, monkeypatch):
 
 
 @needs_yunet
-def test_fixed_mode_one_window_and_geneface_layout(clips, tmp_path):
-    cfg = CropConfig.resolve("geneface", speech="off")
-    rec = crop_video(clips["sample"], tmp_path, cfg)
-    assert rec["status"] == "ok"
-    assert rec["output"] == str(tmp_path / "data/raw/videos/astronaut_vertical.mp4")
-    assert rec["report"] == str(tmp_path / "data/raw/videos/astronaut_vertical.json")
-    assert "per_frame" not in rec["window"]
-    # the sample's face drifts by more than 5% of the side: fixed mode says so
-    assert any("--mode track" in w for w in rec["warnings"])
-
-
-@needs_yunet
 def test_resume_skips_finished_clip_and_redoes_changed_settings(clips, tmp_path):
     cfg = CropConfig.resolve("default", size=128)
     first = crop_video(clips["odd_noaudio"], tmp_path, cfg)
