@@ -106,6 +106,15 @@ def encode_fixed_reading(info: VideoInfo, window: tuple[int, int, int], pad_mode
     yield from read_frames(args, w, h, info.path, finish=True)
 
 
+def move_audio(info: VideoInfo, cfg: Any, video: Path, n_frames: int, dest: Path, audio_advance: float) -> None:
+    """``video``'s picture copied as it is, with the source's audio moved ``audio_advance``
+    seconds earlier, into ``dest``: a clip encoded before the speech check measured its offset
+    gets the corrected audio without encoding the picture again."""
+    v = ffmpeg.input(str(video)).video
+    out = ffmpeg.output(v, audio_chain(info, cfg.fps, 0, audio_advance), str(dest), vcodec="copy", acodec="aac", audio_bitrate=cfg.audio_bitrate, t=f"{n_frames / cfg.fps:.6f}", movflags="+faststart")
+    _run(_global(out).compile(cmd=ffmpeg_exe()), info.path)
+
+
 def fixed_output(info: VideoInfo, v: Any, audio: Any, window: tuple[int, int, int], pad_mode: str, cfg: Any, n_frames: int, dest: Path) -> Any:
     """The output that crops ``window`` from the timeline stream ``v`` (padding what lies
     outside the frame), scales it to ``cfg.size`` and writes it to ``dest`` with ``audio``

@@ -99,3 +99,33 @@ def test_key_frames_place_the_window_the_whole_analysis_places(name, tmp_path):
     look = provisional_window(info, cfg, det)
     analysed = tuple(int(v) for v in clip_geometry(info, cfg, analyse(info, cfg, det))["windows"][0])
     assert look is not None and close_enough(look, analysed, cfg.window_tolerance), (look, analysed)
+
+
+@needs_shared
+@needs_yunet
+def test_speech_correction_moves_the_audio_of_the_kept_encode(tmp_path):
+    """GeneFace++'s preset requires speech in sync: a clip whose audio is 160 ms late is kept
+    with the key frames' window, its picture copied and its audio moved back onto the lips."""
+    from conftest import SHARED, WEIGHTS
+    from prep.speech.audio import read_pcm
+
+    if not (WEIGHTS / "light_asd_pretrain_AVA_CVPR.model").is_file():
+        pytest.skip(f"Light-ASD checkpoint not found in {WEIGHTS}")
+    own, late = tmp_path / "own.mp4", tmp_path / "late.mp4"
+    ffmpeg("-i", str(SHARED / "videos" / "latentsync_demo2_1080x1920_hevc.mp4"), "-t", "8", "-vf", "scale=360:640,fps=25,setsar=1", "-c:v", "libx264", "-preset", "ultrafast", "-c:a", "aac", str(own))
+    ffmpeg("-i", str(own), "-c:v", "copy", "-af", "adelay=160:all=1", "-c:a", "aac", str(late))
+    cfg = CropConfig.resolve("geneface", size=128, window_tolerance=0.25, weights_dir=str(WEIGHTS))
+    rec = crop_video(late, tmp_path / "out", cfg)
+    assert rec["status"] == "ok", rec.get("message")
+    assert rec["window"]["placed_by"] == "key frames" and rec["speech"]["corrected_ms"] > 100
+    assert probe_video(rec["output"]).frame_count == rec["output_info"]["frames"]
+
+    def loudness(path):  # 16 kHz mono on the output timeline, in 10 ms steps
+        pcm = read_pcm(probe_video(path), 25.0, 0, 200).astype(np.float64)
+        return np.log(np.mean(pcm[: len(pcm) // 160 * 160].reshape(-1, 160) ** 2, axis=1) + 1.0)
+
+    a, b = loudness(own), loudness(rec["output"])
+    a, b = a - a.mean(), b - b.mean()
+    lags = list(range(-25, 26))
+    lag = 10 * lags[int(np.argmax([np.dot(a[max(0, -k) : len(a) - max(0, k)], b[max(0, k) : len(b) - max(0, -k)]) for k in lags]))]
+    assert abs(lag) <= 40, lag  # within a frame of the original (it was 160 ms late)

@@ -7,7 +7,8 @@ and the report, once per size (``--tiers``).
 A fixed window is encoded in the analysis's own decode: a look at a few key frames places a
 provisional window (:mod:`prep.crop.look`), one decode feeds both the encoder and the analysis,
 and the clip is encoded a second time only when the analysed window lies further from the
-provisional one than ``window_tolerance`` (or the speech check moves the audio).
+provisional one than ``window_tolerance`` (when the speech check moves the audio, the picture
+is copied and only the audio encoded again).
 """
 
 from __future__ import annotations
@@ -18,8 +19,8 @@ from typing import Any
 
 from ..config import CropConfig
 from ..decode import frame_count_at
-from ..encode import encode_fixed_reading
-from ..fsutil import commit, partial_path
+from ..encode import encode_fixed_reading, move_audio
+from ..fsutil import atomic_path, commit, partial_path
 from ..probe import VideoInfo, probe_video
 from ..video import speaking
 from .analysis import Analysis, analyse, get_detector, track_speech
@@ -61,14 +62,15 @@ def crop_clip(src: str, out_root: str | Path, cfg: CropConfig, item_id: str | No
                 continue
             t3 = time.perf_counter()
             geo = clip_geometry(info, c, an)
-            if look is not None:
-                analysed = tuple(int(v) for v in geo["windows"][0])
-                if advance == 0.0 and close_enough(look, analysed, c.window_tolerance):
-                    geo = {**clip_geometry(info, c, an, window=look), "analysed_window": analysed}
-                else:  # too far off (or the audio moves): encoded again, over the temporary
-                    encode(info, c, geo, an.n_frames, tmps[k], advance=advance, show_progress=show_progress, atomic=False)
-                commit(tmps[k], video_path)
-            else:
+            analysed = tuple(int(v) for v in geo["windows"][0])
+            if look is not None and close_enough(look, analysed, c.window_tolerance):  # already encoded
+                geo = {**clip_geometry(info, c, an, window=look), "analysed_window": analysed}
+                if advance:  # the speech check moves the audio: the picture is copied
+                    with atomic_path(video_path) as moved:
+                        move_audio(info, c, tmps[k], an.n_frames, moved, advance)
+                else:
+                    commit(tmps[k], video_path)
+            else:  # track mode, or the look's window too far off the analysed one
                 encode(info, c, geo, an.n_frames, video_path, advance=advance, show_progress=show_progress)
             records.append(clip_report(src, info, an, c, geo, video_path, report_path, {**timings, "encode": time.perf_counter() - t3}, speech))
     finally:

@@ -5,7 +5,6 @@ written last, because it marks its clip as done."""
 
 from __future__ import annotations
 
-import contextlib
 from pathlib import Path
 from typing import Any
 
@@ -63,13 +62,12 @@ def warp_window(frame: np.ndarray, win: np.ndarray, size: int, border: int) -> n
     return cv2.warpAffine(frame, m, (size, size), flags=cv2.INTER_CUBIC, borderMode=border)
 
 
-def encode(info: VideoInfo, cfg: CropConfig, geo: dict[str, Any], n: int, video_path: Path, start: int = 0, advance: float = 0.0, show_progress: bool | None = None, atomic: bool = True) -> None:
+def encode(info: VideoInfo, cfg: CropConfig, geo: dict[str, Any], n: int, video_path: Path, start: int = 0, advance: float = 0.0, show_progress: bool | None = None) -> None:
     """The clip of ``n`` output frames from ``start`` through the planned window(s), written
-    whole or not at all: one ffmpeg command for a fixed window, the frame loop for a moving one.
-    ``atomic=False``: ``video_path`` is itself a temporary its caller renames."""
+    whole or not at all: one ffmpeg command for a fixed window, the frame loop for a moving one."""
     windows = geo["windows"]
     try:
-        with (atomic_path(video_path) if atomic else contextlib.nullcontext(video_path)) as tmp:
+        with atomic_path(video_path) as tmp:
             if cfg.mode == "fixed":
                 encode_fixed(info, tuple(int(v) for v in windows[0]), geo["pads"][0], cfg.pad, cfg, n, tmp, start=start, audio_advance=advance)
             else:
