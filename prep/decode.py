@@ -186,10 +186,16 @@ def keyframes(info: VideoInfo, max_side: int | None, count: int) -> Iterator[np.
         for k in range(count):
             t = info.start_time + info.duration * (k + 0.5) / count
             container.seek(int(t / base), stream=stream, backward=True)
-            frame = next(iter(container.decode(stream)), None)
+            frame = None
+            for packet in container.demux(stream):
+                if packet.pts is not None and packet.pts in seen:
+                    break  # the key frame already looked at: not decoded again
+                frame = next(iter(packet.decode()), None)
+                if frame is not None:
+                    break
             if frame is None or frame.pts in seen:
                 continue
-            seen.add(frame.pts)
+            seen.update((frame.pts, packet.pts))
             img = frame.to_ndarray(format="bgr24", width=h if turned else w, height=w if turned else h, interpolation="AREA")
             yield np.ascontiguousarray(np.rot90(img, info.rotation // 90)) if info.rotation else img
 
