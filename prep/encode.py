@@ -3,7 +3,8 @@
 Two ways, one output format:
 
 * :func:`encode_fixed` — one window for the clip: the whole job is an ffmpeg filter graph
-  (crop, pad, scale), so it runs at ffmpeg's own speed.
+  (crop, pad, scale), so it runs at ffmpeg's own speed. :func:`encode_fixed_reading` runs the
+  same graph and also pipes out the analysis's small frames, so one decode serves both.
 * :class:`FrameEncoder` — per-frame windows (track mode): frames are warped in Python and
   streamed into ffmpeg's stdin, one at a time.
 
@@ -92,8 +93,7 @@ def encode_fixed_reading(info: VideoInfo, window: tuple[int, int, int], pad_mode
     """One decode, two jobs: encode the fixed ``window`` once per ``(cfg, dest)`` of ``outputs``
     (sizes) and yield the analysis frames, exactly as ``iter_frames(info, fps, max_side)``
     yields them. The files are whole once the frames have all been read; stopping early
-    stops the encode too. With nothing but the encode's share of the work added, the analysis
-    rides on the encode's decode."""
+    stops the encode too."""
     fps = outputs[0][0].fps
     v = timeline(ffmpeg.input(info.path).video, fps)
     branches = v.split()
