@@ -3,6 +3,7 @@ small clips made here with the ffmpeg binary the project uses."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 from pathlib import Path
@@ -36,8 +37,7 @@ def shared_videos() -> list[Path]:
     return sorted((SHARED / "videos").glob("*.mp4")) if (SHARED / "videos").is_dir() else []
 
 
-@pytest.fixture(autouse=True)
-def _isolated_env(monkeypatch, tmp_path_factory):
+def isolate_env(monkeypatch: pytest.MonkeyPatch, tmp_path_factory) -> None:
     """Tests never touch the user's cache or the network: weights come from shared/data."""
     monkeypatch.setenv("PREP_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "cache"))
     monkeypatch.setenv("PREP_OFFLINE", "1")
@@ -45,6 +45,19 @@ def _isolated_env(monkeypatch, tmp_path_factory):
         monkeypatch.setenv("PREP_WEIGHTS_DIR", str(WEIGHTS))
     else:
         monkeypatch.delenv("PREP_WEIGHTS_DIR", raising=False)
+
+
+@pytest.fixture(autouse=True)
+def _isolated_env(monkeypatch, tmp_path_factory):
+    isolate_env(monkeypatch, tmp_path_factory)
+
+
+@contextlib.contextmanager
+def isolated_env(tmp_path_factory):
+    """The same environment for a module or session fixture (they run before the per-test one)."""
+    with pytest.MonkeyPatch.context() as mp:
+        isolate_env(mp, tmp_path_factory)
+        yield
 
 
 def ffmpeg(*args: str) -> None:
