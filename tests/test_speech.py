@@ -21,6 +21,10 @@ VIDEOS = SHARED / "videos"
 A = VIDEOS / "latentsync_demo2_1080x1920_hevc.mp4"  # a man talking, 20 s
 B = VIDEOS / "latentsync_demo3_1080x1920_30fps_hevc.mp4"  # another man talking, 20 s
 SMALL = "scale=360:640,fps=25,setsar=1,format=yuv420p"  # the edits are small: decoding is not what is tested
+# Seconds per edit, as short as each case stays clear-cut. The shifted ones keep 20 s: their
+# offsets are measured within a frame on the whole clips (at 12 s the late one's sync falls
+# under the bar and the early one's offset is 2 frames off).
+SHIFTED_S, OWN_S, SIDE_S, CUT_S, VOICEOVER_S, SILENT_S = 20, 12, 10, 8, 8, 6
 needs_speech_model = pytest.mark.skipif(not (WEIGHTS / "light_asd_pretrain_AVA_CVPR.model").is_file(), reason=f"Light-ASD checkpoint not found in {WEIGHTS}")
 
 
@@ -37,20 +41,20 @@ def _edit(out: Path, *args: str) -> Path:
 @pytest.fixture(scope="module")
 def edits(tmp_path_factory) -> dict[str, Path]:
     d = tmp_path_factory.mktemp("speech_edits")
-    a = _edit(d / "own.mp4", "-i", str(A), "-vf", SMALL)  # the 1080p sources decoded once
-    b = _edit(d / "b.mp4", "-i", str(B), "-vf", SMALL)
+    a = _edit(d / "a.mp4", "-i", str(A), "-vf", SMALL, "-t", str(SHIFTED_S))  # the 1080p sources decoded once
+    b = _edit(d / "b.mp4", "-i", str(B), "-vf", SMALL, "-t", str(SHIFTED_S))
     e = {}
-    e["own"] = a
+    e["own"] = _edit(d / "own.mp4", "-i", str(a), "-t", str(OWN_S))
     e["late4"] = _edit(d / "late4.mp4", "-i", str(a), "-af", "adelay=160:all=1")  # audio 4 frames late
     e["early3"] = _edit(d / "early3.mp4", "-i", str(b), "-af", "atrim=start=0.12,asetpts=PTS-STARTPTS")  # 3 frames early
-    e["voiceover"] = _edit(d / "voiceover.mp4", "-i", str(a), "-i", str(b), "-map", "0:v", "-map", "1:a", "-t", "10")  # rejected at any length (bench/speech_results.md)
-    e["silent"] = _edit(d / "silent.mp4", "-i", str(a), "-f", "lavfi", "-i", "anullsrc=r=44100:cl=mono", "-map", "0:v", "-map", "1:a", "-t", "8")
+    e["voiceover"] = _edit(d / "voiceover.mp4", "-i", str(a), "-i", str(b), "-map", "0:v", "-map", "1:a", "-t", str(VOICEOVER_S))  # rejected at any length (bench/speech_results.md)
+    e["silent"] = _edit(d / "silent.mp4", "-i", str(a), "-f", "lavfi", "-i", "anullsrc=r=44100:cl=mono", "-map", "0:v", "-map", "1:a", "-t", str(SILENT_S))
     # two men side by side, both talking, only the left one heard
-    e["side"] = _edit(d / "side.mp4", "-i", str(a), "-i", str(b), "-filter_complex", "[0:v][1:v]hstack[v]", "-map", "[v]", "-map", "0:a", "-t", "20")
-    # A talks for 10 s, then a cut to B's face while A's speech goes on
+    e["side"] = _edit(d / "side.mp4", "-i", str(a), "-i", str(b), "-filter_complex", "[0:v][1:v]hstack[v]", "-map", "[v]", "-map", "0:a", "-t", str(SIDE_S))
+    # A talks for CUT_S s, then a cut to B's face while A's speech goes on
     e["cut"] = _edit(d / "cut.mp4", "-i", str(a), "-i", str(b), "-filter_complex",
-                     "[0:v]trim=0:10,setpts=PTS-STARTPTS[x];[1:v]trim=0:10,setpts=PTS-STARTPTS[y];[x][y]concat=n=2:v=1:a=0[v]",
-                     "-map", "[v]", "-map", "0:a", "-t", "20")
+                     f"[0:v]trim=0:{CUT_S},setpts=PTS-STARTPTS[x];[1:v]trim=0:{CUT_S},setpts=PTS-STARTPTS[y];[x][y]concat=n=2:v=1:a=0[v]",
+                     "-map", "[v]", "-map", "0:a", "-t", str(2 * CUT_S))
     return e
 
 
@@ -65,7 +69,7 @@ def split_run(edits, tmp_path_factory) -> dict[str, dict]:
     with pytest.MonkeyPatch.context() as mp:  # a module fixture runs before the per-test environment
         mp.setenv("PREP_OFFLINE", "1")
         mp.setenv("PREP_CACHE_DIR", str(out / "cache"))
-        order = sorted(edits, key=lambda k: k not in ("side", "cut"))  # the longest first: two workers end together
+        order = ["late4", "early3", "side", "cut", "own", "voiceover", "silent"]  # the longest first: two workers end together
         res = CliRunner().invoke(main, ["crop", *(str(edits[k]) for k in order), "-o", str(out), "--preset", "hallo", "--split", "--speech", "require",
                                         "--size", "128", "--workers", "2", "--weights-dir", str(WEIGHTS), "--report", str(report)])
     assert res.exit_code == 0, res.output
@@ -135,8 +139,8 @@ def test_two_faces_one_voice_keeps_the_speaker(split_run):
 def test_cut_to_another_face_under_the_speech(split_run):
     rec = split_run["cut"]
     kept = _segments(rec, "kept")
-    assert kept and all(s["source_end"] <= 10.1 for s in kept)  # only the speaker's shot
-    second = [s for s in _segments(rec) if s["source_start"] >= 9.9]
+    assert kept and all(s["source_end"] <= CUT_S + 0.1 for s in kept)  # only the speaker's shot
+    second = [s for s in _segments(rec) if s["source_start"] >= CUT_S - 0.1]
     assert second and all(s["status"] == "rejected" for s in second)
     assert any(s["reason"] == "not_speaking" for s in second)
 
