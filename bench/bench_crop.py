@@ -148,10 +148,16 @@ def main() -> None:
     prep = [sys.executable, "-m", "prep.cli"]
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
+        # the same preset with the shared decode off (window_tolerance 0): analysed, then encoded
+        from prep.config import preset_dirs
+
+        sequential = Path(tmp) / f"{a.preset}_sequential.toml"
+        text = next(d / f"{a.preset}.toml" for d in preset_dirs() if (d / f"{a.preset}.toml").is_file()).read_text()
+        sequential.write_text(text.replace("[crop]\n", "[crop]\nwindow_tolerance = 0\n", 1))
         for clip in clips:
             # best of --repeat runs of each, alternating (a shared 2-core machine is noisy; the
             # minimum is the run least disturbed by others, as timeit reports it)
-            runs_prep, runs_ff, rep = [], [], None
+            runs_prep, runs_seq, runs_ff, rep = [], [], [], None
             for k in range(a.repeat):
                 out = Path(tmp) / f"{clip.stem}_{k}"
                 runs_prep.append(run_measured(prep + ["crop", str(clip), "-o", str(out), "--preset", a.preset, "--speech", "off", "--report", str(out / "run.json")], env))
@@ -159,23 +165,24 @@ def main() -> None:
                 this = json.loads(Path(item["report"]).read_text())
                 if rep is None or this["timings"]["total"] < rep["timings"]["total"]:
                     rep = this
+                runs_seq.append(run_measured(prep + ["crop", str(clip), "-o", str(out) + "_seq", "--preset", str(sequential), "--speech", "off"], env))
                 runs_ff.append(run_measured(bare_ffmpeg_args(str(clip), rep, str(Path(tmp) / f"{clip.stem}_bare.mp4"))))
             t_prep, m_prep = min(t for t, _ in runs_prep), max(m for _, m in runs_prep)
+            t_seq = min(t for t, _ in runs_seq)
             t_ff, m_ff = min(t for t, _ in runs_ff), max(m for _, m in runs_ff)
-            rows.append((clip.name, rep["source_info"]["duration"], t_ff, t_prep, t_prep / t_ff, m_ff, m_prep, rep["timings"], window_source(rep)))
-            print(f"{clip.name}: ffmpeg {t_ff:.2f} s, prep {t_prep:.2f} s, ratio {t_prep / t_ff:.2f}, peak MiB {m_ff} / {m_prep}", flush=True)
+            rows.append((clip.name, rep["source_info"]["duration"], t_ff, t_prep, t_prep / t_ff, m_ff, m_prep, rep["timings"], window_source(rep), t_seq / t_ff))
+            print(f"{clip.name}: ffmpeg {t_ff:.2f} s, prep {t_prep:.2f} s, ratio {t_prep / t_ff:.2f} (analysed first: {t_seq / t_ff:.2f}), peak MiB {m_ff} / {m_prep}", flush=True)
         # a 4-minute 720p talking head, and memory against length: a clip played forwards then
         # backwards, repeated (a plain loop has a cut at every joint, which a fixed window refuses)
         s18 = next((c for c in clips if "1280x720" in c.name), clips[0])
         for seconds in (240.0,):
             long = pingpong(s18, 9.0, seconds, Path(tmp))
-            runs_prep, runs_ff, rep = [], [], None
             out = Path(tmp) / f"{long.stem}_prep"
             t_prep, m_prep = run_measured(prep + ["crop", str(long), "-o", str(out), "--preset", a.preset, "--speech", "off", "--report", str(out / "run.json")], env)
             item = json.loads((out / "run.json").read_text())["items"][0]
             rep = json.loads(Path(item["report"]).read_text())
             t_ff, m_ff = run_measured(bare_ffmpeg_args(str(long), rep, str(Path(tmp) / f"{long.stem}_bare.mp4")))
-            rows.append((f"{s18.stem} forwards-backwards, {seconds / 60:.0f} min", rep["source_info"]["duration"], t_ff, t_prep, t_prep / t_ff, m_ff, m_prep, rep["timings"], window_source(rep)))
+            rows.append((f"{s18.stem} forwards-backwards, {seconds / 60:.0f} min", rep["source_info"]["duration"], t_ff, t_prep, t_prep / t_ff, m_ff, m_prep, rep["timings"], window_source(rep), None))
             print(f"{long.name}: ffmpeg {t_ff:.2f} s, prep {t_prep:.2f} s, ratio {t_prep / t_ff:.2f}, peak MiB {m_ff} / {m_prep}", flush=True)
         src = clips[0]
         mem = []
@@ -200,11 +207,11 @@ def main() -> None:
         f"prep crop --preset {a.preset} vs a bare ffmpeg crop+scale+encode of the same output (libx264 with the same crf and preset, the same Lanczos scaler, the same AAC settings); "
         f"{os.cpu_count()} cores. Times are wall seconds, the best of {a.repeat} runs of each; memory is the peak resident size of the whole process tree.",
         "",
-        "| clip | length s | ffmpeg s | prep s | ratio | ffmpeg MiB | prep MiB | prep: probe / analyse+encode / second encode s | window |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| clip | length s | ffmpeg s | prep s | ratio | ratio, analysed first | ffmpeg MiB | prep MiB | prep: probe / analyse(+encode) / (second) encode s | window |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for name, dur, t_ff, t_prep, ratio, m_ff, m_prep, tm, placed in rows:
-        lines.append(f"| {name} | {dur:.1f} | {t_ff:.2f} | {t_prep:.2f} | {ratio:.2f} | {m_ff} | {m_prep} | {tm['probe']:.2f} / {tm.get('analyse_encode', tm.get('analyse', 0)):.2f} / {tm['encode']:.2f} | {placed} |")
+    for name, dur, t_ff, t_prep, ratio, m_ff, m_prep, tm, placed, seq in rows:
+        lines.append(f"| {name} | {dur:.1f} | {t_ff:.2f} | {t_prep:.2f} | {ratio:.2f} | {'-' if seq is None else f'{seq:.2f}'} | {m_ff} | {m_prep} | {tm['probe']:.2f} / {tm.get('analyse_encode', tm.get('analyse', 0)):.2f} / {tm['encode']:.2f} | {placed} |")
     lines += ["", "Memory against length (the first clip's first 5 s forwards then backwards, repeated):", "", "| input | wall s | peak MiB |", "|---|---|---|"]
     lines += [f"| {n} | {t:.1f} | {m} |" for n, t, m in mem]
     lines += ["", f"What the checks add ({clips[0].name}, best of {a.repeat}):", "", "| run | wall s | against --speech off |", "|---|---|---|"]

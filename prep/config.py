@@ -75,10 +75,11 @@ class CropConfig:
     single_face: bool = False  # fail the clip when any analysed frame shows several faces
     min_presence: float = 0.5  # fail when the subject is in fewer analysed frames than this share
     max_upscale: float = 2.0  # warn when the face is enlarged more than this
-    # fixed mode: the clip is encoded in the analysis's own decode with the window a look at key
-    # frames places; that window is kept when within this share of the side of the analysed one
-    # (else the clip is encoded again with the analysed window; 0: kept only when identical)
-    window_tolerance: float = 0.03
+    # fixed mode, sources of 1080p and up: the clip is encoded in the analysis's own decode with
+    # the window a look at key frames places; that window is kept when within this share of the
+    # side of the analysed one (the distance at which a fixed window warns that the face
+    # wanders), else the clip is encoded again with the analysed window (0: no shared decode)
+    window_tolerance: float = 0.05
     smoothing: float = 0.2  # track mode: Gaussian sigma of the window path, seconds
     detector: str = "auto"
     weights_dir: str | None = None

@@ -4,8 +4,9 @@ probe -> :func:`~prep.crop.analysis.analyse` (the one analysis decode) -> the su
 speech facts -> :func:`~prep.crop.plan.clip_geometry` -> :func:`~prep.crop.write.encode`
 and the report, once per size (``--tiers``).
 
-A fixed window is encoded in the analysis's own decode: a look at a few key frames places a
-provisional window (:mod:`prep.crop.look`), one decode feeds both the encoder and the analysis,
+A fixed window from a large source (1080p) is encoded in the analysis's own decode: a look at
+a few key frames places a provisional window (:mod:`prep.crop.look`), one decode feeds both
+the encoder and the analysis,
 and the clip is encoded a second time only when the analysed window lies further from the
 provisional one than ``window_tolerance`` (when the speech check moves the audio, the picture
 is copied and only the audio encoded again).
@@ -24,7 +25,7 @@ from ..fsutil import atomic_path, commit, partial_path
 from ..probe import VideoInfo, probe_video
 from ..video import speaking
 from .analysis import Analysis, analyse, get_detector, track_speech
-from .look import close_enough, provisional_window
+from .look import close_enough, provisional_window, shares_decode
 from .outputs import combine, config_key, output_paths, previous, sizes, skipped
 from .plan import clip_geometry, speech_report
 from .write import clip_report, encode, rejected_report
@@ -46,7 +47,7 @@ def crop_clip(src: str, out_root: str | Path, cfg: CropConfig, item_id: str | No
     info = probe_video(src)
     t1 = time.perf_counter()
     detector = get_detector(cfg)
-    look = provisional_window(info, cfg, detector) if cfg.mode == "fixed" else None
+    look = provisional_window(info, cfg, detector) if shares_decode(info, cfg) else None
     tmps = [partial_path(video_path) for _, video_path, _ in pending] if look is not None else []
     try:
         if look is not None:  # the clip is encoded while it is analysed, into temporaries

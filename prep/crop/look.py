@@ -20,6 +20,16 @@ from ..subject import choose_subject
 from ..window import fixed_window, integer_window
 
 LOOK_FRAMES = 8  # seeks spread over the clip (long GOPs give fewer distinct key frames)
+# Sources from this size on (display pixels a frame) share their decode: below it decoding is
+# cheap next to the analysis and the encode, and sharing it gained nothing while a window
+# placed too far off costs a second encode (measured: README, "One analysis pass").
+SHARED_DECODE_PIXELS = 1_500_000
+
+
+def shares_decode(info: VideoInfo, cfg: CropConfig) -> bool:
+    """Whether the clip is encoded in the analysis's decode: a fixed window, a tolerance above
+    0 and a source large enough that its decode is worth saving."""
+    return cfg.mode == "fixed" and cfg.window_tolerance > 0 and info.display_width * info.display_height >= SHARED_DECODE_PIXELS
 
 
 def provisional_window(info: VideoInfo, cfg: CropConfig, detector: Detector) -> tuple[int, int, int] | None:
@@ -46,9 +56,7 @@ def provisional_window(info: VideoInfo, cfg: CropConfig, detector: Detector) -> 
 
 def close_enough(provisional: tuple[int, int, int], analysed: tuple[int, int, int], tolerance: float) -> bool:
     """Whether the provisional window's centre and side are each within ``tolerance`` of the
-    analysed window's side (0: only the same window)."""
+    analysed window's side."""
     (x0, y0, s0), (x1, y1, s1) = provisional, analysed
-    if tolerance <= 0:
-        return provisional == analysed
     limit = tolerance * s1
     return abs((x0 + s0 / 2) - (x1 + s1 / 2)) <= limit and abs((y0 + s0 / 2) - (y1 + s1 / 2)) <= limit and abs(s0 - s1) <= limit

@@ -18,7 +18,7 @@ STAGING = ".prep/staging"  # --group-by person: where clips wait for their perso
 
 def config_key(cfg: CropConfig) -> str:
     """Fingerprint of the settings that shape the output (resume skips only identical work)."""
-    relevant = {k: v for k, v in cfg.to_dict().items() if k not in ("weights_dir", "speech_weights", "speech_missing") and not (k in ("person", "group_by") and v is None) and not ((k == "speech" or k.startswith("speech_")) and cfg.speech == "off")}
+    relevant = {k: v for k, v in cfg.to_dict().items() if k not in ("weights_dir", "speech_weights", "speech_missing") and not (k in ("person", "group_by") and v is None) and not ((k == "speech" or k.startswith("speech_")) and cfg.speech == "off") and not (k == "window_tolerance" and cfg.mode != "fixed")}
     return hashlib.sha256(json.dumps(relevant, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
