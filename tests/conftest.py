@@ -27,7 +27,7 @@ BOTH_DETECTORS = pytest.mark.parametrize("detector", ["hog", pytest.param("yunet
 # 2026-12-01: about 110, 100, 100, 70, 65, 45, 30, 20), so the short ones fill in at the end
 # instead of a long one starting last and running alone. xdist's own order (by number of
 # tests) is turned off for that.
-LONGEST_FIRST = ("test_split.py", "test_speech.py", "test_blur.py", "test_crop.py", "test_identity.py", "test_runner.py", "test_speech_cli.py", "test_check.py")
+LONGEST_FIRST = ("test_split.py", "test_speech.py", "test_blur.py", "test_crop.py", "test_identity.py", "test_runner.py", "test_speech_cli.py", "test_onepass.py", "test_check.py")
 
 
 def pytest_configure(config):
