@@ -40,10 +40,23 @@ def read_image(path: str | Path) -> np.ndarray:
 
 def write_png(path: str | Path, image: np.ndarray) -> None:
     """Lossless PNG, written atomically."""
+    write_pngs([(path, image)])
+
+
+def write_pngs(files: list[tuple[str | Path, np.ndarray]]) -> None:
+    """PNGs that belong together (a sharp/degraded pair): all encoded and written under
+    temporary names first, then renamed one after the other, so a run stopped meanwhile leaves
+    the whole set or none of it (bar the instant between two renames)."""
+    import contextlib
+
     from .fsutil import atomic_path
 
-    ok, buf = cv2.imencode(".png", image)
-    if not ok:
-        raise PrepError(path, "PNG encoding failed")
-    with atomic_path(path) as tmp:
-        tmp.write_bytes(buf.tobytes())
+    data = []
+    for path, image in files:
+        ok, buf = cv2.imencode(".png", image)
+        if not ok:
+            raise PrepError(path, "PNG encoding failed")
+        data.append((path, buf))
+    with contextlib.ExitStack() as stack:
+        for path, buf in data:
+            stack.enter_context(atomic_path(path)).write_bytes(buf.tobytes())

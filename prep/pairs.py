@@ -24,7 +24,7 @@ from .align import align, face_scale
 from .degrade import degrade, load_params
 from .errors import PrepError
 from .fsutil import write_json
-from .images import read_image, write_png
+from .images import read_image, write_png, write_pngs
 from .layouts import pair_layout
 
 MARKERS = ".prep/pairs"
@@ -210,8 +210,7 @@ def make_pairs(src: str, item_id: str, out: str, cfg: PairsConfig) -> dict[str, 
                     written.append({"name": name, "split": split, "copy": c, "source": src, **facts, "hq": str(hq_path)})
                     continue
                 hq, lq, steps = degrade(hq_in, rng_for(cfg, item_id, j, c), cfg.scale, cfg.params)
-                write_png(hq_path, hq)
-                write_png(lq_path, lq)
+                write_pngs([(hq_path, hq), (lq_path, lq)])  # the pair whole or not at all
                 written.append({"name": name, "split": split, "copy": c, "source": src, **facts, "hq": str(hq_path), "lq": str(lq_path), "degradation": cfg.degrade, "scale": cfg.scale, "steps": steps})
         record = {"source": src, "item": item_id, "status": "ok" if written else "empty", "reason": None if written else _why_empty(skipped, cfg), "config_key": cfg.key(), "split": split, "pairs": written, "skipped_faces": skipped}
         write_json(marker, record)  # last: marks the photo as done
