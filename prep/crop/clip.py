@@ -6,10 +6,9 @@ and the report, once per size (``--tiers``).
 
 A fixed window from a large source (1080p) is encoded in the analysis's own decode: a look at
 a few key frames places a provisional window (:mod:`prep.crop.look`), one decode feeds both
-the encoder and the analysis,
-and the clip is encoded a second time only when the analysed window lies further from the
-provisional one than ``window_tolerance`` (when the speech check moves the audio, the picture
-is copied and only the audio encoded again).
+the encoder and the analysis, and the clip is encoded a second time only when the analysed
+window lies further from the provisional one than ``window_tolerance`` (when the speech check
+moves the audio, the picture is copied and only the audio encoded again).
 """
 
 from __future__ import annotations
