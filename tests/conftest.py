@@ -38,14 +38,17 @@ def pytest_configure(config):
 def pytest_collection_modifyitems(config, items):
     """The longest modules first (above; the order inside a module is kept). CI runs the suite
     twice (.ci/run); its second, fresh pass (no shared data, no weights, offline) skips what
-    would only repeat the first: tests marked ``same_everywhere``."""
+    would only repeat the first: tests marked ``same_everywhere``, and the cases that ask for
+    dlib's HOG by name (embedded: they run the same with or without weights, data or network;
+    the fresh pass's own HOG path is ``auto`` falling back to it)."""
     rank = {name: k for k, name in enumerate(LONGEST_FIRST)}
     items.sort(key=lambda item: rank.get(item.path.name, len(LONGEST_FIRST)))
     if os.environ.get("PREP_CI_PASS") != "fresh":
         return
     skip = pytest.mark.skip(reason="CI's fresh pass: ran in the first pass, and needs no shared data, weights or network")
     for item in items:
-        if item.get_closest_marker("same_everywhere"):
+        named_hog = getattr(getattr(item, "callspec", None), "params", {}).get("detector") == "hog"
+        if item.get_closest_marker("same_everywhere") or named_hog:
             item.add_marker(skip)
 
 
