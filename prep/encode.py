@@ -27,7 +27,6 @@ from .decode import read_frames, scaled_size, seek, small_frames, timeline
 from .errors import PrepError
 from .ffmpeg import ffmpeg_exe
 from .probe import VideoInfo
-from .window import Padding
 
 FILL_MODES = {"edge": "smear", "mirror": "mirror"}
 
@@ -79,7 +78,7 @@ def _global(stream: Any) -> Any:
     return stream.global_args("-nostdin", "-hide_banner", "-loglevel", "error", "-y")
 
 
-def encode_fixed(info: VideoInfo, window: tuple[int, int, int], pad: Padding, pad_mode: str, cfg: Any, n_frames: int, dest: Path, start: int = 0, audio_advance: float = 0.0) -> None:
+def encode_fixed(info: VideoInfo, window: tuple[int, int, int], pad_mode: str, cfg: Any, n_frames: int, dest: Path, start: int = 0, audio_advance: float = 0.0) -> None:
     """Crop the integer window ``(x, y, side)`` (display px) from every frame and encode to
     ``dest``: ``n_frames`` frames of the output timeline from frame ``start`` on."""
     opts, shift = seek(info, cfg.fps, start)

@@ -27,8 +27,8 @@ def test_one_decode_gives_the_separate_encode_and_the_analysis_frames(clips, tmp
     cfg = CropConfig.resolve("geneface", size=96, speech="off")
     big = dataclasses.replace(cfg, size=128)
     n = frame_count_at(info, cfg.fps)
-    encode_fixed(info, window, None, cfg.pad, cfg, n, tmp_path / "alone.mp4")
-    encode_fixed(info, window, None, cfg.pad, big, n, tmp_path / "alone_128.mp4")
+    encode_fixed(info, window, cfg.pad, cfg, n, tmp_path / "alone.mp4")
+    encode_fixed(info, window, cfg.pad, big, n, tmp_path / "alone_128.mp4")
     frames = [f.copy() for f in encode_fixed_reading(info, window, cfg.pad, [(cfg, tmp_path / "one.mp4"), (big, tmp_path / "one_128.mp4")], n, cfg.analysis_side)]
     assert (tmp_path / "one.mp4").read_bytes() == (tmp_path / "alone.mp4").read_bytes()
     assert (tmp_path / "one_128.mp4").read_bytes() == (tmp_path / "alone_128.mp4").read_bytes()
@@ -87,7 +87,7 @@ def test_key_frame_window_kept_within_tolerance_else_encoded_again(clips, tmp_pa
     for rec in wide + exact:
         cfg = CropConfig.resolve("geneface", speech="off", size=rec["config"]["size"])
         again = tmp_path / f"again_{len(list(tmp_path.iterdir()))}.mp4"
-        encode_fixed(info, tuple(int(rec["window"][k]) for k in ("x", "y", "side")), None, cfg.pad, cfg, rec["output_info"]["frames"], again)
+        encode_fixed(info, tuple(int(rec["window"][k]) for k in ("x", "y", "side")), cfg.pad, cfg, rec["output_info"]["frames"], again)
         assert again.read_bytes() == open(rec["output"], "rb").read()
     assert not list(tmp_path.rglob(".*.part*"))
 

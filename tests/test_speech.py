@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import SHARED, WEIGHTS, ffmpeg, needs_shared, needs_yunet
+from conftest import SHARED, WEIGHTS, ffmpeg, isolated_env, needs_shared, needs_yunet
 
 VIDEOS = SHARED / "videos"
 A = VIDEOS / "latentsync_demo2_1080x1920_hevc.mp4"  # a man talking, 20 s
@@ -66,9 +66,7 @@ def split_run(edits, tmp_path_factory) -> dict[str, dict]:
 
     out = tmp_path_factory.mktemp("speech_out")
     report = out / "run.json"
-    with pytest.MonkeyPatch.context() as mp:  # a module fixture runs before the per-test environment
-        mp.setenv("PREP_OFFLINE", "1")
-        mp.setenv("PREP_CACHE_DIR", str(out / "cache"))
+    with isolated_env(tmp_path_factory):  # a module fixture runs before the per-test environment
         order = ["late4", "early3", "side", "cut", "own", "voiceover", "silent"]  # the longest first: two workers end together
         res = CliRunner().invoke(main, ["crop", *(str(edits[k]) for k in order), "-o", str(out), "--preset", "hallo", "--split", "--speech", "require",
                                         "--size", "128", "--workers", "2", "--weights-dir", str(WEIGHTS), "--report", str(report)])

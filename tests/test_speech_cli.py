@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from conftest import SHARED, WEIGHTS, ffmpeg, needs_shared
+from conftest import SHARED, WEIGHTS, ffmpeg, isolated_env, needs_shared
 from prep.cli import main
 
 VIDEOS = SHARED / "videos"
@@ -52,13 +52,10 @@ def edits(tmp_path_factory) -> dict[str, Path]:
 
 
 @pytest.fixture(scope="module")
-def json_run(edits):
+def json_run(edits, tmp_path_factory):
     """One `prep speech --json` over the synced clip, the voice-over, the clip without audio
     and the broken file: (result, {file name: its JSON lines})."""
-    with pytest.MonkeyPatch.context() as mp:  # module scope: the autouse fixture's environment is set per test
-        mp.setenv("PREP_OFFLINE", "1")
-        mp.setenv("PREP_CACHE_DIR", str(edits["synced"].parent / "cache"))
-        mp.setenv("PREP_WEIGHTS_DIR", str(WEIGHTS))
+    with isolated_env(tmp_path_factory):  # module scope: the autouse fixture's environment is set per test
         res = run("--json", *(edits[k] for k in ("synced", "voiceover", "noaudio", "broken")))
     by_file: dict[str, list[dict]] = {}
     for line in res.stdout.splitlines():

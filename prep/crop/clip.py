@@ -48,10 +48,11 @@ def crop_clip(src: str, out_root: str | Path, cfg: CropConfig, item_id: str | No
     detector = get_detector(cfg)
     look = provisional_window(info, cfg, detector) if shares_decode(info, cfg) else None
     tmps = [partial_path(video_path) for _, video_path, _ in pending] if look is not None else []
+    frames = None  # without the shared decode, the analysis decodes its own frames
     try:
         if look is not None:  # the clip is encoded while it is analysed, into temporaries
             frames = encode_fixed_reading(info, look, cfg.pad, [(c, tmp) for (c, _, _), tmp in zip(pending, tmps)], frame_count_at(info, cfg.fps), cfg.analysis_side)
-        an = analyse(info, cfg, detector, show_progress=show_progress, frames=frames if look is not None else None)
+        an = analyse(info, cfg, detector, show_progress=show_progress, frames=frames)
         t2 = time.perf_counter()
         speech, advance = subject_speech(info, cfg, an)
         timings = {"probe": t1 - t0, ("analyse_encode" if look is not None else "analyse"): t2 - t1, **({"speech": time.perf_counter() - t2} if speech is not None else {})}

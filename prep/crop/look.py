@@ -36,6 +36,8 @@ def shares_decode(info: VideoInfo, cfg: CropConfig) -> bool:
 def provisional_window(info: VideoInfo, cfg: CropConfig, detector: Detector) -> tuple[int, int, int] | None:
     """The fixed window the key frames suggest, or None (no face on them, or the file does not
     seek: the clip is then analysed before it is encoded, as without the look)."""
+    import av
+
     back = info.display_width / scaled_size(info, cfg.analysis_side)[0]
     detections = {}
     try:
@@ -45,7 +47,7 @@ def provisional_window(info: VideoInfo, cfg: CropConfig, detector: Detector) -> 
             scanner = FaceScanner(detector, cfg.face_px, full_every=2)
             scanner.scan(frame)
             detections[k] = [f.scaled(back) for f in scanner.scan(frame)]
-    except Exception:  # a container PyAV cannot seek: the look is only a shortcut
+    except (av.error.FFmpegError, OSError):  # a file PyAV cannot seek: the look is only a shortcut
         return None
     subject = choose_subject(detections, max_gap=LOOK_FRAMES) if detections else None
     if subject is None:

@@ -69,7 +69,7 @@ def encode(info: VideoInfo, cfg: CropConfig, geo: dict[str, Any], n: int, video_
     try:
         with atomic_path(video_path) as tmp:
             if cfg.mode == "fixed":
-                encode_fixed(info, tuple(int(v) for v in windows[0]), geo["pads"][0], cfg.pad, cfg, n, tmp, start=start, audio_advance=advance)
+                encode_fixed(info, tuple(int(v) for v in windows[0]), cfg.pad, cfg, n, tmp, start=start, audio_advance=advance)
             else:
                 encode_track(info, cfg, windows, n, tmp, show_progress, start=start, audio_advance=advance)
     except OSError as exc:
