@@ -436,6 +436,13 @@ def frames(sources: tuple[str, ...], out_dir: str, fps: float | None, reject_blu
     det, bcfg = _detect_settings(detector, weights_dir), BlurConfig.resolve()
     # several videos grouped by person: frames wait in OUT/.prep/frames/<name>/ until all are done
     across = bool(group_by) and not single
+    if across:
+        from .framegroup import earlier_videos
+
+        inputs = list(inputs)  # the run holds every video's record for the grouping anyway
+        stale = earlier_videos(out_dir, [item_id for _, item_id in inputs])
+        if stale:
+            raise PrepError(out_dir, f"its person folders hold frames of {len(stale)} video(s) an earlier run grouped that this run does not have ({', '.join(stale[:3])}{', ...' if len(stale) > 3 else ''}): give them again, or use another output folder")
     items = ((p, out_dir if single else str(Path(out_dir) / item_id), det, bcfg, fps, reject_blur, None if single else False, tiers or (), ref, group_by, str(video_group_dir(out_dir, item_id)) if across else None) for p, item_id in inputs)
     log = RunLog(report_path, "frames")
     records = run_items(extract_frames, items, _run_options(runner, workers, ray_address), done, total, "frames")

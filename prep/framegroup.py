@@ -74,6 +74,19 @@ def group_across(out_root: str | Path, records: list[dict[str, Any]]) -> list[di
     return summaries
 
 
+def earlier_videos(out_root: str | Path, names: list[str]) -> list[str]:
+    """Videos whose frames sit in ``OUT``'s person folders (``[<size>/]person_NN/<video>/``)
+    from an earlier run but are not among ``names``, this run's videos. Their persons were
+    numbered by that run's clustering: kept beside this run's, one ``person_NN`` folder could
+    hold two people, so the run refuses to start (see :func:`prep.cli.frames`)."""
+    out, mine = Path(out_root), set(names)
+    found = set()
+    for d in [*out.glob("person_*/*"), *out.glob("*/person_*/*")]:
+        if d.is_dir() and d.parent.name[len("person_"):].isdigit() and d.name not in mine:
+            found.add(d.name)
+    return sorted(found)
+
+
 def _name(rec: dict[str, Any]) -> str:
     """The video's output name (its folder ``OUT/<name>/``, its folder in every person's)."""
     return Path(rec["out"]).name

@@ -513,3 +513,11 @@ def test_frames_group_by_person_across_videos_gives_a_person_one_folder(edits, t
     again = frames(out)
     assert [line[:5] for line in again.output.splitlines()[:2]] == ["skip ", "skip "]
     assert tree(out) == before
+    # a rerun over fewer videos would number persons afresh beside the earlier run's folders
+    # (one person_NN could then hold two people): it is refused up front, nothing touched
+    one = tmp_path / "one"
+    one.mkdir()
+    (one / Path(videos[0]).name).symlink_to(videos[0])  # a folder: several-videos mode with one video
+    fewer = run("frames", str(one), "-o", str(out), "--group-by", "person", "--fps", "8")
+    assert fewer.exit_code != 0 and "sbs" in fewer.output and "earlier run" in fewer.output, fewer.output
+    assert tree(out) == before
