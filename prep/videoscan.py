@@ -8,6 +8,13 @@ over the whole face, not a pixel-exact measure).
 :meth:`FrameAnalyzer.run` scores blur (and runs the caller's per-frame work, such as shot detection) on a second thread while the next frames are searched
 for faces: both are OpenCV and NumPy work that releases the GIL, so a second core is used.
 At most ``AHEAD`` frames wait for their score, so memory stays bounded.
+
+Where no face is known (b-roll, title cards, an empty room), :meth:`FrameAnalyzer.run` searches
+only every ``idle_every``-th analysed frame and holds the frames in between (a few small frames:
+memory stays bounded). When a search finds a face, the held frames are searched backwards until
+one shows none, so a face is found from the frame it appears on, as a search of every frame
+would find it; what is skipped is a face seen on fewer than ``idle_every`` analysed frames in a
+row between two searches, far shorter than any segment or track prep keeps.
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ from .detect import Detector, Face, main_face
 from .detect.scan import FaceScanner
 
 AHEAD = 4
+IDLE_EVERY = 4  # while no face is known, a full search on every 4th analysed frame (see run)
 # New-shot check: mean absolute difference of 32x32 grey thumbnails of consecutive frames (0-255)
 # above which the next face search covers the whole frame. Within a shot, even with camera
 # motion, neighbouring frames differ far less; a false alarm costs one full search.
@@ -30,13 +38,15 @@ CUT_DIFF = 12.0
 
 
 class FrameAnalyzer:
-    def __init__(self, detector: Detector, every: int = 1, face_px: int = 112, full_every: int = 12, blur: bool = True, min_relative: float | None = None, search_new_shots: bool = False):
+    def __init__(self, detector: Detector, every: int = 1, face_px: int = 112, full_every: int = 12, blur: bool = True, min_relative: float | None = None, search_new_shots: bool = False, idle_every: int = IDLE_EVERY):
         """``search_new_shots``: a full-frame search on the first frame of a new shot, so faces
-        are exact from the first frame after a cut (``frames --person``)."""
+        are exact from the first frame after a cut (``frames --person``). ``idle_every``: while
+        no face is known, :meth:`run` searches every so many analysed frames (1: every one)."""
         self.scanner = FaceScanner(detector, face_px, full_every, **({} if min_relative is None else {"min_relative": min_relative}))
         self.every = max(1, every)
         self.blur = blur
         self.search_new_shots = search_new_shots
+        self.idle_every = max(1, idle_every)
         self._thumb: np.ndarray | None = None
         self._face: Face | None = None
 
@@ -73,16 +83,60 @@ class FrameAnalyzer:
     def run(self, frames: Iterable[np.ndarray], last: int | None = None, also: Callable[[int, np.ndarray], None] | None = None) -> Iterator[tuple[int, np.ndarray, list[Face] | None, float]]:
         """``(index, frame, faces, score)`` for each frame, in order; frame ``last`` is always
         analysed. ``also(index, frame)`` (shot detection, ...) runs on the second thread too,
-        called for every frame in order."""
+        called for every frame in order. While no face is known, only every ``idle_every``-th
+        analysed frame is searched (the module's docstring says how a face that appears is
+        still found from its first frame); at most ``idle_every * every`` frames are held."""
         pending: deque = deque()
+        held: list[tuple[int, np.ndarray, bool]] = []  # (index, frame, analysed), read while no face is known
+        since = self.idle_every  # analysed frames since the last search: the first one is searched
         with ThreadPoolExecutor(1) as pool:
-            for i, frame in enumerate(frames):
-                faces = self.detect(i, frame, force=i == last)
+
+            def emit(i: int, frame: np.ndarray, faces: list[Face] | None) -> None:
+                if faces is not None:
+                    self._face = main_face(faces)
                 pending.append((i, frame, faces, pool.submit(self._background, i, frame, self._face, also)))
-                if len(pending) > AHEAD:
+
+            for i, frame in enumerate(frames):
+                if not (i % self.every == 0 or i == last):
+                    if held:
+                        held.append((i, frame, False))
+                    else:
+                        emit(i, frame, None)
+                else:
+                    new_shot = self.search_new_shots and self._new_shot(frame)
+                    if self.scanner.known or new_shot or i == last or since + 1 >= self.idle_every:
+                        faces = self.scanner.scan(frame, full=new_shot)
+                        since = 0
+                        back = self._look_back(held) if faces and held else {}
+                        for j, f, analysed in held:
+                            emit(j, f, back.get(j, []) if analysed else None)
+                        held.clear()
+                        emit(i, frame, faces)
+                    else:
+                        self.scanner.skip()
+                        since += 1
+                        held.append((i, frame, True))
+                while len(pending) > AHEAD:
                     yield _done(pending.popleft())
+            if held:  # the video ended while no face was known: its last held analysed frame is searched too
+                k = max(n for n, (_, _, analysed) in enumerate(held) if analysed)
+                faces = self.scanner.search(held[k][1])
+                back = {held[k][0]: faces, **(self._look_back(held[:k]) if faces else {})}
+                for j, f, analysed in held:
+                    emit(j, f, back.get(j, []) if analysed else None)
             while pending:
                 yield _done(pending.popleft())
+
+    def _look_back(self, held: list[tuple[int, np.ndarray, bool]]) -> dict[int, list[Face]]:
+        """Faces on the held analysed frames, searched from the newest back to the first that shows none."""
+        found: dict[int, list[Face]] = {}
+        for j, frame, analysed in reversed(held):
+            if analysed:
+                faces = self.scanner.search(frame)
+                if not faces:
+                    break
+                found[j] = faces
+        return found
 
 
 def _done(item: tuple) -> tuple[int, np.ndarray, list[Face] | None, float]:

@@ -86,3 +86,43 @@ def test_threaded_run_equals_sequential_steps():
         assert (faces is None) == (e_faces is None)
         assert score == e_score
     assert got[22][2] is not None  # the last frame is always analysed
+
+
+class _BlobDetector:
+    """Finds a "face" where the image holds its brightest blob (pixels of 255), if any."""
+
+    name = "blob"
+
+    def __init__(self):
+        self.calls = 0
+
+    def detect(self, image):
+        self.calls += 1
+        ys, xs = np.nonzero(image[:, :, 0] == 255)
+        if not len(xs):
+            return []
+        x0, y0, side = float(xs.min()), float(ys.min()), float(xs.max() - xs.min() + 1)
+        return [_face(x0 + side / 2, y0 + side / 3, side / 2)]
+
+
+def test_searching_faceless_stretches_sparsely_finds_faces_from_their_first_frame():
+    """While no face is known, every 4th analysed frame is searched and a face that appears is
+    looked for backwards: the faces and scores equal those of a search on every analysed frame
+    (here a face on frames 13-40 and 53-59, which the video ends on), with far fewer searches."""
+    rng = np.random.default_rng(5)
+    frames = []
+    for i in range(60):
+        fr = cv2.GaussianBlur(rng.integers(0, 200, (120, 160, 3), dtype=np.uint8), (0, 0), 1.0)
+        if 13 <= i <= 40 or i >= 53:
+            fr[40:70, 50 + i % 3 : 80 + i % 3] = 255
+        frames.append(fr)
+    plain, sparse = (FrameAnalyzer(_BlobDetector(), every=2, full_every=6, idle_every=n) for n in (1, 4))
+    want, got = list(plain.run(iter(frames))), list(sparse.run(iter(frames)))
+    assert [g[0] for g in got] == list(range(60)) and all(g[1] is frames[g[0]] for g in got)
+    for (i, _, wf, ws), (_, _, gf, gs) in zip(want, got):
+        assert (wf is None) == (gf is None), i
+        assert [f.box for f in wf or []] == [f.box for f in gf or []], i
+        assert ws == gs or (np.isnan(ws) and np.isnan(gs)), i
+    assert [i for i, _, f, _ in got if f] == list(range(14, 41, 2)) + list(range(54, 60, 2))
+    # 13 faceless analysed frames: searched one by one, or every 4th plus the looks back
+    assert (plain.scanner.detector.calls, sparse.scanner.detector.calls) == (31, 24)

@@ -45,6 +45,22 @@ class FaceScanner:
         self._known = [f for f in faces if f.size >= self.min_relative * big and (f.size == big or f.score >= FOLLOW_SCORE)]
         return faces
 
+    @property
+    def known(self) -> bool:
+        """Whether a face seen last time is being followed (the next scan looks around it)."""
+        return bool(self._known)
+
+    def skip(self) -> None:
+        """Count a frame passed over while no face is known, so that the periodic full searches
+        fall on the same frames as if it had been scanned (see :meth:`FrameAnalyzer.run`)."""
+        self._calls += 1
+
+    def search(self, frame: np.ndarray) -> list[Face]:
+        """A full-frame search, as :meth:`scan` makes when no face is known, that leaves what
+        is being followed untouched: for looking back at frames passed over."""
+        self.full_searches += 1
+        return self.detector.detect(frame)
+
     def _full(self, frame: np.ndarray) -> list[Face]:
         self.full_searches += 1
         h, w = frame.shape[:2]
