@@ -85,7 +85,11 @@ class SearchDetector:
     def detect(self, image: np.ndarray) -> list[Face]:
         return detect_pyramid(self.inner, as_bgr(image), self.max_side)
 
-    def detect_once(self, image: np.ndarray) -> list[Face]:
+    def detect_once(self, image: np.ndarray, face_size: float | None = None) -> list[Face]:
+        """``face_size``: the size the face is expected at, for a detector that can use it
+        (dlib's HOG skips its upsampling for a large face)."""
+        if face_size is not None and hasattr(self.inner, "detect_sized"):
+            return self.inner.detect_sized(as_bgr(image), face_size)
         return self.inner.detect(as_bgr(image))
 
 

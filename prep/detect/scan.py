@@ -8,6 +8,7 @@ search on that frame, and a face that appears is found by the next full search.
 
 from __future__ import annotations
 
+import functools
 from typing import Callable
 
 import cv2
@@ -83,7 +84,9 @@ class FaceScanner:
                 return None
             roi = frame[y0:y1, x0:x1]
             f = min(1.0, self.face_px / known.size)
-            faces = _detect_scaled(getattr(self.detector, "detect_once", self.detector.detect), roi, f)
+            once = getattr(self.detector, "detect_once", None)
+            detect = self.detector.detect if once is None else functools.partial(once, face_size=known.size * f)
+            faces = _detect_scaled(detect, roi, f)
             if not faces:
                 return None  # lost: search the whole frame
             found.extend(face.shifted(x0, y0) for face in faces)
