@@ -52,6 +52,31 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip)
 
 
+# Encodes in this process use x264's ultrafast instead of the presets' medium: what the tests
+# check (geometry, timing, audio, reports, bytes of one run against another) does not depend
+# on x264's speed setting, and medium is most of a short crop's time. The presets' own encode
+# still runs end to end where prep runs as a program of its own (tests/test_install.py's wheel,
+# the subprocess runs of tests/test_runner.py), and test_x264_preset_reaches_the_encoder
+# checks that the setting reaches ffmpeg. A test that names x264_preset keeps its own.
+TEST_X264_PRESET = "ultrafast"
+
+
+def _fast_encodes() -> None:
+    from prep.config import CropConfig
+
+    resolve = CropConfig.resolve.__func__
+
+    def fast(cls, preset=None, **overrides):
+        if overrides.get("x264_preset") is None:
+            overrides["x264_preset"] = TEST_X264_PRESET
+        return resolve(cls, preset, **overrides)
+
+    CropConfig.resolve = classmethod(fast)
+
+
+_fast_encodes()
+
+
 def shared_videos() -> list[Path]:
     return sorted((SHARED / "videos").glob("*.mp4")) if (SHARED / "videos").is_dir() else []
 

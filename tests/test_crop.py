@@ -129,6 +129,18 @@ def test_resume_skips_finished_clip_and_redoes_changed_settings(clips, tmp_path)
 
 
 @needs_yunet
+def test_x264_preset_reaches_the_encoder(clips, tmp_path):
+    """The presets encode with x264's medium; the tests' ultrafast (tests/conftest.py) and any
+    setting reach the encoder, as its own options string in the stream says."""
+    import dataclasses
+
+    assert {f.name: f.default for f in dataclasses.fields(CropConfig)}["x264_preset"] == "medium"
+    for setting, says in (("medium", b"subme=7 "), (None, b"subme=0 ")):  # None: this suite's default
+        rec = crop_video(clips["odd_noaudio"], tmp_path / str(setting), CropConfig.resolve("default", size=64, x264_preset=setting))
+        assert says in Path(rec["output"]).read_bytes()[:1 << 16], setting
+
+
+@needs_yunet
 def test_no_temporary_files_left(clips, tmp_path):
     crop_video(clips["odd_noaudio"], tmp_path, CropConfig.resolve("default", size=128))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["odd_noaudio.json", "odd_noaudio.mp4"]
