@@ -1,6 +1,6 @@
 """`prep speech`: scoring clips that already exist, through click and through the library.
 
-Edits of the shared clip latentsync_demo2 (8 s each, video stream copied) where the truth is
+Edits of the shared clip latentsync_demo2 (8 s each, shrunk to 360x640 once) where the truth is
 known: the clip itself (in sync), a voice-over (its video with latentsync_demo3's audio), no
 audio at all, and the audio delayed by 4 frames (160 ms) for --fix-offset, whose output's audio
 is compared with the original's. One --json run over the first three (and a file that is no
@@ -24,6 +24,7 @@ from prep.cli import main
 VIDEOS = SHARED / "videos"
 A = VIDEOS / "latentsync_demo2_1080x1920_hevc.mp4"  # a man talking, 20 s, 25 fps
 B = VIDEOS / "latentsync_demo3_1080x1920_30fps_hevc.mp4"  # another man talking
+SMALL = "scale=360:640,setsar=1,format=yuv420p"
 SECONDS = "8"  # long enough for an offset within a frame, short enough for the time budget
 FRAME_MS = 40.0
 needs_speech_model = pytest.mark.skipif(not (WEIGHTS / "light_asd_pretrain_AVA_CVPR.model").is_file(), reason=f"Light-ASD checkpoint not found in {WEIGHTS}")
@@ -42,10 +43,13 @@ def run(*args) -> object:
 def edits(tmp_path_factory) -> dict[str, Path]:
     d = tmp_path_factory.mktemp("speech_cli")
     out = {k: d / f"{k}.mp4" for k in ("synced", "voiceover", "noaudio", "late4")}
-    ffmpeg("-i", str(A), "-t", SECONDS, "-c", "copy", str(out["synced"]))
-    ffmpeg("-i", str(A), "-i", str(B), "-t", SECONDS, "-map", "0:v", "-map", "1:a", "-c:v", "copy", "-c:a", "aac", str(out["voiceover"]))
-    ffmpeg("-i", str(A), "-t", "3", "-an", "-c:v", "copy", str(out["noaudio"]))
-    ffmpeg("-i", str(A), "-t", SECONDS, "-af", "adelay=160:all=1", "-c:v", "copy", "-c:a", "aac", str(out["late4"]))
+    # the 1080p HEVC shrunk once (decoding is not what is tested here; tests/test_crop.py decodes it)
+    a = d / "a.mp4"
+    ffmpeg("-i", str(A), "-t", SECONDS, "-vf", SMALL, "-c:v", "libx264", "-preset", "ultrafast", "-c:a", "aac", str(a))
+    ffmpeg("-i", str(a), "-c", "copy", str(out["synced"]))
+    ffmpeg("-i", str(a), "-i", str(B), "-t", SECONDS, "-map", "0:v", "-map", "1:a", "-c:v", "copy", "-c:a", "aac", str(out["voiceover"]))
+    ffmpeg("-i", str(a), "-t", "3", "-an", "-c:v", "copy", str(out["noaudio"]))
+    ffmpeg("-i", str(a), "-af", "adelay=160:all=1", "-c:v", "copy", "-c:a", "aac", str(out["late4"]))
     out["broken"] = d / "broken.mp4"
     out["broken"].write_bytes(b"this is not a video\n" * 50)
     return out
