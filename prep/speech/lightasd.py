@@ -207,20 +207,27 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
     return 0.5 * (1.0 + np.tanh(0.5 * x))
 
 
+# erfc's Chebyshev fit from Numerical Recipes (fractional error below 1.2e-7 everywhere):
+# the constant term, then the coefficients of t, t^2, ... t^9.
+_ERFC_FIT = tuple(np.float32(c) for c in (-1.26551223, 1.00002368, 0.37409196, 0.09678418, -0.18628806, 0.27886807, -1.13520398, 1.48851587, -0.82215223, 0.17087277))
+
+
 def _erf(x: np.ndarray) -> np.ndarray:
-    """erf of a float64 array, vectorised: the Chebyshev fit of erfc from Numerical Recipes
-    (fractional error below 1.2e-7 everywhere), far below float32's resolution."""
+    """erf of a float32 array, vectorised, in float32 (the fit's error is float32's own
+    resolution; float64 took three times as long and was 10% of the speech check)."""
     z = np.abs(x)
-    t = 1.0 / (1.0 + 0.5 * z)
-    poly = -z * z - 1.26551223 + t * (1.00002368 + t * (0.37409196 + t * (0.09678418 + t * (-0.18628806 + t * (0.27886807 + t * (-1.13520398 + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277))))))))
-    r = 1.0 - t * np.exp(poly)
-    return np.where(x >= 0, r, -r)
+    t = np.float32(1.0) / (np.float32(1.0) + np.float32(0.5) * z)
+    poly = _ERFC_FIT[9]
+    for c in _ERFC_FIT[8:0:-1]:
+        poly = c + t * poly
+    r = np.float32(1.0) - t * np.exp(-z * z + _ERFC_FIT[0] + t * poly)
+    return np.copysign(r, x)
 
 
 def _gelu(x: np.ndarray) -> np.ndarray:
-    """Exact GELU, x * Phi(x) with the erf form (torch.nn.GELU's default)."""
-    phi = 0.5 * (1.0 + _erf(x.astype(np.float64) / math.sqrt(2.0)))
-    return (x * phi).astype(np.float32)
+    """Exact GELU, x * Phi(x) with the erf form (torch.nn.GELU's default), in float32."""
+    x = x.astype(np.float32, copy=False)
+    return x * (np.float32(0.5) * (np.float32(1.0) + _erf(x * np.float32(1.0 / math.sqrt(2.0)))))
 
 
 @dataclass(frozen=True)
