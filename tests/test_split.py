@@ -178,13 +178,29 @@ def test_real_film_cuts_and_two_faces(tmp_path):
     assert len({e["track"] for e in last}) == 2 and all(e["status"] == "rejected" and e["reason"] in ("too_short", "pose") for e in last), last
 
 
-def test_resume_and_review_page(edits, tmp_path):
+@pytest.fixture(scope="module")
+def grouped_run(edits, tmp_path_factory):
+    """One `crop --split` CLI run over the cut and side-by-side edits with the default preset
+    (the speech measured) and, with prep[identity], `--group-by person`; then the same command
+    again. Returns (output folder, arguments, first result, second result, mp4 mtimes between)."""
     from click.testing import CliRunner
 
     from prep.cli import main
+    from prep.identity import unavailable
 
-    out = tmp_path / "out"
-    res = CliRunner().invoke(main, ["crop", str(edits["cuts"]), str(edits["side"]), "--split", "--size", "128", "-o", str(out), "--report", str(out / "run.json")])
+    out = tmp_path_factory.mktemp("grouped") / "out"
+    args = ["crop", str(edits["cuts"]), str(edits["side"]), "--split", "--size", "128", "-o", str(out), "--report", str(out / "run.json")]
+    if unavailable() is None:
+        args += ["--group-by", "person"]
+    with isolated_env(tmp_path_factory):
+        first = CliRunner().invoke(main, args)
+        mtimes = {p: p.stat().st_mtime_ns for p in out.rglob("*.mp4")}
+        again = CliRunner().invoke(main, args)
+    return out, args, first, again, mtimes
+
+
+def test_resume_and_review_page(grouped_run):
+    out, _, res, again, mtimes = grouped_run
     assert res.exit_code == 0, res.output
     run_rep = json.loads((out / "run.json").read_text())
     page = (out / "report.html").read_text()
@@ -197,10 +213,8 @@ def test_resume_and_review_page(edits, tmp_path):
     for src in re.findall(r"src='([^']+)'", page):
         assert (out / src).is_file(), src
     assert "<svg" in page and "http" not in page.replace("http-equiv", "")
-    mtimes = {p: p.stat().st_mtime_ns for p in out.glob("*.mp4")}
-    again = CliRunner().invoke(main, ["crop", str(edits["cuts"]), str(edits["side"]), "--split", "--size", "128", "-o", str(out)])
-    assert again.exit_code == 0 and again.output.count("skip ") == 2, again.output
-    assert {p: p.stat().st_mtime_ns for p in out.glob("*.mp4")} == mtimes
+    assert mtimes and again.exit_code == 0 and again.output.count("skip ") == 2, again.output
+    assert {p: p.stat().st_mtime_ns for p in out.rglob("*.mp4")} == mtimes
 
 
 def test_without_split_cuts_are_reported_and_fixed_window_fails(edits, tmp_path):
@@ -258,16 +272,9 @@ def test_split_person_keeps_only_that_persons_segments(edits, person_a, tmp_path
 
 
 @needs_identity
-def test_split_group_by_person_puts_each_persons_segments_in_one_folder(edits, tmp_path):
-    from click.testing import CliRunner
-
-    from prep.cli import main
-
-    out = tmp_path / "out"
-    # speech off: who speaks is not what is grouped (the review page test measures it)
-    args = ["crop", str(edits["cuts"]), str(edits["side"]), "--split", "--size", "128", "--speech", "off", "--group-by", "person", "-o", str(out), "--report", str(out / "run.json")]
-    res = CliRunner().invoke(main, args)
-    assert res.exit_code == 0, res.output
+def test_split_group_by_person_puts_each_persons_segments_in_one_folder(grouped_run):
+    out, args, res, again, _ = grouped_run
+    assert "--group-by" in args and res.exit_code == 0, res.output
     assert ".prep/staging" not in res.output  # it names no place a clip only passes through
     items = {Path(r["source"]).stem: r for r in json.loads((out / "run.json").read_text())["items"]}
     group = {}
@@ -285,8 +292,7 @@ def test_split_group_by_person_puts_each_persons_segments_in_one_folder(edits, t
     for g in set(group.values()):
         assert (out / g / "sheet.png").is_file()
     assert not list((out / ".prep" / "staging").rglob("*.mp4"))
-    # a second run finds everything done and in place
-    again = CliRunner().invoke(main, args)
+    # the second run found everything done and in place
     assert again.exit_code == 0 and again.output.count("skip ") == 2, again.output
     for (stem, shot, track), g in group.items():
         assert list((out / g).glob(f"{stem}__s{shot:02d}_t{track:02d}*.mp4"))
