@@ -176,12 +176,18 @@ def _lag_ms(a: np.ndarray, b: np.ndarray) -> float:
 
 
 @real
-def test_single_clip_correction_lines_the_audio_up_with_the_original(edits, tmp_path):
+def test_single_clip_correction_lines_the_audio_up_with_the_original(edits, tmp_path, monkeypatch):
     """Without --split: the whole clip's offset is measured and the output's audio is moved; the
-    result matches the unshifted original within one frame (40 ms)."""
+    result matches the unshifted original within one frame (40 ms). The face crops come from
+    the analysis pass: the clip is not decoded a second time for them."""
     from prep.config import CropConfig
     from prep.crop import crop_video
+    from prep.speech import track
 
+    def second_decode(*a, **k):
+        raise AssertionError("the speech check decoded the clip's face a second time")
+
+    monkeypatch.setattr(track, "face_embeddings", second_decode)
     cfg = CropConfig.resolve("hallo", speech="require", size=128)
     rec = crop_video(edits["late4"], tmp_path, cfg)
     assert rec["status"] == "ok", rec.get("message")

@@ -317,3 +317,77 @@ def test_licence_is_a_checked_model_file_and_optional_offline(tmp_path, monkeypa
     shutil.copy(CHECKPOINT, only / CHECKPOINT.name)
     monkeypatch.delenv("PREP_WEIGHTS_DIR")
     assert load_default(only).fc_av[0].shape == (2, 128)
+
+
+class _PixelModel:
+    """Stands in for Light-ASD's visual encoder: each crop's first 128 pixels (frame by frame,
+    so any chunking gives the same rows)."""
+
+    def visual(self, frames):
+        return np.asarray(frames).reshape(len(frames), -1)[:, :128].astype(np.float32)
+
+
+def _pass_and_decode(monkeypatch, n, face_at):
+    """Crops made in the analysis pass (PassCrops) and by the second decode
+    (face_embeddings) of the same frames and faces; ``face_at(i)``: the faces on analysed frame i."""
+    from conftest import SAMPLE_CLIP
+    from prep.decode import scaled_size
+    from prep.probe import probe_video
+    from prep.speech import track as tr
+
+    info = probe_video(SAMPLE_CLIP)
+    w, h = scaled_size(info, 640)
+    rng = np.random.default_rng(7)
+    frames = [rng.integers(0, 256, (h, w, 3), dtype=np.uint8) for _ in range(n)]
+    crops = tr.PassCrops(_PixelModel(), info, 640, n)
+    subject = {}
+    for i, frame in enumerate(frames):
+        faces = face_at(i) if i % 2 == 0 else None
+        if faces:
+            subject[i] = max(faces, key=lambda f: f.size)
+        crops.feed(i, frame, faces)
+    crops.finish()
+    monkeypatch.setattr(tr, "iter_frames", lambda *a, **k: iter(frames))
+    order = sorted(subject)
+    boxes = np.array([[*subject[i].center, subject[i].size] for i in order], np.float64)
+    return crops.embedded(subject), tr.face_embeddings(_PixelModel(), info, 0, n, np.array(order, np.float64) / 25.0, boxes, 640)
+
+
+def _box(i, dx=0.0):
+    from prep.detect import Face
+
+    x, y, s = 200.0 + 3 * np.sin(i / 5) + dx, 500.0 + i, 220.0 + (i % 7)
+    return Face((x, y, s, s * 1.1), np.zeros((5, 2), np.float32), 0.95)
+
+
+def test_pass_crops_equal_the_second_decode(monkeypatch):
+    """The face crops cut in the analysis pass are the crops a second decode of the track cuts,
+    bit for bit: a face that appears late (frame 20), leaves for 12 frames, and is still there
+    at the end; 300 frames (more than one chunk of the visual model)."""
+    faces = {}
+
+    def face_at(i):
+        if i < 20 or 100 <= i < 112:
+            return []
+        return faces.setdefault(i, [_box(i)])
+
+    got, want = _pass_and_decode(monkeypatch, 300, face_at)
+    assert got is not None
+    assert got[1] == want[1] and got[0].shape == want[0].shape == (300, 128)
+    assert np.array_equal(got[0], want[0])
+
+
+def test_pass_crops_give_way_to_the_second_decode_for_two_faces_or_another_subject(monkeypatch):
+    from prep.speech import track as tr
+
+    two = {}
+    got, _ = _pass_and_decode(monkeypatch, 80, lambda i: two.setdefault(i, [_box(i), _box(i, dx=300.0)]))
+    assert got is None  # two faces of a size: which is the subject is decided later
+    crops = tr.PassCrops(_PixelModel(), __import__("prep.probe", fromlist=["x"]).probe_video(__import__("conftest").SAMPLE_CLIP), 640, 80)
+    frame = np.zeros((640, 360, 3), np.uint8)
+    one = {}
+    for i in range(80):
+        crops.feed(i, frame, one.setdefault(i, [_box(i)]) if i % 2 == 0 else None)
+    crops.finish()
+    assert crops.embedded({i: f[0] for i, f in one.items() if i > 0}) is None  # a subject on other frames
+    assert crops.embedded({i: f[0] for i, f in one.items()}) is not None

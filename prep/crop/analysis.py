@@ -9,7 +9,9 @@ the review page's thumbnails (the last three on a second thread, see
 (face boxes in display pixels, per-frame scores, shots); planning reads them and decodes
 nothing.
 
-Per face track, after the pass: the speech facts (:func:`track_speech`).
+Per face track, after the pass: the speech facts (:func:`track_speech`). On the one-clip path
+the speech model's face crops are cut in the pass too, from the main face (taken when it turns
+out to be the subject, see :class:`prep.speech.track.PassCrops`).
 """
 
 from __future__ import annotations
@@ -56,6 +58,7 @@ class Analysis:
     shots: Shots
     detections: dict[int, list[Face]]  # analysed frame -> faces (display px)
     chips: Any = None  # --person, --group-by: the faces' aligned chips on a sample of frames (prep.identity.ChipSampler)
+    speech_crops: Any = None  # the speech model's view of the main face, from this pass (prep.speech.track.PassCrops)
 
 
 def analyse(info: VideoInfo, cfg: CropConfig, detector: Detector | None = None, show_progress: bool | None = None, thumbs: Path | None = None, frames: Iterator[np.ndarray] | None = None) -> Analysis:
@@ -82,6 +85,8 @@ def analyse(info: VideoInfo, cfg: CropConfig, detector: Detector | None = None, 
 
         chips = ChipSampler(cfg.detect_every * max(1, round(cfg.fps / 4 / cfg.detect_every)))
 
+    speech_crops = speaking.pass_crops(info, cfg, n)
+
     def beside(i: int, frame: np.ndarray) -> None:  # on the scanner's second thread, in frame order
         shots.feed(i, frame)
         if thumbs is not None:
@@ -94,6 +99,10 @@ def analyse(info: VideoInfo, cfg: CropConfig, detector: Detector | None = None, 
                 chips.feed(i, frame, faces)
         if i < n:
             blur[i] = score
+        if speech_crops is not None:
+            speech_crops.feed(i, frame, detections[i] if faces is not None else None)
+    if speech_crops is not None:
+        speech_crops.finish()
     if cfg.person is not None and not cfg.split:  # --person: the subject is the face track that matches
         from ..identity import choose_person
 
@@ -102,17 +111,18 @@ def analyse(info: VideoInfo, cfg: CropConfig, detector: Detector | None = None, 
         subject = choose_subject(detections, max_gap=max_gap(cfg))
     if subject is None and not cfg.split:
         raise PrepError(info.path, f"no face found in any of {len(detections)} analysed frames")
-    return Analysis(n, sorted(detections), subject, detector.name, getattr(detector, "auto_note", None), blur, shots.finish(n), detections, chips)
+    return Analysis(n, sorted(detections), subject, detector.name, getattr(detector, "auto_note", None), blur, shots.finish(n), detections, chips, speech_crops)
 
 
-def track_speech(info: VideoInfo, cfg: CropConfig, frames: list[int], faces: list[Face], start: int, end: int) -> Any:
+def track_speech(info: VideoInfo, cfg: CropConfig, frames: list[int], faces: list[Face], start: int, end: int, embedded: Any = None) -> Any:
     """The speech facts of a face track over output frames ``[start, end)``, or the
     ``speech`` report saying why there are none (no audio; under ``measure``, any failure:
-    the clip is still made). Under ``require`` a failure is the clip's error."""
+    the clip is still made). Under ``require`` a failure is the clip's error. ``embedded``:
+    the track's visual side from the pass (:attr:`Analysis.speech_crops`), when it is this track."""
     if not info.has_audio:
         return speaking.unmeasured("no audio")
     try:
-        return speaking.track_facts(info, cfg, frames, faces, start, end)
+        return speaking.track_facts(info, cfg, frames, faces, start, end, embedded)
     except Exception as exc:
         if cfg.speech == "require":
             raise

@@ -21,7 +21,7 @@ from ..probe import VideoInfo
 from . import sync
 from .audio import RATE as AUDIO_RATE
 from .audio import read_pcm
-from .crops import face_crop, smooth_boxes
+from .crops import MEDIAN, face_crop, smooth_boxes
 from .lightasd import LightASD, load_default
 from .mfcc import mfcc
 from .vad import voiced_frames
@@ -78,27 +78,41 @@ def boxes_at(times: np.ndarray, box_times: np.ndarray, boxes: np.ndarray) -> np.
     return np.stack([np.interp(times, box_times, boxes[:, c]) for c in range(3)], axis=1)
 
 
+class VisualStream:
+    """Visual embeddings of crops pushed one at a time, ``chunk`` frames at a time with ``halo``
+    frames of context each side: memory does not grow with the track's length; results equal
+    one pass over the whole track."""
+
+    def __init__(self, model: LightASD, chunk: int = 250, halo: int = 6):
+        self.model, self.chunk, self.halo = model, chunk, halo
+        self.out: list[np.ndarray] = []
+        self.buf: deque = deque()
+        self.done = 0  # frames of the stream already embedded
+        self.first = 0  # stream index of buf[0]
+
+    def push(self, crop: np.ndarray) -> None:
+        self.buf.append(crop)
+        if len(self.buf) - (self.done - self.first) >= self.chunk + self.halo:
+            v = self.model.visual(np.stack(self.buf))
+            self.out.append(v[self.done - self.first : self.done - self.first + self.chunk])
+            self.done += self.chunk
+            while self.done - self.first > self.halo:
+                self.buf.popleft()
+                self.first += 1
+
+    def finish(self) -> np.ndarray:
+        if self.buf:
+            self.out.append(self.model.visual(np.stack(self.buf))[self.done - self.first :])
+            self.buf.clear()
+        return np.concatenate(self.out) if self.out else np.zeros((0, 128), np.float32)
+
+
 def _embed_stream(model: LightASD, crops: Iterable[np.ndarray], chunk: int = 250, halo: int = 6) -> np.ndarray:
-    """Visual embeddings of a stream of crops, ``chunk`` frames at a time with ``halo`` frames
-    of context each side: memory does not grow with the track's length; results equal one pass."""
-    out: list[np.ndarray] = []
-    buf: deque = deque()
-    done = 0  # frames of the stream already embedded
-    first = 0  # stream index of buf[0]
+    """Visual embeddings of a stream of crops (:class:`VisualStream`)."""
+    stream = VisualStream(model, chunk, halo)
     for c in crops:
-        buf.append(c)
-        if len(buf) - (done - first) >= chunk + halo:
-            arr = np.stack(buf)
-            v = model.visual(arr)
-            out.append(v[done - first : done - first + chunk])
-            done += chunk
-            while done - first > halo:
-                buf.popleft()
-                first += 1
-    if buf:
-        v = model.visual(np.stack(buf))
-        out.append(v[done - first :])
-    return np.concatenate(out) if out else np.zeros((0, 128), np.float32)
+        stream.push(c)
+    return stream.finish()
 
 
 def _crops(info: VideoInfo, analysis_side: int, start: int, n: int, boxes: np.ndarray) -> Iterator[np.ndarray]:
@@ -112,9 +126,12 @@ def _crops(info: VideoInfo, analysis_side: int, start: int, n: int, boxes: np.nd
         yield face_crop(grey, cx, cy, side)
 
 
-def analyse_track(info: VideoInfo, t0: float, t1: float, box_times: np.ndarray, boxes: np.ndarray, cfg: SpeechConfig, analysis_side: int = 640) -> TrackSpeech:
+def analyse_track(info: VideoInfo, t0: float, t1: float, box_times: np.ndarray, boxes: np.ndarray, cfg: SpeechConfig, analysis_side: int = 640,
+                  embedded: tuple[np.ndarray, bool] | None = None) -> TrackSpeech:
     """The facts of the face track ``boxes`` ((N, 3) centre x, centre y, side, display px, at
-    ``box_times`` seconds) over ``[t0, t1)`` seconds of the output timeline."""
+    ``box_times`` seconds) over ``[t0, t1)`` seconds of the output timeline. ``embedded``: the
+    visual embeddings and ``small`` flag already made from the analysis pass's own frames
+    (:class:`PassCrops`), which are what :func:`face_embeddings` would decode again."""
     j0 = int(round(t0 * RATE))
     n = max(0, int(round(t1 * RATE)) - j0)
     t0 = j0 / RATE
@@ -124,7 +141,7 @@ def analyse_track(info: VideoInfo, t0: float, t1: float, box_times: np.ndarray, 
         return TrackSpeech(t0, n, True, note="too short for the speech model (under 2 s)")
     model = load_default(cfg.weights_dir, cfg.checkpoint)
     pcm = read_pcm(info, RATE, j0, n, margin=sync.LAGS)
-    visual, small = face_embeddings(model, info, j0, n, box_times, boxes, analysis_side)
+    visual, small = embedded if embedded is not None else face_embeddings(model, info, j0, n, box_times, boxes, analysis_side)
     return listen(model, visual, pcm, t0, small)
 
 
@@ -140,6 +157,115 @@ def face_embeddings(model: LightASD, info: VideoInfo, j0: int, n: int, box_times
     if len(visual) < n:  # the decoder fell short of the rounded count: hold the last frame
         visual = np.concatenate([visual, np.repeat(visual[-1:], n - len(visual), axis=0)]) if len(visual) else np.zeros((n, 128), np.float32)
     return visual[:n], small
+
+
+class PassCrops:
+    """The model's face crops cut from the analysis pass's own frames, so that the clip's face
+    is not decoded a second time (the one-clip path, where the output rate is the model's).
+
+    Which face will be the clip's subject is decided after the pass (:mod:`prep.subject`);
+    here the main face of each analysed frame is taken as it, its boxes are interpolated and
+    median-smoothed exactly as :func:`face_embeddings` does over the whole track (a 13-frame
+    window: each crop waits a few frames for the boxes after it), and the crops go through the
+    visual model as they come. :meth:`embedded` hands the result over only when the subject
+    turns out to be that face on exactly those frames; otherwise (several people, a face that
+    comes late or leaves for long) the track is decoded again as before. Memory: the frames
+    waiting for their box, at most ``max_wait`` small grey frames."""
+
+    def __init__(self, model: LightASD, info: VideoInfo, analysis_side: int, n: int, max_wait: int = 50):
+        self.w, _ = scaled_size(info, analysis_side)
+        self.display_width = info.display_width
+        self.f = self.w / info.display_width
+        self.n, self.max_wait = n, max_wait
+        self.stream = VisualStream(model)
+        self.faces: dict[int, Any] = {}  # analysed frame -> the face taken as the subject's
+        self.known: deque = deque()  # (time s, centre x, centre y, side) from the last one at or before the window
+        self.waiting: deque = deque()  # (frame, grey) not yet cropped
+        self.interp: dict[int, np.ndarray] = {}  # frame -> interpolated box, for the median windows
+        self.next = 0  # next frame to crop
+        self.sides: list[float] = []  # smoothed sides, for the ``small`` verdict
+        self.given_up: str | None = None
+        self._ended = False
+
+    def feed(self, i: int, frame: np.ndarray, faces: list | None) -> None:
+        """Frame ``i`` of the pass (BGR, analysis size) and, on analysed frames, its faces in display px."""
+        if self.given_up:
+            return
+        if faces:
+            main = max(faces, key=lambda f: f.size)
+            if any(g is not main and g.score >= 0.75 and g.size >= 0.5 * main.size for g in faces):
+                self.give_up("two faces of a size")
+                return
+            self.faces[i] = main
+            self.known.append((i / RATE, *main.center, main.size))
+        if i < self.n:
+            self.waiting.append((i, cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)))
+        self._crop_ready()
+        if len(self.waiting) > self.max_wait:
+            self.give_up(f"no face for {self.max_wait} frames")
+
+    def give_up(self, why: str) -> None:
+        self.given_up = why
+        self.waiting.clear()
+        self.stream = None  # type: ignore[assignment]
+
+    def _box(self, t: int) -> np.ndarray | None:
+        """The interpolated box at frame ``t``, once the boxes around it are final."""
+        if t in self.interp:
+            return self.interp[t]
+        if not self.known or (self.known[-1][0] < t / RATE and not self._ended):
+            return None
+        k = np.array(self.known, np.float64)
+        box = boxes_at(np.array([t / RATE]), k[:, 0], k[:, 1:])[0]
+        self.interp[t] = box
+        return box
+
+    def _smoothed(self, j: int) -> np.ndarray | None:
+        h = MEDIAN // 2
+        if self.n <= 2 * h:
+            if not self._ended:
+                return None
+            return np.median(np.array([self._box(t) for t in range(self.n)]), axis=0)
+        c = min(max(j, h), self.n - 1 - h)
+        window = [self._box(t) for t in range(c - h, c + h + 1)]
+        if any(b is None for b in window):
+            return None
+        return np.median(np.array(window), axis=0)
+
+    def _crop_ready(self) -> None:
+        h = MEDIAN // 2
+        while self.waiting:
+            j, grey = self.waiting[0]
+            box = self._smoothed(j)
+            if box is None:
+                return
+            self.waiting.popleft()
+            self.sides.append(float(box[2]))
+            cx, cy, side = box * self.f
+            self.stream.push(face_crop(grey, cx, cy, side))
+            self.next = j + 1
+            # boxes and times no window will read again
+            for t in [t for t in self.interp if t < min(max(self.next, h), self.n - 1 - h) - h]:
+                del self.interp[t]
+            while len(self.known) >= 2 and self.known[1][0] <= (self.next - h - 1) / RATE:
+                self.known.popleft()
+
+    def finish(self) -> None:
+        """The pass is over: the last frames are cropped with the boxes held at the end."""
+        self._ended = True
+        if not self.given_up:
+            if not self.known:
+                self.give_up("no face")
+                return
+            self._crop_ready()
+
+    def embedded(self, subject: dict[int, Any]) -> tuple[np.ndarray, bool] | None:
+        """``(visual (n, 128), small)`` when ``subject`` (frame -> face) is the face taken here
+        on exactly the same frames, else ``None`` (the track must be decoded again)."""
+        if self.given_up or not self._ended or len(self.sides) != self.n or subject.keys() != self.faces.keys() or any(subject[i] is not self.faces[i] for i in subject):
+            return None  # (a decoder that fell short of the frame count: decoded again, as before)
+        small = float(np.median(np.array(self.sides))) * self.w / self.display_width < MIN_FACE
+        return self.stream.finish()[: self.n], small
 
 
 def listen(model: LightASD, visual: np.ndarray, pcm: np.ndarray, t0: float = 0.0, small: bool = False) -> TrackSpeech:

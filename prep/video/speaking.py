@@ -20,14 +20,29 @@ from ..speech import track as sp
 QUIET_RUN = 1.0  # s: a stretch this long without a voice (or with the face silent) ends a turn
 
 
-def track_facts(info: VideoInfo, cfg: Any, frames: list[int], faces: list[Face], start: int, end: int) -> sp.TrackSpeech:
+def track_facts(info: VideoInfo, cfg: Any, frames: list[int], faces: list[Face], start: int, end: int, embedded: tuple[np.ndarray, bool] | None = None) -> sp.TrackSpeech:
     """Speech facts of a face track (``faces`` on analysed ``frames`` of the output timeline)
-    over output frames ``[start, end)``."""
+    over output frames ``[start, end)``; ``embedded``: its visual side, made in the analysis
+    pass (:func:`pass_crops`)."""
     if cfg.speech_missing:
         raise PrepError(None, cfg.speech_missing)
     times = np.asarray(frames, np.float64) / cfg.fps
     boxes = np.array([[*f.center, f.size] for f in faces], np.float64)
-    return sp.analyse_track(info, start / cfg.fps, end / cfg.fps, times, boxes, cfg.speech_config(), cfg.analysis_side)
+    return sp.analyse_track(info, start / cfg.fps, end / cfg.fps, times, boxes, cfg.speech_config(), cfg.analysis_side, embedded)
+
+
+def pass_crops(info: VideoInfo, cfg: Any, n: int) -> sp.PassCrops | None:
+    """The clip's face crops cut from the analysis pass (:class:`prep.speech.track.PassCrops`)
+    when they can be: the one-clip path (no --split, no --person) at the model's 25 fps, with
+    audio, a clip long enough for the check and the model at hand; else ``None``."""
+    if cfg.speech == "off" or cfg.split or cfg.person is not None or cfg.fps != sp.RATE or not info.has_audio or cfg.speech_missing or n < sp.sync.WINDOW:
+        return None
+    sc = cfg.speech_config()
+    try:
+        model = sp.load_default(sc.weights_dir, sc.checkpoint)
+    except PrepError:
+        return None  # said once, by the check itself after the pass
+    return sp.PassCrops(model, info, cfg.analysis_side, n)
 
 
 def unmeasured(problem: str) -> dict[str, Any]:
