@@ -98,7 +98,8 @@ def _faces(src: str, info: VideoInfo, cfg: CropConfig, show_progress: bool | Non
 
     # every face that persists is followed (not only the largest), and a clip without one is
     # a value, not an error: the analysis runs as --split's does
-    an = analyse(info, dataclasses.replace(cfg, split=True), show_progress=show_progress)
+    # (a face on screen from the first frame to the last has its crops cut in this pass)
+    an = analyse(info, dataclasses.replace(cfg, split=True), show_progress=show_progress, whole_clip_speech=True)
     ranges = an.shots.ranges
     min_len = int(round(MIN_TRACK_SECONDS * cfg.fps))
     faces, short = [], 0
@@ -107,7 +108,8 @@ def _faces(src: str, info: VideoInfo, cfg: CropConfig, show_progress: bool | Non
         if end - start < min_len:
             short += 1
             continue
-        ts = speaking.track_facts(info, cfg, tr.frames, tr.faces, start, end)
+        whole = an.speech_crops is not None and (start, end) == (0, an.n_frames)
+        ts = speaking.track_facts(info, cfg, tr.frames, tr.faces, start, end, an.speech_crops.embedded(dict(zip(tr.frames, tr.faces))) if whole else None)
         rep = speaking.stretch(ts, cfg, start, end)
         entry = _entry(src, len(faces), start / cfg.fps, end / cfg.fps, rep, cfg)
         entry["shot"] = shot

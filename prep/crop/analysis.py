@@ -61,7 +61,8 @@ class Analysis:
     speech_crops: Any = None  # the speech model's view of the main face, from this pass (prep.speech.track.PassCrops)
 
 
-def analyse(info: VideoInfo, cfg: CropConfig, detector: Detector | None = None, show_progress: bool | None = None, thumbs: Path | None = None, frames: Iterator[np.ndarray] | None = None) -> Analysis:
+def analyse(info: VideoInfo, cfg: CropConfig, detector: Detector | None = None, show_progress: bool | None = None, thumbs: Path | None = None, frames: Iterator[np.ndarray] | None = None,
+            whole_clip_speech: bool | None = None) -> Analysis:
     """Decode small frames at the output rate and find the faces on sampled frames.
 
     Face coordinates are returned in display pixels of the source. ``thumbs``: a folder that
@@ -69,6 +70,8 @@ def analyse(info: VideoInfo, cfg: CropConfig, detector: Detector | None = None, 
     --split, the subject is chosen (``--person``: the track that matches) and a clip without
     a face is an error. ``frames``: the analysis frames from a decode that also encodes
     (:func:`prep.encode.encode_fixed_reading`), instead of a decode of their own.
+    ``whole_clip_speech``: cut the speech model's crops of the main face in this pass, for a
+    track over the whole clip (default: without --split).
     """
     detector = detector or get_detector(cfg)
     n = frame_count_at(info, cfg.fps)
@@ -85,7 +88,7 @@ def analyse(info: VideoInfo, cfg: CropConfig, detector: Detector | None = None, 
 
         chips = ChipSampler(cfg.detect_every * max(1, round(cfg.fps / 4 / cfg.detect_every)))
 
-    speech_crops = speaking.pass_crops(info, cfg, n)
+    speech_crops = speaking.pass_crops(info, cfg, n) if (not cfg.split if whole_clip_speech is None else whole_clip_speech) else None
 
     def beside(i: int, frame: np.ndarray) -> None:  # on the scanner's second thread, in frame order
         shots.feed(i, frame)

@@ -33,9 +33,10 @@ def track_facts(info: VideoInfo, cfg: Any, frames: list[int], faces: list[Face],
 
 def pass_crops(info: VideoInfo, cfg: Any, n: int) -> sp.PassCrops | None:
     """The clip's face crops cut from the analysis pass (:class:`prep.speech.track.PassCrops`)
-    when they can be: the one-clip path (no --split, no --person) at the model's 25 fps, with
-    audio, a clip long enough for the check and the model at hand; else ``None``."""
-    if cfg.speech == "off" or cfg.split or cfg.person is not None or cfg.fps != sp.RATE or not info.has_audio or cfg.speech_missing or n < sp.sync.WINDOW:
+    when they can be: a face over the whole clip (the one-clip path, ``prep speech``), no
+    --person, at the model's 25 fps, with audio, a clip long enough for the check and the model
+    at hand; else ``None``."""
+    if cfg.speech == "off" or cfg.person is not None or cfg.fps != sp.RATE or not info.has_audio or cfg.speech_missing or n < sp.sync.WINDOW:
         return None
     sc = cfg.speech_config()
     try:
