@@ -191,6 +191,13 @@ def crop(sources: tuple[str, ...], out_dir: str, preset: str, size: int | None, 
         raise PrepError(None, "--group-by person sorts segments: use it with --split")
     inputs, total = _inputs(sources, from_list, VIDEO_EXTENSIONS, PrepError(None, f"no video files in {', '.join(sources or (from_list or '',))}"))
     check_writable_dir(out_dir)
+    if cfg.group_by:
+        from .crop.group import earlier_sources
+
+        inputs = list(inputs)  # the run holds every source's record for the grouping anyway
+        stale = earlier_sources(out_dir, [item_id for _, item_id in inputs])
+        if stale:
+            raise PrepError(out_dir, f"its person folders hold segments of {len(stale)} source(s) an earlier run grouped that this run does not have ({', '.join(stale[:3])}{', ...' if len(stale) > 3 else ''}): give them again, or use another output folder")
     items = ((p, out_dir, cfg, item_id) for p, item_id in inputs)
     log = RunLog(report_path, "crop")
     # --split: the sources' records are kept for the review page (and the grouping by person),

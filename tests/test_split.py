@@ -296,6 +296,14 @@ def test_split_group_by_person_puts_each_persons_segments_in_one_folder(grouped_
     assert again.exit_code == 0 and again.output.count("skip ") == 2, again.output
     for (stem, shot, track), g in group.items():
         assert list((out / g).glob(f"{stem}__s{shot:02d}_t{track:02d}*.mp4"))
+    # a run over fewer sources would number persons afresh beside the earlier run's folders
+    # (one person_NN could then hold two people): refused up front, naming the missing source
+    from click.testing import CliRunner
+
+    from prep.cli import main
+
+    fewer = CliRunner().invoke(main, [a for a in args if a != args[2]])  # the side-by-side edit left out
+    assert fewer.exit_code != 0 and "side" in fewer.output and "earlier run" in fewer.output, fewer.output
 
 
 def test_split_tiers_same_segments_at_every_size_from_one_analysis(edits, tmp_path):

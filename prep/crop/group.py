@@ -5,6 +5,7 @@ person's folder."""
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -76,6 +77,23 @@ def group_segments(out_root: str | Path, records: list[dict[str, Any]]) -> list[
         write_sheet(folder / "sheet.png", tiles, f"{person_folder(k)}: {len(groups[k])} segments")
         summaries.append({"person": person_folder(k), "segments": len(groups[k]), "sources": len({e["source"] for e in groups[k]})})
     return summaries
+
+
+_SEGMENT_FILE = re.compile(r"^(.+)__s\d{2}_t\d{2}(_p\d{2})?\.mp4$")
+
+
+def earlier_sources(out_root: str | Path, names: list[str]) -> list[str]:
+    """Sources whose segments sit in ``OUT``'s person folders from an earlier run but are not
+    among ``names``, this run's sources (output names). Their persons were numbered by that
+    run's clustering: kept beside this run's, one ``person_NN`` folder could hold two people,
+    so the run refuses to start (see :func:`prep.cli.crop`)."""
+    mine = set(names)
+    found = set()
+    for f in Path(out_root).glob("person_*/**/*.mp4"):
+        m = _SEGMENT_FILE.match(f.name)
+        if m and m.group(1) not in mine:
+            found.add(m.group(1))
+    return sorted(found)
 
 
 def relative_to_layout_root(path: Path, out: Path) -> Path:
