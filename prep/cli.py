@@ -536,10 +536,15 @@ def pairs(sources: tuple[str, ...], out_dir: str, degradation: str, size: int, s
 
 def _pairs_run(inputs: Any, total: int | None, out_dir: str, cfg: Any, run: Any, report_path: str | None) -> bool:
     from .fsutil import check_writable_dir
-    from .pairs import STAGING, done, finish, group_by_person, make_pairs
+    from .pairs import STAGING, done, earlier_items, finish, group_by_person, make_pairs
     from .runlog import RunLog
 
     check_writable_dir(out_dir)
+    if cfg.group_by:
+        inputs = list(inputs)  # the run holds every photo's record for the grouping anyway
+        stale = earlier_items(out_dir, [i for _, i in inputs])
+        if stale:
+            raise PrepError(out_dir, f"its person folders hold pairs of {len(stale)} photo(s) an earlier run grouped that this run does not have ({', '.join(stale[:3])}{', ...' if len(stale) > 3 else ''}): give them again, or use another output folder")
     # --group-by person: pairs are written to a staging folder, then moved into their person's folder
     work_dir = str(Path(out_dir) / STAGING) if cfg.group_by else out_dir
     items = ((p, i, work_dir, cfg) for p, i in inputs)

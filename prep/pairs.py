@@ -291,6 +291,18 @@ def write_basicsr_options(out: Path, cfg: PairsConfig) -> Path:
 STAGING = ".prep/staging"
 
 
+def earlier_items(out: str | Path, names: list[str]) -> list[str]:
+    """Photos an earlier ``--group-by person`` run into ``OUT`` sorted into its person folders
+    (their markers in the staging folder) that are not among ``names``, this run's photos: kept
+    beside this run's persons, one ``person_NN`` could hold two people, so the run refuses to
+    start (see :func:`prep.cli.pairs`)."""
+    out = Path(out)
+    if not any(d.is_dir() for d in out.glob("person_*")):
+        return []
+    mine = set(names)
+    return sorted(m.stem for m in (out / STAGING / MARKERS).glob("*.json") if m.stem not in mine)
+
+
 def group_by_person(out: str | Path, cfg: PairsConfig, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """``--group-by person``: cluster the faces written under ``OUT/.prep/staging`` (records in
     input order, faces in order: the same run gives the same persons) and move each pair into

@@ -289,6 +289,13 @@ def test_pairs_group_by_person_puts_each_person_in_one_folder(photos, tmp_path):
     again = run("pairs", str(photos), "-o", str(out), "--align", "--size", "128", "--group-by", "person")
     assert again.exit_code == 0 and "done before" in again.output
     assert sorted(str(p.relative_to(out)) for p in out.rglob("*.png") if ".prep" not in p.parts) == before
+    # fewer photos into the same folder: refused up front (one person_NN could hold two people)
+    one = tmp_path / "one"
+    one.mkdir()
+    (one / OBAMA[0]).symlink_to(photos / OBAMA[0])
+    fewer = run("pairs", str(one), "-o", str(out), "--align", "--size", "128", "--group-by", "person")
+    assert fewer.exit_code != 0 and "7 photo(s) an earlier run grouped" in fewer.output and len(fewer.output.strip().splitlines()) == 1, fewer.output
+    assert sorted(str(p.relative_to(out)) for p in out.rglob("*.png") if ".prep" not in p.parts) == before
 
 
 def test_blur_person_judges_only_the_persons_photos(photos):
