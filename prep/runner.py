@@ -218,13 +218,22 @@ class _PoolTask:
 _started: Any = None  # pool workers: where each says which task it starts
 
 
+_THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+
 def _pool_init(started: Any) -> None:
-    """A pool worker: one thread per library (as Ray sets for its workers), set before numpy
-    and OpenCV load in this fresh process."""
+    """A pool worker: where it says which task it starts. (Its libraries' thread counts were set
+    before the pool's processes started: see :meth:`LocalRunner._pool`.)"""
     global _started
-    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ.setdefault(var, "1")
     _started = started
+
+
+def pool_threads(workers: int) -> dict[str, str]:
+    """The thread count of BLAS and OpenMP in each of ``workers`` pool processes: the cores
+    shared out (one each when there are as many workers as cores, as Ray sets for its
+    workers). Without it every worker's BLAS starts a thread per core, and their spinning
+    threads fight: the speech check's model ran twice as slow with two workers on two cores."""
+    return {var: str(max(1, (os.cpu_count() or 1) // max(1, workers))) for var in _THREAD_VARS}
 
 
 def _pool_chunk(key: int, fn: UnitOfWork, chunk: list[tuple]) -> tuple[list[Record], float]:
@@ -275,6 +284,10 @@ class LocalRunner(Runner):
         if self.pool is None:
             import multiprocessing
 
+            # set before the fork server starts: it loads numpy (and BLAS reads these at load),
+            # and the workers are forked from it; a setting the user made stays
+            for var, value in pool_threads(self.workers).items():
+                os.environ.setdefault(var, value)
             ctx = multiprocessing.get_context("forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn")
             self.started = ctx.SimpleQueue()
             self.pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=ctx, initializer=_pool_init, initargs=(self.started,))

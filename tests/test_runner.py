@@ -144,6 +144,48 @@ def test_report_streams_as_items_finish_and_resume_skips_on_the_driver(tmp_path)
     assert [i["source"] for i in rep["items"]] == [i[0] for i in items]
 
 
+BLAS_THREADS = """
+import ctypes
+import numpy  # the driver has numpy loaded before its pool starts, as prep's CLI has
+from prep.runner import RunOptions, run_items
+
+
+def blas_threads(path, _):
+    # the threads of the OpenBLAS that numpy's wheels bundle, in this process
+    with open("/proc/self/maps") as f:
+        libs = sorted({line.split()[-1] for line in f if "openblas" in line.lower() and ".so" in line})
+    for lib in libs:
+        dll = ctypes.CDLL(lib)
+        for sym in ("scipy_openblas_get_num_threads64_", "openblas_get_num_threads64_", "openblas_get_num_threads"):
+            if hasattr(dll, sym):
+                return {"source": path, "status": "ok", "threads": int(getattr(dll, sym)())}
+    return {"source": path, "status": "ok", "threads": None}
+
+
+if __name__ == "__main__":
+    print(sorted({r["threads"] for r in run_items(blas_threads, [(str(k), "") for k in range(4)], RunOptions("local", 2))}, key=str))
+"""
+
+
+def test_pool_workers_share_the_cores_out_among_their_blas_threads(tmp_path):
+    """Each of two pool workers runs BLAS with its share of the cores (one each on two cores).
+    Set in the worker itself, the setting came too late: the fork server the workers come from
+    had loaded numpy with the driver's program, and the workers' spinning BLAS threads made the
+    speech check's model twice as slow with --workers 2 on two cores."""
+    from prep.runner import pool_threads
+
+    if not Path("/proc/self/maps").is_file():
+        pytest.skip("needs /proc to find the BLAS library")
+    script = tmp_path / "driver.py"
+    script.write_text(BLAS_THREADS)
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env, timeout=120)
+    assert out.returncode == 0, out.stderr
+    if out.stdout.strip() == "[None]":
+        pytest.skip("no OpenBLAS found in the workers")
+    assert out.stdout.strip() == f"[{pool_threads(2)['OPENBLAS_NUM_THREADS']}]", out.stdout
+
+
 @pytest.mark.same_everywhere
 def test_local_pool_retries_a_dead_worker(tmp_path):
     items = [(f"/in/{k}.jpg", str(tmp_path)) for k in range(5)]
