@@ -17,8 +17,9 @@ $(STAMP): pyproject.toml
 demo: setup
 	$(BIN)/prep crop sample_data/astronaut_vertical.mp4 -o out/demo --report out/demo/run.json
 
+# One test worker per core, each with one BLAS/OpenMP thread (as prep's own pool shares the cores out).
 test: setup
-	$(BIN)/python -m pytest -q -n auto --maxprocesses 4 --dist loadscope --durations=15
+	OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 $(BIN)/python -m pytest -q -n auto --maxprocesses 4 --dist loadscope --durations=15
 
 bench: setup
 	$(BIN)/python bench/bench_crop.py
