@@ -147,6 +147,19 @@ def _inputs(sources: tuple[str, ...], from_list: str | None, extensions: set[str
     return chain([first], it), total
 
 
+def _no_earlier_persons(inputs: Any, out_dir: str, earlier: Any, what: str) -> list[tuple[str, str]]:
+    """``--group-by person``: the run's ``(path, item id)`` pairs, held (the run holds every
+    record for the grouping anyway), after refusing with one line an OUT whose person folders
+    hold inputs of an earlier run that this one lacks (``earlier(out_dir, item ids)`` names
+    them): numbered afresh beside them, one ``person_NN`` could hold two people."""
+    held = list(inputs)
+    stale = earlier(out_dir, [item_id for _, item_id in held])
+    if stale:
+        listed = ", ".join(stale[:3]) + (", ..." if len(stale) > 3 else "")
+        raise PrepError(out_dir, f"its person folders hold {what.format(len(stale))} an earlier run grouped that this run does not have ({listed}): give them again, or use another output folder")
+    return held
+
+
 @main.command()
 @click.argument("sources", nargs=-1, type=click.Path())
 @click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False), default="prep_crop", show_default=True, help="Output folder (the preset's layout decides where inside).")
@@ -194,10 +207,7 @@ def crop(sources: tuple[str, ...], out_dir: str, preset: str, size: int | None, 
     if cfg.group_by:
         from .crop.group import earlier_sources
 
-        inputs = list(inputs)  # the run holds every source's record for the grouping anyway
-        stale = earlier_sources(out_dir, [item_id for _, item_id in inputs])
-        if stale:
-            raise PrepError(out_dir, f"its person folders hold segments of {len(stale)} source(s) an earlier run grouped that this run does not have ({', '.join(stale[:3])}{', ...' if len(stale) > 3 else ''}): give them again, or use another output folder")
+        inputs = _no_earlier_persons(inputs, out_dir, earlier_sources, "segments of {} source(s)")
     items = ((p, out_dir, cfg, item_id) for p, item_id in inputs)
     log = RunLog(report_path, "crop")
     # --split: the sources' records are kept for the review page (and the grouping by person),
@@ -446,10 +456,7 @@ def frames(sources: tuple[str, ...], out_dir: str, fps: float | None, reject_blu
     if across:
         from .framegroup import earlier_videos
 
-        inputs = list(inputs)  # the run holds every video's record for the grouping anyway
-        stale = earlier_videos(out_dir, [item_id for _, item_id in inputs])
-        if stale:
-            raise PrepError(out_dir, f"its person folders hold frames of {len(stale)} video(s) an earlier run grouped that this run does not have ({', '.join(stale[:3])}{', ...' if len(stale) > 3 else ''}): give them again, or use another output folder")
+        inputs = _no_earlier_persons(inputs, out_dir, earlier_videos, "frames of {} video(s)")
     items = ((p, out_dir if single else str(Path(out_dir) / item_id), det, bcfg, fps, reject_blur, None if single else False, tiers or (), ref, group_by, str(video_group_dir(out_dir, item_id)) if across else None) for p, item_id in inputs)
     log = RunLog(report_path, "frames")
     records = run_items(extract_frames, items, _run_options(runner, workers, ray_address), done, total, "frames")
@@ -541,10 +548,7 @@ def _pairs_run(inputs: Any, total: int | None, out_dir: str, cfg: Any, run: Any,
 
     check_writable_dir(out_dir)
     if cfg.group_by:
-        inputs = list(inputs)  # the run holds every photo's record for the grouping anyway
-        stale = earlier_items(out_dir, [i for _, i in inputs])
-        if stale:
-            raise PrepError(out_dir, f"its person folders hold pairs of {len(stale)} photo(s) an earlier run grouped that this run does not have ({', '.join(stale[:3])}{', ...' if len(stale) > 3 else ''}): give them again, or use another output folder")
+        inputs = _no_earlier_persons(inputs, out_dir, earlier_items, "pairs of {} photo(s)")
     # --group-by person: pairs are written to a staging folder, then moved into their person's folder
     work_dir = str(Path(out_dir) / STAGING) if cfg.group_by else out_dir
     items = ((p, i, work_dir, cfg) for p, i in inputs)

@@ -173,6 +173,8 @@ class PassCrops:
     waiting for their box, at most ``max_wait`` small grey frames."""
 
     def __init__(self, model: LightASD, info: VideoInfo, analysis_side: int, n: int, max_wait: int = 50):
+        if n < sync.WINDOW:
+            raise ValueError(f"PassCrops needs a track of at least {sync.WINDOW} frames, got {n}")
         self.w, _ = scaled_size(info, analysis_side)
         self.display_width = info.display_width
         self.f = self.w / info.display_width
@@ -221,11 +223,7 @@ class PassCrops:
         return box
 
     def _smoothed(self, j: int) -> np.ndarray | None:
-        h = MEDIAN // 2
-        if self.n <= 2 * h:
-            if not self._ended:
-                return None
-            return np.median(np.array([self._box(t) for t in range(self.n)]), axis=0)
+        h = MEDIAN // 2  # n > 2 h: a track shorter than the model's window never gets here
         c = min(max(j, h), self.n - 1 - h)
         window = [self._box(t) for t in range(c - h, c + h + 1)]
         if any(b is None for b in window):
