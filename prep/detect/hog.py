@@ -16,14 +16,16 @@ from .face import DetectorSpec, Face, register
 # YuNet box from a HOG box (x, y, w, h), in units of the HOG box width.
 _CENTER_SHIFT = (0.011, -0.070)
 _SIZE = (0.885, 1.148)
-# Landmarks as fractions of the YuNet box (right eye, left eye, nose, right/left mouth corner).
-# Box refinement (see HogDetector._refine): the face is brought to about REFINE_PX px and searched
-# at REFINE_STEPS scales within one pyramid step, in a region REFINE_CONTEXT sides around it.
-REFINE_PX = 100.0
+# Box refinement (see HogDetector._refine): the face is brought to REFINE_PX px, just above dlib's
+# 80 px window, and searched at REFINE_STEPS scales within one pyramid step (83-96 px), in a region
+# REFINE_CONTEXT sides each way around its centre (2 sides across): dlib then finds it at the
+# first or second level of its own pyramid, whose later levels are small.
+REFINE_PX = 100.0 / 1.2
 REFINE_STEPS = 4
-REFINE_CONTEXT = 1.2
+REFINE_CONTEXT = 1.0
 # dlib's window is 80 px; a face known to be this large is searched without upsampling.
 UNSAMPLED_FACE_PX = 92.0
+# Landmarks as fractions of the YuNet box (right eye, left eye, nose, right/left mouth corner).
 _LAYOUT = np.array([[0.27, 0.393], [0.73, 0.393], [0.5, 0.59], [0.32, 0.744], [0.68, 0.744]], np.float32)
 
 
