@@ -155,7 +155,7 @@ def videos(rows: list[str], cfg: BlurConfig) -> None:
                 if i in want:
                     tiles.append(Tile(face_crop(frame, main_face(det.detect(frame))), [f"{p.stem[:20]}", f"#{i} {s[i]:+.3f}"], RED))
     write_sheet(OUT / "rejected_frames.png", tiles, "eval-blur: frames rejected in the shared clips")
-    rows += ["", f"Contact sheet of the rejected frames: `out/eval-blur/rejected_frames.png`.", ""]
+    rows += ["", "Contact sheet of the rejected frames: `out/eval-blur/rejected_frames.png`.", ""]
 
 
 def photo_reasons(rows: list[str], cfg: BlurConfig) -> None:

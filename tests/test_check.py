@@ -173,7 +173,6 @@ def hallo_set(clips, tmp_path_factory) -> Path:
 
 def _video_plants(good: Path, d: Path) -> dict[str, tuple[Path, str]]:
     g = str(good)
-    face = "[0:v]scale=128:128[s];[0:v][s]overlay=10:10"
     made = {
         "non_square": (["-vf", "scale=512:400,setsar=1"], "not square"),
         "wrong_size": (["-vf", "scale=256:256,setsar=1"], "the layout needs 512x512"),

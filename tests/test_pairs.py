@@ -13,7 +13,6 @@ from click.testing import CliRunner
 
 from prep.cli import main
 
-from checks import frames_at
 from conftest import SHARED, WEIGHTS, needs_shared
 
 
