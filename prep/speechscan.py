@@ -102,14 +102,18 @@ def _faces(src: str, info: VideoInfo, cfg: CropConfig, show_progress: bool | Non
     an = analyse(info, dataclasses.replace(cfg, split=True), show_progress=show_progress, whole_clip_speech=True)
     ranges = an.shots.ranges
     min_len = int(round(MIN_TRACK_SECONDS * cfg.fps))
-    faces, short = [], 0
-    for shot, tr in face_tracks(an.detections, ranges, max_gap(cfg)):
-        start, end = track_span(tr, ranges[shot], cfg.detect_every)
-        if end - start < min_len:
-            short += 1
-            continue
-        whole = an.speech_crops is not None and (start, end) == (0, an.n_frames)
-        ts = speaking.track_facts(info, cfg, tr.frames, tr.faces, start, end, an.speech_crops.embedded(dict(zip(tr.frames, tr.faces))) if whole else None)
+    faces = []
+    tracks = [(shot, tr, *track_span(tr, ranges[shot], cfg.detect_every)) for shot, tr in face_tracks(an.detections, ranges, max_gap(cfg))]
+    short = sum(end - start < min_len for _, _, start, end in tracks)
+    tracks = [t for t in tracks if t[3] - t[2] >= min_len]
+    # the visual side: from this pass for a face there from the first frame to the last, else
+    # from one decode per stretch of footage shared by the tracks on it
+    embedded = [an.speech_crops.embedded(dict(zip(tr.frames, tr.faces))) if an.speech_crops is not None and (start, end) == (0, an.n_frames) else None for _, tr, start, end in tracks]
+    rest = [k for k, e in enumerate(embedded) if e is None]
+    for k, e in zip(rest, speaking.tracks_embedded(info, cfg, [(tracks[k][1].frames, tracks[k][1].faces, tracks[k][2], tracks[k][3]) for k in rest])):
+        embedded[k] = e
+    for (shot, tr, start, end), emb in zip(tracks, embedded):
+        ts = speaking.track_facts(info, cfg, tr.frames, tr.faces, start, end, emb)
         rep = speaking.stretch(ts, cfg, start, end)
         entry = _entry(src, len(faces), start / cfg.fps, end / cfg.fps, rep, cfg)
         entry["shot"] = shot

@@ -391,3 +391,24 @@ def test_pass_crops_give_way_to_the_second_decode_for_two_faces_or_another_subje
     crops.finish()
     assert crops.embedded({i: f[0] for i, f in one.items() if i > 0}) is None  # a subject on other frames
     assert crops.embedded({i: f[0] for i, f in one.items()}) is not None
+
+
+def test_tracks_cut_from_shared_decodes_equal_their_own_decodes():
+    """--split's tracks: the crops of several tracks cut from one decode per group of nearby
+    tracks (overlapping, one after another, one further on: two groups, the second one seeked)
+    are the crops each track's own decode cuts, bit for bit."""
+    from conftest import SAMPLE_CLIP
+    from prep.probe import probe_video
+    from prep.speech import track as tr
+
+    info = probe_video(SAMPLE_CLIP)  # 6 s: 150 speech frames
+    spans = [(0, 60), (30, 60), (95, 20), (120, 30)]  # (j0, n): the last starts 5 frames after the third ends
+    tracks = []
+    for k, (j0, n) in enumerate(spans):
+        frames = list(range(j0, j0 + n, 2))
+        tracks.append((j0, n, np.array(frames, np.float64) / 25.0, np.array([[*_box(i, dx=40.0 * k).center, _box(i).size] for i in frames], np.float64)))
+    shared = tr.tracks_embeddings(_PixelModel(), info, tracks, 640, max_gap=10)
+    for (j0, n, times, boxes), (got, small) in zip(tracks, shared):
+        want, want_small = tr.face_embeddings(_PixelModel(), info, j0, n, times, boxes, 640)
+        assert got.shape == want.shape == (n, 128) and small == want_small
+        assert np.array_equal(got, want), (j0, n)

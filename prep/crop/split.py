@@ -48,17 +48,20 @@ def split_source(src: str, out_root: str | Path, cfg: CropConfig, item_id: str, 
     speech_of: dict[tuple[int, int], Any] = {}
     min_len = max(1, int(round(cfg.min_seconds * cfg.fps)))
     judged = dataclasses.replace(cfg, size=max(cfg.tiers)) if cfg.tiers else cfg  # --tiers: every size holds the same segments
-    for shot, tr in face_tracks(an.detections, ranges, max_gap(cfg)):
+    tracks = [(shot, tr, *track_span(tr, ranges[shot], cfg.detect_every)) for shot, tr in face_tracks(an.detections, ranges, max_gap(cfg))]
+    heard = [cfg.speech != "off" and end - start >= min_len for _, _, start, end in tracks]
+    # the speech model's face crops of every track, from one decode per stretch of footage
+    embedded = iter(speaking.tracks_embedded(info, cfg, [(tr.frames, tr.faces, start, end) for (_, tr, start, end), h in zip(tracks, heard) if h]))
+    for (shot, tr, start, end), h in zip(tracks, heard):
         tno = numbered.get(shot, 0)
         numbered[shot] = tno + 1
         poses = pose_track(tr)
         scores = track_blur(an, tr, cfg.detect_every)
         per_track[(shot, tno)] = (tr, poses)
         blur_of[(shot, tno)] = scores
-        start, end = track_span(tr, ranges[shot], cfg.detect_every)
         turns = None
-        if cfg.speech != "off" and end - start >= min_len:
-            speech_of[(shot, tno)] = facts = track_speech(info, cfg, tr.frames, tr.faces, start, end)
+        if h:
+            speech_of[(shot, tno)] = facts = track_speech(info, cfg, tr.frames, tr.faces, start, end, next(embedded))
             if cfg.speech == "require" and not isinstance(facts, dict):
                 turns = speaking.marks(facts, cfg, start, end)
         for seg in split_track(shot, tno, tr, ranges[shot], poses, blurred_frames(scores, cfg.fps, bcfg), cfg.fps, cfg.detect_every, cfg, turns):

@@ -132,8 +132,7 @@ def analyse_track(info: VideoInfo, t0: float, t1: float, box_times: np.ndarray, 
     ``box_times`` seconds) over ``[t0, t1)`` seconds of the output timeline. ``embedded``: the
     visual embeddings and ``small`` flag already made from the analysis pass's own frames
     (:class:`PassCrops`), which are what :func:`face_embeddings` would decode again."""
-    j0 = int(round(t0 * RATE))
-    n = max(0, int(round(t1 * RATE)) - j0)
+    j0, n = speech_frames(t0, t1)
     t0 = j0 / RATE
     if not info.has_audio:
         return TrackSpeech(t0, n, False, note="no audio")
@@ -145,18 +144,72 @@ def analyse_track(info: VideoInfo, t0: float, t1: float, box_times: np.ndarray, 
     return listen(model, visual, pcm, t0, small)
 
 
+def speech_frames(t0: float, t1: float) -> tuple[int, int]:
+    """``(j0, n)``: the model's frames ``[j0, j0 + n)`` (at ``RATE``) over ``[t0, t1)`` seconds."""
+    j0 = int(round(t0 * RATE))
+    return j0, max(0, int(round(t1 * RATE)) - j0)
+
+
+def _track_boxes(info: VideoInfo, j0: int, n: int, box_times: np.ndarray, boxes: np.ndarray, analysis_side: int) -> tuple[np.ndarray, bool]:
+    """The smoothed boxes (n, 3) of speech frames ``[j0, j0 + n)`` and whether the face is too
+    small for the model on most of them."""
+    bx = smooth_boxes(boxes_at(j0 / RATE + np.arange(n) / RATE, box_times, boxes))
+    w, _ = scaled_size(info, analysis_side)
+    return bx, float(np.median(bx[:, 2])) * w / info.display_width < MIN_FACE
+
+
+def _held(visual: np.ndarray, n: int) -> np.ndarray:
+    """``n`` embeddings: a decoder that fell short of the rounded count holds its last frame."""
+    if len(visual) < n:
+        visual = np.concatenate([visual, np.repeat(visual[-1:], n - len(visual), axis=0)]) if len(visual) else np.zeros((n, 128), np.float32)
+    return visual[:n]
+
+
 def face_embeddings(model: LightASD, info: VideoInfo, j0: int, n: int, box_times: np.ndarray, boxes: np.ndarray, analysis_side: int = 640) -> tuple[np.ndarray, bool]:
     """The model's visual embeddings (n, 128) of the face over speech frames ``[j0, j0 + n)``,
     decoded once (memory bounded by the chunk, not the track), and whether the face is too
     small for the model on most frames."""
-    times = j0 / RATE + np.arange(n) / RATE
-    bx = smooth_boxes(boxes_at(times, box_times, boxes))
+    bx, small = _track_boxes(info, j0, n, box_times, boxes, analysis_side)
+    return _held(_embed_stream(model, _crops(info, analysis_side, j0, n, bx)), n), small
+
+
+def tracks_embeddings(model: LightASD, info: VideoInfo, tracks: list[tuple[int, int, np.ndarray, np.ndarray]], analysis_side: int = 640, max_gap: int = int(2 * RATE)) -> list[tuple[np.ndarray, bool]]:
+    """:func:`face_embeddings` of several tracks (``(j0, n, box_times, boxes)`` each) from as
+    few decodes as there are groups of tracks: tracks whose speech frames overlap, or lie
+    within ``max_gap`` frames of each other, are cut from one decode over their union (two
+    faces in one shot, a shot after a shot) instead of one decode each, and none decodes a
+    stretch twice. Results equal :func:`face_embeddings` per track. Memory: one visual chunk
+    per track being cut, not the tracks' length."""
     w, _ = scaled_size(info, analysis_side)
-    small = float(np.median(bx[:, 2])) * w / info.display_width < MIN_FACE
-    visual = _embed_stream(model, _crops(info, analysis_side, j0, n, bx))
-    if len(visual) < n:  # the decoder fell short of the rounded count: hold the last frame
-        visual = np.concatenate([visual, np.repeat(visual[-1:], n - len(visual), axis=0)]) if len(visual) else np.zeros((n, 128), np.float32)
-    return visual[:n], small
+    f = w / info.display_width
+    jobs = [(j0, n, *_track_boxes(info, j0, n, bt, b, analysis_side)) for j0, n, bt, b in tracks]
+    out: list[Any] = [None] * len(jobs)
+    order = sorted(range(len(jobs)), key=lambda k: jobs[k][0])
+    groups: list[list[int]] = []
+    end = None
+    for k in order:
+        j0, n = jobs[k][0], jobs[k][1]
+        if end is None or j0 > end + max_gap:
+            groups.append([])
+            end = j0 + n
+        groups[-1].append(k)
+        end = max(end, j0 + n)
+    for g in groups:
+        a = min(jobs[k][0] for k in g)
+        b = max(jobs[k][0] + jobs[k][1] for k in g)
+        streams = {k: VisualStream(model) for k in g}
+        for j, frame in enumerate(iter_frames(info, RATE, analysis_side, start=a, count=b - a), start=a):
+            if j >= b:
+                break
+            grey = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
+            for k in g:
+                j0, n, bx, _ = jobs[k]
+                if j0 <= j < j0 + n:
+                    cx, cy, side = bx[j - j0] * f
+                    streams[k].push(face_crop(grey, cx, cy, side))
+        for k in g:
+            out[k] = (_held(streams[k].finish(), jobs[k][1]), jobs[k][3])
+    return out
 
 
 class PassCrops:

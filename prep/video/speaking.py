@@ -26,9 +26,40 @@ def track_facts(info: VideoInfo, cfg: Any, frames: list[int], faces: list[Face],
     pass (:func:`pass_crops`)."""
     if cfg.speech_missing:
         raise PrepError(None, cfg.speech_missing)
-    times = np.asarray(frames, np.float64) / cfg.fps
-    boxes = np.array([[*f.center, f.size] for f in faces], np.float64)
+    times, boxes = _boxes(cfg, frames, faces)
     return sp.analyse_track(info, start / cfg.fps, end / cfg.fps, times, boxes, cfg.speech_config(), cfg.analysis_side, embedded)
+
+
+def _boxes(cfg: Any, frames: list[int], faces: list[Face]) -> tuple[np.ndarray, np.ndarray]:
+    """A track's times (s) and boxes ((N, 3) centre x, centre y, side, display px)."""
+    return np.asarray(frames, np.float64) / cfg.fps, np.array([[*f.center, f.size] for f in faces], np.float64)
+
+
+def tracks_embedded(info: VideoInfo, cfg: Any, tracks: list[tuple[list[int], list[Face], int, int]]) -> list[tuple[np.ndarray, bool] | None]:
+    """The visual side of the speech check for several face tracks (``(frames, faces, start,
+    end)`` each, as :func:`track_facts` takes them), cut from shared decodes
+    (:func:`prep.speech.track.tracks_embeddings`: ``--split``'s tracks are known only after
+    the pass). ``None`` for a track whose own check says why it has none (no audio, under
+    2 s, no model), and for all when the shared decode fails: each track's own decode then
+    runs and reports what went wrong, as before."""
+    out: list[tuple[np.ndarray, bool] | None] = [None] * len(tracks)
+    if cfg.speech == "off" or not info.has_audio or cfg.speech_missing:
+        return out
+    jobs = {}
+    for k, (frames, faces, start, end) in enumerate(tracks):
+        j0, n = sp.speech_frames(start / cfg.fps, end / cfg.fps)
+        if n >= sp.sync.WINDOW:
+            jobs[k] = (j0, n, *_boxes(cfg, frames, faces))
+    if not jobs:
+        return out
+    sc = cfg.speech_config()
+    try:
+        got = sp.tracks_embeddings(sp.load_default(sc.weights_dir, sc.checkpoint), info, list(jobs.values()), cfg.analysis_side)
+    except Exception:  # noqa: BLE001 - the tracks' own decodes say what it is
+        return out
+    for k, e in zip(jobs, got):
+        out[k] = e
+    return out
 
 
 def pass_crops(info: VideoInfo, cfg: Any, n: int) -> sp.PassCrops | None:
