@@ -412,3 +412,36 @@ def test_tracks_cut_from_shared_decodes_equal_their_own_decodes():
         want, want_small = tr.face_embeddings(_PixelModel(), info, j0, n, times, boxes, 640)
         assert got.shape == want.shape == (n, 128) and small == want_small
         assert np.array_equal(got, want), (j0, n)
+
+
+def test_tracks_fall_back_to_their_own_decodes_when_the_shared_one_fails(monkeypatch):
+    """A shared decode that fails leaves every track to its own decode (which then reports the
+    problem as before); tracks under the model's 2 s get none."""
+    import dataclasses
+
+    from prep.config import CropConfig
+    from prep.probe import probe_video
+    from prep.speech import track as tr
+    from prep.video import speaking
+    from conftest import SAMPLE_CLIP
+
+    info = probe_video(SAMPLE_CLIP)
+    cfg = dataclasses.replace(CropConfig.resolve("hallo", speech="measure"), speech_missing=None)  # the model is stood in for
+    monkeypatch.setattr(speaking, "_boxes", lambda cfg, frames, faces: (np.asarray(frames, np.float64) / 25.0, np.array([[300.0, 500.0, 200.0]] * len(frames))))
+    tracks = [(list(range(0, 100, 2)), [None] * 50, 0, 100), (list(range(0, 30, 2)), [None] * 15, 0, 30)]
+    calls = []
+
+    def fake(model, info, jobs, side):
+        calls.append([(j0, n) for j0, n, _, _ in jobs])
+        return [(np.zeros((n, 128), np.float32), False) for _, n, _, _ in jobs]
+
+    monkeypatch.setattr(tr, "load_default", lambda *a, **k: object())
+    monkeypatch.setattr(tr, "tracks_embeddings", fake)
+    got = speaking.tracks_embedded(info, cfg, tracks)
+    assert calls == [[(0, 100)]] and got[0][0].shape == (100, 128) and got[1] is None  # 30 frames: under the model's window
+
+    def broken(*a, **k):
+        raise RuntimeError("decoder died")
+
+    monkeypatch.setattr(tr, "tracks_embeddings", broken)
+    assert speaking.tracks_embedded(info, cfg, tracks) == [None, None]
