@@ -35,26 +35,25 @@ def _boxes(cfg: Any, frames: list[int], faces: list[Face]) -> tuple[np.ndarray, 
     return np.asarray(frames, np.float64) / cfg.fps, np.array([[*f.center, f.size] for f in faces], np.float64)
 
 
-def tracks_embedded(info: VideoInfo, cfg: Any, tracks: list[tuple[list[int], list[Face], int, int]]) -> list[tuple[np.ndarray, bool] | None]:
+def tracks_embedded(info: VideoInfo, cfg: Any, tracks: list[tuple[list[int], list[Face], int, int]], passed: sp.PassCrops | None = None, n_frames: int = 0) -> list[tuple[np.ndarray, bool] | None]:
     """The visual side of the speech check for several face tracks (``(frames, faces, start,
-    end)`` each, as :func:`track_facts` takes them), cut from shared decodes
-    (:func:`prep.speech.track.tracks_embeddings`: ``--split``'s tracks are known only after
-    the pass). ``None`` for a track whose own check says why it has none (no audio, under
-    2 s, no model), and for all when the shared decode fails: each track's own decode then
-    runs and reports what went wrong, as before."""
-    out: list[tuple[np.ndarray, bool] | None] = [None] * len(tracks)
-    if cfg.speech == "off" or not info.has_audio or cfg.speech_missing:
-        return out
+    end)`` each, as :func:`track_facts` takes them): from the analysis pass (``passed``,
+    :func:`pass_crops`) for a track over all ``n_frames`` that is the face it took, the others
+    cut from shared decodes (:func:`prep.speech.track.tracks_embeddings`: which face is which
+    track is known only after the pass). ``None`` for a track whose own check says why it has
+    none (no audio, under 2 s, no model), and for all the shared decode's tracks when it fails:
+    each track's own decode then runs and reports what went wrong, as before."""
+    out = [passed.embedded(dict(zip(frames, faces))) if passed is not None and (start, end) == (0, n_frames) else None for frames, faces, start, end in tracks]
     jobs = {}
     for k, (frames, faces, start, end) in enumerate(tracks):
         j0, n = sp.speech_frames(start / cfg.fps, end / cfg.fps)
-        if n >= sp.sync.WINDOW:
+        if out[k] is None and n >= sp.sync.WINDOW:
             jobs[k] = (j0, n, *_boxes(cfg, frames, faces))
-    if not jobs:
+    model = _model(info, cfg) if jobs else None
+    if model is None:
         return out
-    sc = cfg.speech_config()
     try:
-        got = sp.tracks_embeddings(sp.load_default(sc.weights_dir, sc.checkpoint), info, list(jobs.values()), cfg.analysis_side)
+        got = sp.tracks_embeddings(model, info, list(jobs.values()), cfg.analysis_side)
     except Exception:  # noqa: BLE001 - the tracks' own decodes say what it is
         return out
     for k, e in zip(jobs, got):
@@ -67,14 +66,22 @@ def pass_crops(info: VideoInfo, cfg: Any, n: int) -> sp.PassCrops | None:
     when they can be: a face over the whole clip (the one-clip path, ``prep speech``), no
     --person, at the model's 25 fps, with audio, a clip long enough for the check and the model
     at hand; else ``None``."""
-    if cfg.speech == "off" or cfg.person is not None or cfg.fps != sp.RATE or not info.has_audio or cfg.speech_missing or n < sp.sync.WINDOW:
+    if cfg.person is not None or cfg.fps != sp.RATE or n < sp.sync.WINDOW:
+        return None
+    model = _model(info, cfg)
+    return None if model is None else sp.PassCrops(model, info, cfg.analysis_side, n)
+
+
+def _model(info: VideoInfo, cfg: Any) -> Any:
+    """The speech model, when the check runs on this clip; else ``None`` (the check itself
+    says why, once, after the pass)."""
+    if cfg.speech == "off" or not info.has_audio or cfg.speech_missing:
         return None
     sc = cfg.speech_config()
     try:
-        model = sp.load_default(sc.weights_dir, sc.checkpoint)
+        return sp.load_default(sc.weights_dir, sc.checkpoint)
     except PrepError:
-        return None  # said once, by the check itself after the pass
-    return sp.PassCrops(model, info, cfg.analysis_side, n)
+        return None
 
 
 def unmeasured(problem: str) -> dict[str, Any]:
