@@ -271,11 +271,24 @@ def test_matches_torch_on_real_clip(torch_net, model):
 
 
 @needs_light_asd
-def test_visual_chunks_do_not_change_results(model):
-    frames = np.random.default_rng(2).integers(0, 256, (20, 112, 112), dtype=np.uint8)
-    whole = model.visual(frames, chunk=64)
-    for chunk in (3, 8):
-        assert np.allclose(model.visual(frames, chunk=chunk), whole, atol=1e-5)
+def test_streamed_visual_encoder_equals_one_pass(model):
+    """Crops pushed 1, 3, 8 or 64 at a time through the streamed encoder (each block holds the
+    2 frames its temporal convolutions reach ahead) give, bit for bit, one pass of the three
+    blocks over the whole sequence."""
+    from prep.speech.lightasd import PIXEL_MEAN, PIXEL_STD, _block, _maxpool_hw
+
+    frames = np.random.default_rng(2).integers(0, 256, (23, 112, 112), dtype=np.uint8)
+    x = (frames.astype(np.float32)[..., None] / np.float32(255) - np.float32(PIXEL_MEAN)) / np.float32(PIXEL_STD)
+    for i, blk in enumerate(model.vblocks):
+        x = _block(x, blk)
+        x = _maxpool_hw(x) if i < 2 else x
+    whole = x.max(axis=(1, 2))
+    for chunk in (1, 3, 8, 64):
+        assert np.array_equal(model.visual(frames, chunk=chunk), whole), chunk
+    enc = model.visual_encoder()
+    assert enc.push(frames[:6]).shape == (0, 128)  # 6 frames behind: 2 per block
+    assert len(enc.push(frames[6:7])) == 1 and len(enc.finish()) == 6
+    assert model.visual(frames[:0]).shape == (0, 128) and model.visual(frames[:1]).shape == (1, 128)
 
 
 @needs_light_asd
@@ -321,10 +334,16 @@ def test_licence_is_a_checked_model_file_and_optional_offline(tmp_path, monkeypa
 
 class _PixelModel:
     """Stands in for Light-ASD's visual encoder: each crop's first 128 pixels (frame by frame,
-    so any chunking gives the same rows)."""
+    so any grouping gives the same rows)."""
 
-    def visual(self, frames):
+    def visual_encoder(self):
+        return self
+
+    def push(self, frames, final=False):
         return np.asarray(frames).reshape(len(frames), -1)[:, :128].astype(np.float32)
+
+    def finish(self):
+        return np.zeros((0, 128), np.float32)
 
 
 def _pass_and_decode(monkeypatch, n, face_at):

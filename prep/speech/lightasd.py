@@ -49,7 +49,7 @@ BN_EPS = 1e-3
 PIXEL_MEAN, PIXEL_STD = 0.4161, 0.1688
 FACE_SIZE = 112
 EMBED = 128
-_HALO = 6  # frames of temporal context the visual encoder needs each side (3 blocks x 2)
+_REACH = 2  # frames each temporal convolution reads either side of its output frame (kernel 5)
 _COLS_BYTES = 2 << 20  # im2col working set per matmul
 _TEMPORAL_ROWS = 8192  # positions (frames x pixels) per step of the temporal convolutions
 
@@ -164,28 +164,96 @@ def _temporal_add(x: np.ndarray, c: _Conv, t0: int, t1: int, out: np.ndarray, tm
     out += tmp
 
 
-def _block(x: np.ndarray, blk: _Block) -> np.ndarray:
-    """One block on x (T, H, W, Cin) -> (T, Ho, Wo, Cout). After the spatial convolutions the
-    rest runs a few frames at a time so that its working set stays in cache."""
-    y3, y5 = _spatial(x, blk)
-    t, ho, wo, cout = y3.shape
-    rows = ho * wo
-    y3, y5 = y3.reshape(t, rows, cout), y5.reshape(t, rows, cout)
-    out = np.empty((t, rows, cout), np.float32)
+def _temporal_last(y3: np.ndarray, y5: np.ndarray, blk: _Block, t0: int, t1: int) -> np.ndarray:
+    """The rest of a block after its spatial convolutions, for frames t0..t1-1 of the branches'
+    outputs y3, y5 (T, P, C): both temporal convolutions (+BN, ReLU) summed, then the 1x1
+    convolution (+BN, ReLU); frames outside [0, T) count as zeros. Runs a few frames at a time
+    so that its working set stays in cache. Returns (t1 - t0, P, Cout)."""
+    rows, cout = y3.shape[1], blk.last.w.shape[1]
+    out = np.empty((t1 - t0, rows, cout), np.float32)
     step = max(1, _TEMPORAL_ROWS // rows)
-    acc = np.empty((step * rows, cout), np.float32)
-    tmp = np.empty((step * rows, cout), np.float32)
-    for t0 in range(0, t, step):
-        t1 = min(t, t0 + step)
-        n = (t1 - t0) * rows
+    acc = np.empty((step * rows, blk.t3.w.shape[2]), np.float32)
+    tmp = np.empty_like(acc)
+    for a in range(t0, t1, step):
+        b = min(t1, a + step)
+        n = (b - a) * rows
         acc[:n] = 0
-        _temporal_add(y3, blk.t3, t0, t1, acc[:n], tmp[:n])
-        _temporal_add(y5, blk.t5, t0, t1, acc[:n], tmp[:n])
-        o = out[t0:t1].reshape(n, cout)
+        _temporal_add(y3, blk.t3, a, b, acc[:n], tmp[:n])
+        _temporal_add(y5, blk.t5, a, b, acc[:n], tmp[:n])
+        o = out[a - t0 : b - t0].reshape(n, cout)
         np.matmul(acc[:n], blk.last.w, out=o)
         o += blk.last.b
         np.maximum(o, 0, out=o)
-    return out.reshape(t, ho, wo, cout)
+    return out
+
+
+def _block(x: np.ndarray, blk: _Block) -> np.ndarray:
+    """One block on x (T, H, W, Cin) -> (T, Ho, Wo, Cout)."""
+    y3, y5 = _spatial(x, blk)
+    t, ho, wo, cout = y3.shape
+    y3, y5 = y3.reshape(t, ho * wo, cout), y5.reshape(t, ho * wo, cout)
+    return _temporal_last(y3, y5, blk, 0, t).reshape(t, ho, wo, -1)
+
+
+class _StreamedBlock:
+    """A visual block over frames that arrive a few at a time. Its temporal convolutions reach
+    ``_REACH`` frames each side, so each push gives the outputs of the frames whose following
+    frames are in, and keeps the spatial outputs the next frames' outputs still need: every
+    frame is computed once, and memory holds a few frames whatever the sequence's length."""
+
+    def __init__(self, blk: _Block, pool: bool) -> None:
+        self.blk, self.pool = blk, pool
+        self.y3: np.ndarray | None = None  # spatial outputs of frames [first, seen), (n, P, C)
+        self.y5: np.ndarray | None = None
+        self.hw = (0, 0)
+        self.first = self.seen = self.done = 0
+
+    def push(self, x: np.ndarray, final: bool) -> np.ndarray:
+        """The outputs (pooled after blocks 1 and 2) of the frames made final by the new input
+        frames x (n, H, W, C); with ``final``, of every frame left (the sequence ends)."""
+        if len(x):
+            y3, y5 = _spatial(x, self.blk)
+            n, ho, wo, c = y3.shape
+            self.hw = (ho, wo)
+            y3, y5 = y3.reshape(n, ho * wo, c), y5.reshape(n, ho * wo, c)
+            self.y3 = y3 if self.y3 is None else np.concatenate([self.y3, y3])
+            self.y5 = y5 if self.y5 is None else np.concatenate([self.y5, y5])
+            self.seen += n
+        end = self.seen if final else self.seen - _REACH
+        if self.y3 is None or end <= self.done:
+            return np.zeros((0, 1, 1, self.blk.last.w.shape[1]), np.float32)
+        out = _temporal_last(self.y3, self.y5, self.blk, self.done - self.first, end - self.first)
+        keep = max(self.first, end - _REACH)  # the frames before `end` its next outputs read
+        self.y3, self.y5 = self.y3[keep - self.first :], self.y5[keep - self.first :]
+        self.first, self.done = keep, end
+        out = out.reshape(len(out), *self.hw, -1)
+        return _maxpool_hw(out) if self.pool else out
+
+
+class VisualEncoder:
+    """Light-ASD's visual encoder as a stream: face crops go in a few at a time, embeddings of
+    the frames whose context is complete come out (6 frames behind: 2 per block). The result
+    equals one pass over the whole sequence; no frame is computed twice, and memory does not
+    grow with the sequence's length."""
+
+    def __init__(self, model: "LightASD") -> None:
+        self.blocks = [_StreamedBlock(b, pool=i < 2) for i, b in enumerate(model.vblocks)]
+
+    def push(self, frames: np.ndarray, final: bool = False) -> np.ndarray:
+        """Embeddings (m, 128) of the frames made final by ``frames`` (n, 112, 112) uint8 grey
+        crops; ``final=True`` ends the sequence and gives the rest."""
+        frames = np.asarray(frames)
+        if frames.ndim != 3 or frames.shape[1:] != (FACE_SIZE, FACE_SIZE):
+            raise ValueError(f"the visual encoder needs (T, {FACE_SIZE}, {FACE_SIZE}) frames, got {frames.shape}")
+        x = frames.astype(np.float32)[..., None]
+        x = (x / np.float32(255) - np.float32(PIXEL_MEAN)) / np.float32(PIXEL_STD)
+        for blk in self.blocks:
+            x = blk.push(x, final)
+        return x.max(axis=(1, 2)) if len(x) else np.zeros((0, EMBED), np.float32)
+
+    def finish(self) -> np.ndarray:
+        """Embeddings of the frames still held: the sequence ends."""
+        return self.push(np.zeros((0, FACE_SIZE, FACE_SIZE), np.uint8), final=True)
 
 
 def _maxpool_hw(x: np.ndarray) -> np.ndarray:
@@ -278,31 +346,20 @@ class LightASD:
         """Build from a torch.save'd Light-ASD checkpoint (read without torch)."""
         return cls(load_state_dict(path))
 
-    def visual(self, frames: np.ndarray, chunk: int = 64) -> np.ndarray:
-        """Visual embeddings (T, 128) float32 of (T, 112, 112) uint8 grey face crops (0..255).
-
-        Work goes ``chunk`` frames at a time with 6 frames of context each side, trimmed by
-        2 after each block, so results equal a single pass over the whole sequence.
-        """
+    def visual(self, frames: np.ndarray, chunk: int = 16) -> np.ndarray:
+        """Visual embeddings (T, 128) float32 of (T, 112, 112) uint8 grey face crops (0..255),
+        through a :class:`VisualEncoder` ``chunk`` frames at a time (the result does not depend
+        on ``chunk``)."""
         frames = np.asarray(frames)
-        if frames.ndim != 3 or frames.shape[1:] != (FACE_SIZE, FACE_SIZE):
-            raise ValueError(f"visual() needs (T, {FACE_SIZE}, {FACE_SIZE}) frames, got {frames.shape}")
-        t = frames.shape[0]
-        out = np.empty((t, EMBED), np.float32)
-        for a in range(0, t, chunk):
-            b = min(t, a + chunk)
-            start, stop = max(0, a - _HALO), min(t, b + _HALO)
-            x = frames[start:stop].astype(np.float32)[..., None]
-            x = (x / np.float32(255) - np.float32(PIXEL_MEAN)) / np.float32(PIXEL_STD)
-            for i, blk in enumerate(self.vblocks):
-                x = _block(x, blk)
-                # Each block spreads the error of a cut (but not of the true ends) 2 frames inward.
-                x = x[2 if start > 0 else 0 : x.shape[0] - (2 if stop < t else 0)]
-                if i < 2:
-                    x = _maxpool_hw(x)
-            first = a - start - (_HALO if start > 0 else 0)
-            out[a:b] = x[first : first + b - a].max(axis=(1, 2))
-        return out
+        enc = self.visual_encoder()
+        out = [enc.push(frames[:0])]  # checks the shape, even of an empty sequence
+        out += [enc.push(frames[a : a + chunk]) for a in range(0, len(frames), chunk)]
+        out.append(enc.finish())
+        return np.concatenate(out)
+
+    def visual_encoder(self) -> VisualEncoder:
+        """A :class:`VisualEncoder`: crops in as they come, embeddings out."""
+        return VisualEncoder(self)
 
     def audio(self, mfcc: np.ndarray) -> np.ndarray:
         """Audio embeddings (ceil(N / 4), 128) float32 of (N, 13) MFCCs (N = 4T for T frames).

@@ -79,37 +79,34 @@ def boxes_at(times: np.ndarray, box_times: np.ndarray, boxes: np.ndarray) -> np.
 
 
 class VisualStream:
-    """Visual embeddings of crops pushed one at a time, ``chunk`` frames at a time with ``halo``
-    frames of context each side: memory does not grow with the track's length; results equal
-    one pass over the whole track."""
+    """Visual embeddings of crops pushed one at a time: they go through the model's
+    :class:`~prep.speech.lightasd.VisualEncoder` ``group`` at a time, so memory does not grow
+    with the track's length and every frame is computed once; results equal one pass over the
+    whole track."""
 
-    def __init__(self, model: LightASD, chunk: int = 250, halo: int = 6):
-        self.model, self.chunk, self.halo = model, chunk, halo
+    def __init__(self, model: LightASD, group: int = 16):
+        self.encoder = model.visual_encoder()
+        self.group = group
         self.out: list[np.ndarray] = []
-        self.buf: deque = deque()
-        self.done = 0  # frames of the stream already embedded
-        self.first = 0  # stream index of buf[0]
+        self.buf: list[np.ndarray] = []
 
     def push(self, crop: np.ndarray) -> None:
         self.buf.append(crop)
-        if len(self.buf) - (self.done - self.first) >= self.chunk + self.halo:
-            v = self.model.visual(np.stack(self.buf))
-            self.out.append(v[self.done - self.first : self.done - self.first + self.chunk])
-            self.done += self.chunk
-            while self.done - self.first > self.halo:
-                self.buf.popleft()
-                self.first += 1
+        if len(self.buf) == self.group:
+            self.out.append(self.encoder.push(np.stack(self.buf)))
+            self.buf.clear()
 
     def finish(self) -> np.ndarray:
         if self.buf:
-            self.out.append(self.model.visual(np.stack(self.buf))[self.done - self.first :])
+            self.out.append(self.encoder.push(np.stack(self.buf)))
             self.buf.clear()
-        return np.concatenate(self.out) if self.out else np.zeros((0, 128), np.float32)
+        self.out.append(self.encoder.finish())
+        return np.concatenate(self.out)
 
 
-def _embed_stream(model: LightASD, crops: Iterable[np.ndarray], chunk: int = 250, halo: int = 6) -> np.ndarray:
+def _embed_stream(model: LightASD, crops: Iterable[np.ndarray]) -> np.ndarray:
     """Visual embeddings of a stream of crops (:class:`VisualStream`)."""
-    stream = VisualStream(model, chunk, halo)
+    stream = VisualStream(model)
     for c in crops:
         stream.push(c)
     return stream.finish()
