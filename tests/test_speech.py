@@ -25,6 +25,7 @@ SMALL = "scale=360:640,fps=25,setsar=1,format=yuv420p"  # the edits are small: d
 # offsets are measured within a frame on the whole clips (at 12 s the late one's sync falls
 # under the bar and the early one's offset is 2 frames off).
 SHIFTED_S, OWN_S, SIDE_S, CUT_S, VOICEOVER_S, SILENT_S = 20, 12, 10, 8, 8, 6
+SINGLE_S = 8  # the single-clip path measures the whole clip's offset: 8 s hold it within a frame
 needs_speech_model = pytest.mark.skipif(not (WEIGHTS / "light_asd_pretrain_AVA_CVPR.model").is_file(), reason=f"Light-ASD checkpoint not found in {WEIGHTS}")
 
 
@@ -33,8 +34,9 @@ def real(fn):
     return needs_shared(needs_yunet(needs_speech_model(fn)))
 
 
-def _edit(out: Path, *args: str) -> Path:
-    ffmpeg(*args, "-c:v", "libx264", "-preset", "ultrafast", "-c:a", "aac", "-ar", "44100", str(out))
+def _edit(out: Path, *args: str, video: str = "libx264") -> Path:
+    """An edit of the clips; ``video="copy"`` where only the audio or the length changes."""
+    ffmpeg(*args, "-c:v", video, *(["-preset", "ultrafast"] if video == "libx264" else []), "-c:a", "aac", "-ar", "44100", str(out))
     return out
 
 
@@ -44,11 +46,12 @@ def edits(tmp_path_factory) -> dict[str, Path]:
     a = _edit(d / "a.mp4", "-i", str(A), "-vf", SMALL, "-t", str(SHIFTED_S))  # the 1080p sources decoded once
     b = _edit(d / "b.mp4", "-i", str(B), "-vf", SMALL, "-t", str(SHIFTED_S))
     e = {}
-    e["own"] = _edit(d / "own.mp4", "-i", str(a), "-t", str(OWN_S))
-    e["late4"] = _edit(d / "late4.mp4", "-i", str(a), "-af", "adelay=160:all=1")  # audio 4 frames late
-    e["early3"] = _edit(d / "early3.mp4", "-i", str(b), "-af", "atrim=start=0.12,asetpts=PTS-STARTPTS")  # 3 frames early
-    e["voiceover"] = _edit(d / "voiceover.mp4", "-i", str(a), "-i", str(b), "-map", "0:v", "-map", "1:a", "-t", str(VOICEOVER_S))  # rejected at any length (bench/speech_results.md)
-    e["silent"] = _edit(d / "silent.mp4", "-i", str(a), "-f", "lavfi", "-i", "anullsrc=r=44100:cl=mono", "-map", "0:v", "-map", "1:a", "-t", str(SILENT_S))
+    e["own"] = _edit(d / "own.mp4", "-i", str(a), "-t", str(OWN_S), video="copy")
+    e["late4"] = _edit(d / "late4.mp4", "-i", str(a), "-af", "adelay=160:all=1", video="copy")  # audio 4 frames late
+    e["late4_short"] = _edit(d / "late4_short.mp4", "-i", str(e["late4"]), "-t", str(SINGLE_S), video="copy")
+    e["early3"] = _edit(d / "early3.mp4", "-i", str(b), "-af", "atrim=start=0.12,asetpts=PTS-STARTPTS", video="copy")  # 3 frames early
+    e["voiceover"] = _edit(d / "voiceover.mp4", "-i", str(a), "-i", str(b), "-map", "0:v", "-map", "1:a", "-t", str(VOICEOVER_S), video="copy")  # rejected at any length (bench/speech_results.md)
+    e["silent"] = _edit(d / "silent.mp4", "-i", str(a), "-f", "lavfi", "-i", "anullsrc=r=44100:cl=mono", "-map", "0:v", "-map", "1:a", "-t", str(SILENT_S), video="copy")
     # two men side by side, both talking, only the left one heard
     e["side"] = _edit(d / "side.mp4", "-i", str(a), "-i", str(b), "-filter_complex", "[0:v][1:v]hstack[v]", "-map", "[v]", "-map", "0:a", "-t", str(SIDE_S))
     # A talks for CUT_S s, then a cut to B's face while A's speech goes on
@@ -189,10 +192,10 @@ def test_single_clip_correction_lines_the_audio_up_with_the_original(edits, tmp_
 
     monkeypatch.setattr(track, "face_embeddings", second_decode)
     cfg = CropConfig.resolve("hallo", speech="require", size=128)
-    rec = crop_video(edits["late4"], tmp_path, cfg)
+    rec = crop_video(edits["late4_short"], tmp_path, cfg)
     assert rec["status"] == "ok", rec.get("message")
     assert 3.0 <= rec["speech"]["offset_exact"] <= 5.0 and rec["speech"]["corrected_ms"] > 100
-    before = _lag_ms(_pcm(edits["own"]), _pcm(edits["late4"]))
+    before = _lag_ms(_pcm(edits["own"]), _pcm(edits["late4_short"]))
     after = _lag_ms(_pcm(edits["own"]), _pcm(Path(rec["output"])))
     assert abs(before - 160) <= 10  # the edit really is 160 ms late
     assert abs(after) <= 40, (before, after)
