@@ -84,13 +84,14 @@ def test_named_presets_from_any_folder(installed, tmp_path, faces_dir):
     assert len(list((tmp_path / "out_aug").glob("*__aug0.png"))) == 8
 
 
-def test_own_preset_file_and_unknown_name(installed, tmp_path):
+def test_own_preset_file_and_unknown_name(installed, tmp_path, clips):
+    """A preset file of one's own (on the sample's 2 s excerpt: the whole clip runs above)."""
     prep = str(installed / "prep")
     own = tmp_path / "mine.toml"
     own.write_text((ROOT / "presets" / "default.toml").read_text().replace("size = 512", "size = 128"))
-    r = _run([prep, "crop", str(SAMPLE_CLIP), "--preset", str(own), "-o", "out"], tmp_path)
+    r = _run([prep, "crop", str(clips["odd_noaudio"]), "--preset", str(own), "-o", "out"], tmp_path)
     assert r.returncode == 0, r.stderr
-    assert json.loads((tmp_path / "out" / "astronaut_vertical.json").read_text())["output_info"]["size"] == 128
+    assert json.loads((tmp_path / "out" / "odd_noaudio.json").read_text())["output_info"]["size"] == 128
     r = _run([prep, "crop", str(SAMPLE_CLIP), "--preset", "nosuch", "-o", "out"], tmp_path)
     assert r.returncode != 0
     assert r.stderr.strip().startswith("prep: unknown preset 'nosuch' (available: ") and "hallo" in r.stderr
