@@ -128,8 +128,9 @@ def _matmul_relu(a: np.ndarray, c: _Conv) -> np.ndarray:
     return np.maximum(y, 0, out=y)
 
 
-def _spatial(x: np.ndarray, blk: _Block) -> tuple[np.ndarray, np.ndarray]:
-    """Both branches' spatial convs (+BN, ReLU) of x (N, H, W, C): two (N, Ho, Wo, Cout) arrays."""
+def _spatial(x: np.ndarray, blk: _Block, y3: np.ndarray | None = None, y5: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Both branches' spatial convs (+BN, ReLU) of x (N, H, W, C): two (N, Ho, Wo, Cout) arrays
+    (written into ``y3``, ``y5`` when given)."""
     (a3, b3), (a5, b5), s = blk.k3, blk.k5, blk.stride
     n, h, w, c = x.shape
     xp = np.pad(x, ((0, 0), (a5 // 2, a5 // 2), (b5 // 2, b5 // 2), (0, 0)))
@@ -138,8 +139,8 @@ def _spatial(x: np.ndarray, blk: _Block) -> tuple[np.ndarray, np.ndarray]:
     p5 = np.lib.stride_tricks.as_strided(xp, (n, ho, wo, a5, b5, c), (sn, s * sh, s * sw, sh, sw, sc), writeable=False)
     p3 = p5[:, :, :, (a5 - a3) // 2 : (a5 + a3) // 2, (b5 - b3) // 2 : (b5 + b3) // 2]
     cout = blk.s5.w.shape[1]
-    y3 = np.empty((n, ho, wo, cout), np.float32)
-    y5 = np.empty((n, ho, wo, cout), np.float32)
+    y3 = np.empty((n, ho, wo, cout), np.float32) if y3 is None else y3
+    y5 = np.empty((n, ho, wo, cout), np.float32) if y5 is None else y5
     step = max(1, _COLS_BYTES // (ho * wo * a5 * b5 * c * 4))
     for i in range(0, n, step):
         j = min(n, i + step)
@@ -203,30 +204,39 @@ class _StreamedBlock:
 
     def __init__(self, blk: _Block, pool: bool) -> None:
         self.blk, self.pool = blk, pool
-        self.y3: np.ndarray | None = None  # spatial outputs of frames [first, seen), (n, P, C)
-        self.y5: np.ndarray | None = None
-        self.hw = (0, 0)
-        self.first = self.seen = self.done = 0
+        self.buf: np.ndarray | None = None  # (2, capacity, P, C): both branches' spatial outputs
+        self.held = 0  # frames [first, first + held) are in buf[:, :held]
+        self.first = self.done = 0
+        self.hw = (0, 0)  # the block's output height and width
 
     def push(self, x: np.ndarray, final: bool) -> np.ndarray:
         """The outputs (pooled after blocks 1 and 2) of the frames made final by the new input
         frames x (n, H, W, C); with ``final``, of every frame left (the sequence ends)."""
+        cout = self.blk.last.w.shape[1]
         if len(x):
-            y3, y5 = _spatial(x, self.blk)
-            n, ho, wo, c = y3.shape
-            self.hw = (ho, wo)
-            y3, y5 = y3.reshape(n, ho * wo, c), y5.reshape(n, ho * wo, c)
-            self.y3 = y3 if self.y3 is None else np.concatenate([self.y3, y3])
-            self.y5 = y5 if self.y5 is None else np.concatenate([self.y5, y5])
-            self.seen += n
-        end = self.seen if final else self.seen - _REACH
-        if self.y3 is None or end <= self.done:
-            return np.zeros((0, 1, 1, self.blk.last.w.shape[1]), np.float32)
-        out = _temporal_last(self.y3, self.y5, self.blk, self.done - self.first, end - self.first)
+            n, s = len(x), self.blk.stride
+            self.hw = ho, wo = (x.shape[1] - 1) // s + 1, (x.shape[2] - 1) // s + 1
+            c = self.blk.s3.w.shape[1]
+            if self.buf is None or self.buf.shape[1] < self.held + n:  # grown, then reused: no allocation per push
+                grown = np.empty((2, self.held + n, ho * wo, c), np.float32)
+                if self.held:
+                    grown[:, : self.held] = self.buf[:, : self.held]
+                self.buf = grown
+            new = self.buf[:, self.held : self.held + n].reshape(2, n, ho, wo, c)
+            _spatial(x, self.blk, new[0], new[1])
+            self.held += n
+        seen = self.first + self.held
+        end = seen if final else seen - _REACH
+        if self.buf is None or end <= self.done:
+            return np.zeros((0, 1, 1, cout), np.float32)
+        y3, y5 = self.buf[0, : self.held], self.buf[1, : self.held]
+        out = _temporal_last(y3, y5, self.blk, self.done - self.first, end - self.first)
         keep = max(self.first, end - _REACH)  # the frames before `end` its next outputs read
-        self.y3, self.y5 = self.y3[keep - self.first :], self.y5[keep - self.first :]
+        k = keep - self.first
+        self.buf[:, : self.held - k] = self.buf[:, k : self.held]
+        self.held -= k
         self.first, self.done = keep, end
-        out = out.reshape(len(out), *self.hw, -1)
+        out = out.reshape(len(out), *self.hw, cout)
         return _maxpool_hw(out) if self.pool else out
 
 
