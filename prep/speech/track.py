@@ -175,8 +175,8 @@ def tracks_embeddings(model: LightASD, info: VideoInfo, tracks: list[tuple[int, 
     few decodes as there are groups of tracks: tracks whose speech frames overlap, or lie
     within ``max_gap`` frames of each other, are cut from one decode over their union (two
     faces in one shot, a shot after a shot) instead of one decode each, and none decodes a
-    stretch twice. Results equal :func:`face_embeddings` per track. Memory: one visual chunk
-    per track being cut, not the tracks' length."""
+    stretch twice. Results equal :func:`face_embeddings` per track. Memory: a visual stream
+    (about 28 MB) per track on screen at the frame being cut, not the tracks' length."""
     w, _ = scaled_size(info, analysis_side)
     f = w / info.display_width
     jobs = [(j0, n, *_track_boxes(info, j0, n, bt, b, analysis_side)) for j0, n, bt, b in tracks]
@@ -199,13 +199,14 @@ def tracks_embeddings(model: LightASD, info: VideoInfo, tracks: list[tuple[int, 
             if j >= b:
                 break
             grey = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
-            for k in g:
-                j0, n, bx, _ = jobs[k]
-                if j0 <= j < j0 + n:
-                    cx, cy, side = bx[j - j0] * f
-                    streams[k].push(face_crop(grey, cx, cy, side))
-        for k in g:
-            out[k] = (_held(streams[k].finish(), jobs[k][1]), jobs[k][3])
+            for k in [k for k in streams if jobs[k][0] <= j < jobs[k][0] + jobs[k][1]]:
+                j0, n, bx, small = jobs[k]
+                cx, cy, side = bx[j - j0] * f
+                streams[k].push(face_crop(grey, cx, cy, side))
+                if j == j0 + n - 1:  # the track's last frame: its stream's buffers go now, not at the group's end
+                    out[k] = (_held(streams.pop(k).finish(), n), small)
+        for k, stream in streams.items():  # a decoder that fell short
+            out[k] = (_held(stream.finish(), jobs[k][1]), jobs[k][3])
     return out
 
 
