@@ -108,7 +108,7 @@ def _faces(src: str, info: VideoInfo, cfg: CropConfig, show_progress: bool | Non
     tracks = [t for t in tracks if t[3] - t[2] >= min_len]
     # the visual side: from this pass for a face there from the first frame to the last, else
     # from one decode per stretch of footage shared by the tracks on it
-    embedded = speaking.tracks_embedded(info, cfg, [(tr.frames, tr.faces, start, end) for _, tr, start, end in tracks], an.speech_crops, an.n_frames)
+    embedded = speaking.tracks_embedded(info, cfg, [(tr.frames, tr.faces, start, end) for _, tr, start, end in tracks], an.speech_crops)
     for (shot, tr, start, end), emb in zip(tracks, embedded):
         ts = speaking.track_facts(info, cfg, tr.frames, tr.faces, start, end, emb)
         rep = speaking.stretch(ts, cfg, start, end)

@@ -464,3 +464,75 @@ def test_tracks_fall_back_to_their_own_decodes_when_the_shared_one_fails(monkeyp
 
     monkeypatch.setattr(tr, "tracks_embeddings", broken)
     assert speaking.tracks_embedded(info, cfg, tracks) == [None, None]
+
+
+class _LateShots:
+    """Stands in for the pass's ShotDetector: ``transitions`` are known ``delay`` frames late."""
+
+    def __init__(self, transitions, delay=20):
+        self.transitions, self.delay = transitions, delay
+
+    def settled(self, fed):
+        from prep.video.shots import Shots
+
+        return max(0, fed - self.delay), Shots(fed, 25.0, [t for t in self.transitions if t.start < fed - self.delay // 2])
+
+
+def test_split_crops_equal_the_tracks_own_decodes(monkeypatch):
+    """--split's tracks followed in the analysis pass (SplitCrops) give the crops a decode of
+    each planned track cuts, bit for bit, and every track long enough to be heard is cut
+    there: three shots (a cut, a dissolve), two faces on the whole first shot, a third too short
+    to be heard, a face at the same place after the cut (a new track), a face that leaves for
+    longer than a track may go unseen (two tracks) and one that leaves for less (one track)."""
+    from conftest import SAMPLE_CLIP
+    from prep.decode import scaled_size
+    from prep.detect import Face
+    from prep.probe import probe_video
+    from prep.speech import track as tr
+    from prep.video.segments import track_span
+    from prep.video.shots import Shots, Transition
+    from prep.video.trackcrops import SplitCrops
+    from prep.video.tracks import face_tracks
+
+    info = probe_video(SAMPLE_CLIP)
+    w, h = scaled_size(info, 640)
+    n, every, max_gap, min_len = 400, 2, 38, 50
+
+    def frame(i):
+        return np.random.default_rng(i).integers(0, 256, (h, w, 3), dtype=np.uint8)
+
+    def face(i, x, y):
+        s = 150.0 + 10 * np.sin(i / 7)
+        return Face((x + 5 * np.sin(i / 5), y + 2 * i % 13, s, 1.15 * s), np.zeros((5, 2), np.float32), 0.95)
+
+    shown = [  # (first, last frame, x, y): display px of the 360x640 sample
+        (0, 118, 60, 200), (0, 118, 500, 800), (20, 60, 250, 1150),  # shot 0: two faces on the same frames, a third too short to be heard
+        (120, 170, 60, 200), (216, 299, 60, 200), (120, 299, 400, 700),  # shot 1: the first face gone for 44 frames
+        (326, 360, 100, 300), (380, 399, 100, 300), (330, 399, 450, 1000)]  # shot 2: gone for 18 frames
+    transitions = [Transition(120, 120, "cut"), Transition(300, 326, "dissolve")]
+    detections = {i: [face(i, x, y) for a, b, x, y in shown if a <= i <= b] for i in range(0, n, every)}
+    crops = SplitCrops(_PixelModel(), info, 640, _LateShots(transitions), every, max_gap, min_len)
+    peak = 0
+    for i in range(n):
+        crops.feed(i, frame(i), detections.get(i))
+        peak = max(peak, len(crops.frames))
+    shots = Shots(n, 25.0, transitions)
+    crops.finish(shots)
+
+    monkeypatch.setattr(tr, "iter_frames", lambda info, fps, side, start=0, count=None: (frame(i) for i in range(start, start + count)))
+    heard = []
+    for shot, t in face_tracks(detections, shots.ranges, max_gap):
+        start, end = track_span(t, shots.ranges[shot], every)
+        if end - start >= min_len:
+            heard.append((t, start, end))
+    assert len(heard) == 7, [(t.frames[0], t.frames[-1]) for t, _, _ in heard]
+    jobs = [(start, end - start, np.asarray(t.frames, np.float64) / 25.0, np.array([[*f.center, f.size] for f in t.faces])) for t, start, end in heard]
+    for (t, start, end), (want, want_small) in zip(heard, tr.tracks_embeddings(_PixelModel(), info, jobs, 640)):
+        got = crops.track(t.frames, t.faces, start, end)
+        assert got is not None, (t.frames[0], t.frames[-1])
+        assert got[1] == want_small and np.array_equal(got[0], want), (t.frames[0], t.frames[-1])
+    assert len(crops.frames) == 0 and crops.given_up is None
+    # frames held: an unseen face's gap, the settling delay and the median's reach, not the track
+    assert peak <= max_gap + 20 + 6 + every + 2, peak
+    other = heard[0][0]
+    assert crops.track(other.frames, [face(i, 60, 200) for i in other.frames], heard[0][1], heard[0][2]) is None  # other faces: decoded again

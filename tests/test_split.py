@@ -16,7 +16,7 @@ from prep.crop import crop_video
 from prep.probe import probe_video
 
 from checks import frames_at, stream_facts
-from conftest import SHARED, face_in, ffmpeg, isolated_env, needs_shared, needs_yunet
+from conftest import SHARED, WEIGHTS, face_in, ffmpeg, isolated_env, needs_shared, needs_yunet
 
 FPS = 25
 FRAME = 1.0 / FPS
@@ -253,16 +253,23 @@ def person_a(tmp_path_factory) -> Path:
 
 @needs_identity
 def test_split_person_keeps_only_that_persons_segments(edits, person_a, tmp_path, monkeypatch):
-    """The segments' faces are identified from the analysis pass's frames (no second decode)."""
+    """The segments' faces are identified, and the speech model's face crops cut, from the
+    analysis pass's frames: nothing is decoded a second time."""
     from prep import identity
     from prep.detect import create_detector
     from prep.identity import load_reference
+    from prep.speech import track as sp
 
     monkeypatch.setattr(identity, "identify_tracks", lambda *a, **k: pytest.fail("decoded the footage again for identity"))
+    for name in ("tracks_embeddings", "face_embeddings"):
+        monkeypatch.setattr(sp, name, lambda *a, **k: pytest.fail("decoded the footage again for the speech check"))
 
     ref = load_reference([person_a], create_detector("yunet", str(SHARED / "weights")))
-    rec = run(edits["cuts"], tmp_path, person=ref)
+    speech = "measure" if (WEIGHTS / "light_asd_pretrain_AVA_CVPR.model").is_file() else "off"
+    rec = run(edits["cuts"], tmp_path, person=ref, speech=speech)
     segs = kept(rec)
+    if speech == "measure":  # (the edit's audio is tones: measured, and nobody speaks)
+        assert all(e["speech"]["measured"] and e["speech"]["speaking"] < 0.4 for e in segs), [e["speech"] for e in segs]
     assert {e["shot"] for e in segs} == {0, 2}, rec["segments"]  # A's shots; B's is left out
     assert all(e["person"]["matched"] and e["person"]["similarity"] >= ref.threshold for e in segs)
     other = [e for e in rec["segments"] if e.get("reason") == "other_person"]

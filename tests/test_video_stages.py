@@ -35,6 +35,32 @@ def test_hard_cut_and_dissolve_are_found():
         assert e <= 101 or s >= 124
 
 
+def test_settled_shots_are_the_final_ones():
+    """What :meth:`ShotDetector.settled` gives while frames are still coming (the --split
+    speech crops link tracks on it) is final for the frames it calls settled: each frame's
+    shot, or none inside a transition, is the one the whole video's detection gives."""
+    from prep.video.shots import ShotDetector
+
+    a, b, c = scene(1, 60), scene(2, 80), scene(3, 60)
+    blend = [((1 - t) * b[50 + k].astype(np.float32) + t * c[k].astype(np.float32)).astype(np.uint8) for k, t in enumerate(np.linspace(0, 1, 25))]
+    frames = a[:50] + b[:50] + blend + c[25:60]
+
+    def shot_of(shots, i):
+        return next((s for s, e in shots.ranges if s <= i < e), None)
+
+    det = ShotDetector(25.0)
+    seen = {}
+    for i, frame in enumerate(frames):
+        det.feed(i, frame)
+        upto, shots = det.settled(i + 1)
+        for j in range(upto):
+            seen.setdefault(j, shot_of(shots, j))
+        assert upto >= i + 1 - det.delay
+    final = det.finish(len(frames))
+    assert len(final.transitions) == 2
+    assert all(seen[j] == shot_of(final, j) for j in seen) and len(seen) == len(frames) - det.delay
+
+
 def test_steady_footage_has_no_transition():
     shots = find_shots(scene(4, 150), 25.0)
     assert shots.transitions == [] and shots.ranges == [(0, 150)]

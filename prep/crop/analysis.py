@@ -47,6 +47,11 @@ def max_gap(cfg: CropConfig) -> int:
     return int(round(1.5 * cfg.fps))
 
 
+def min_len(cfg: CropConfig) -> int:
+    """Frames of the shortest segment (``min_seconds``): a shorter track is not judged."""
+    return max(1, int(round(cfg.min_seconds * cfg.fps)))
+
+
 @dataclass(frozen=True)
 class Analysis:
     n_frames: int
@@ -88,7 +93,12 @@ def analyse(info: VideoInfo, cfg: CropConfig, detector: Detector | None = None, 
 
         chips = ChipSampler(cfg.detect_every * max(1, round(cfg.fps / 4 / cfg.detect_every)))
 
-    speech_crops = speaking.pass_crops(info, cfg, n) if (not cfg.split if whole_clip_speech is None else whole_clip_speech) else None
+    if not cfg.split if whole_clip_speech is None else whole_clip_speech:
+        speech_crops = speaking.pass_crops(info, cfg, n)
+    elif cfg.split and cfg.speech != "off":  # every track's crops, as the tracks form
+        speech_crops = speaking.split_crops(info, cfg, shots, cfg.detect_every, max_gap(cfg), min_len(cfg))
+    else:
+        speech_crops = None
 
     def beside(i: int, frame: np.ndarray) -> None:  # on the scanner's second thread, in frame order
         shots.feed(i, frame)
@@ -104,8 +114,9 @@ def analyse(info: VideoInfo, cfg: CropConfig, detector: Detector | None = None, 
             blur[i] = score
         if speech_crops is not None:
             speech_crops.feed(i, frame, detections[i] if faces is not None else None)
+    found = shots.finish(n)
     if speech_crops is not None:
-        speech_crops.finish()
+        speech_crops.finish(found)
     if cfg.person is not None and not cfg.split:  # --person: the subject is the face track that matches
         from ..identity import choose_person
 
@@ -114,7 +125,7 @@ def analyse(info: VideoInfo, cfg: CropConfig, detector: Detector | None = None, 
         subject = choose_subject(detections, max_gap=max_gap(cfg))
     if subject is None and not cfg.split:
         raise PrepError(info.path, f"no face found in any of {len(detections)} analysed frames")
-    return Analysis(n, sorted(detections), subject, detector.name, getattr(detector, "auto_note", None), blur, shots.finish(n), detections, chips, speech_crops)
+    return Analysis(n, sorted(detections), subject, detector.name, getattr(detector, "auto_note", None), blur, found, detections, chips, speech_crops)
 
 
 def track_speech(info: VideoInfo, cfg: CropConfig, frames: list[int], faces: list[Face], start: int, end: int, embedded: Any = None) -> Any:

@@ -23,7 +23,7 @@ from ..video import review, speaking
 from ..video.segments import pose_summary, pose_track, segment_geometry, split_track, track_span
 from ..video.tracks import face_tracks
 from ..fsutil import write_json
-from .analysis import analyse, max_gap, track_speech
+from .analysis import analyse, max_gap, min_len, track_speech
 from .outputs import STAGING, config_key, previous, previous_split, sizes, split_marker
 from .plan import not_the_person, other_speaker, speech_report, track_blur, why_empty
 from .write import detector_report, encode, segment_report
@@ -46,12 +46,12 @@ def split_source(src: str, out_root: str | Path, cfg: CropConfig, item_id: str, 
     candidates, per_track, blur_of = [], {}, {}
     numbered: dict[int, int] = {}
     speech_of: dict[tuple[int, int], Any] = {}
-    min_len = max(1, int(round(cfg.min_seconds * cfg.fps)))
+    shortest = min_len(cfg)
     judged = dataclasses.replace(cfg, size=max(cfg.tiers)) if cfg.tiers else cfg  # --tiers: every size holds the same segments
     tracks = [(shot, tr, *track_span(tr, ranges[shot], cfg.detect_every)) for shot, tr in face_tracks(an.detections, ranges, max_gap(cfg))]
-    heard = [cfg.speech != "off" and end - start >= min_len for _, _, start, end in tracks]
+    heard = [cfg.speech != "off" and end - start >= shortest for _, _, start, end in tracks]
     # the speech model's face crops of every track, from one decode per stretch of footage
-    embedded = iter(speaking.tracks_embedded(info, cfg, [(tr.frames, tr.faces, start, end) for (_, tr, start, end), h in zip(tracks, heard) if h]))
+    embedded = iter(speaking.tracks_embedded(info, cfg, [(tr.frames, tr.faces, start, end) for (_, tr, start, end), h in zip(tracks, heard) if h], an.speech_crops))
     for (shot, tr, start, end), h in zip(tracks, heard):
         tno = numbered.get(shot, 0)
         numbered[shot] = tno + 1

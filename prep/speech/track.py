@@ -299,14 +299,20 @@ class PassCrops:
             while len(self.known) >= 2 and self.known[1][0] <= (self.next - h - 1) / RATE:
                 self.known.popleft()
 
-    def finish(self) -> None:
-        """The pass is over: the last frames are cropped with the boxes held at the end."""
+    def finish(self, shots: Any = None) -> None:
+        """The pass is over: the last frames are cropped with the boxes held at the end
+        (``shots``: the pass's, not needed for a face over the whole clip)."""
         self._ended = True
         if not self.given_up:
             if not self.known:
                 self.give_up("no face")
                 return
             self._crop_ready()
+
+    def track(self, frames: list[int], faces: list[Any], start: int, end: int) -> tuple[np.ndarray, bool] | None:
+        """:meth:`embedded` for a face track (``faces`` on ``frames`` over ``[start, end)``):
+        only a track over the whole clip can be the face taken here."""
+        return self.embedded(dict(zip(frames, faces))) if (start, end) == (0, self.n) else None
 
     def embedded(self, subject: dict[int, Any]) -> tuple[np.ndarray, bool] | None:
         """``(visual (n, 128), small)`` when ``subject`` (frame -> face) is the face taken here

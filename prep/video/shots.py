@@ -40,6 +40,7 @@ LINEAR = 0.3  # the middle frame's distance from the ends' mean, as a share of d
 STEP = 0.5  # the largest frame-to-frame change, as a share of d
 SHIFT = 3  # px on the thumbnail: motion up to about 10% of the frame is tried as an explanation
 GRID = 3  # blocks per side that may move on their own (a head over a still background)
+ADAPTIVE_WINDOW = 2  # frames each side PySceneDetect's AdaptiveDetector compares a frame with (its default): it reports a cut that late
 
 
 @dataclass(frozen=True)
@@ -151,7 +152,7 @@ class ShotDetector:
 
         self.fps = float(fps)
         self._cuts: list[int] = []
-        self._adaptive = AdaptiveDetector(min_scene_len=max(1, int(round(min_shot_seconds * fps))))
+        self._adaptive = AdaptiveDetector(min_scene_len=max(1, int(round(min_shot_seconds * fps))), window_width=ADAPTIVE_WINDOW)
         self._dissolve = DissolveDetector(fps)
         self._last = -1
 
@@ -169,9 +170,26 @@ class ShotDetector:
         self._cuts += [int(tc.frame_num) for tc in self._adaptive.process_frame(self._tc(index), frame)]
         self._dissolve.feed(index, frame)
 
+    @property
+    def delay(self) -> int:
+        """Frames after which a frame's shot is final: a cut is reported ``WINDOW`` frames
+        late, and a dissolve found at frame ``i`` begins at most ``k`` (half its span) plus
+        the widening (``k // 2 + 1``) frames before ``i``; a cut next to one is dropped."""
+        return self._dissolve.k + self._dissolve.k // 2 + 1 + ADAPTIVE_WINDOW + 2
+
+    def settled(self, fed: int) -> tuple[int, Shots]:
+        """While frames ``[0, fed)`` have been fed: ``(f, shots)``, where the shots of frames
+        ``[0, f)`` are those :meth:`finish` will give (a shot that reaches ``f`` may still
+        end later). Safe to call while :meth:`feed` runs on another thread, as long as
+        frames ``[0, fed)`` have gone through it."""
+        return max(0, fed - self.delay), self._shots(fed)
+
     def finish(self, n: int) -> Shots:
         if self._last >= 0:
             self._cuts += [int(tc.frame_num) for tc in self._adaptive.post_process(self._tc(self._last))]
+        return self._shots(n)
+
+    def _shots(self, n: int) -> Shots:
         dissolves = [(a, min(b, n)) for a, b in self._dissolve.finish()]
         # a content detector can fire inside a dissolve (its steepest step): the dissolve stands for it
         cuts = [c for c in sorted(set(self._cuts)) if 0 < c < n and not any(a - 1 <= c <= b + 1 for a, b in dissolves)]

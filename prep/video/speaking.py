@@ -16,6 +16,8 @@ from ..detect import Face
 from ..errors import PrepError
 from ..probe import VideoInfo
 from ..speech import track as sp
+from .shots import ShotDetector
+from .trackcrops import SplitCrops
 
 QUIET_RUN = 1.0  # s: a stretch this long without a voice (or with the face silent) ends a turn
 
@@ -35,15 +37,15 @@ def _boxes(cfg: Any, frames: list[int], faces: list[Face]) -> tuple[np.ndarray, 
     return np.asarray(frames, np.float64) / cfg.fps, np.array([[*f.center, f.size] for f in faces], np.float64)
 
 
-def tracks_embedded(info: VideoInfo, cfg: Any, tracks: list[tuple[list[int], list[Face], int, int]], passed: sp.PassCrops | None = None, n_frames: int = 0) -> list[tuple[np.ndarray, bool] | None]:
+def tracks_embedded(info: VideoInfo, cfg: Any, tracks: list[tuple[list[int], list[Face], int, int]], passed: Any = None) -> list[tuple[np.ndarray, bool] | None]:
     """The visual side of the speech check for several face tracks (``(frames, faces, start,
-    end)`` each, as :func:`track_facts` takes them): from the analysis pass (``passed``,
-    :func:`pass_crops`) for a track over all ``n_frames`` that is the face it took, the others
-    cut from shared decodes (:func:`prep.speech.track.tracks_embeddings`: which face is which
-    track is known only after the pass). ``None`` for a track whose own check says why it has
-    none (no audio, under 2 s, no model), and for all the shared decode's tracks when it fails:
-    each track's own decode then runs and reports what went wrong, as before."""
-    out = [passed.embedded(dict(zip(frames, faces))) if passed is not None and (start, end) == (0, n_frames) else None for frames, faces, start, end in tracks]
+    end)`` each, as :func:`track_facts` takes them): from the analysis pass (``passed``:
+    :func:`pass_crops` or :func:`split_crops`) for a track it cut, the others cut from shared
+    decodes (:func:`prep.speech.track.tracks_embeddings`). ``None`` for a track whose own
+    check says why it has none (no audio, under 2 s, no model), and for all the shared
+    decode's tracks when it fails: each track's own decode then runs and reports what went
+    wrong, as before."""
+    out = [passed.track(frames, faces, start, end) if passed is not None else None for frames, faces, start, end in tracks]
     jobs = {}
     for k, (frames, faces, start, end) in enumerate(tracks):
         j0, n = sp.speech_frames(start / cfg.fps, end / cfg.fps)
@@ -70,6 +72,16 @@ def pass_crops(info: VideoInfo, cfg: Any, n: int) -> sp.PassCrops | None:
         return None
     model = _model(info, cfg)
     return None if model is None else sp.PassCrops(model, info, cfg.analysis_side, n)
+
+
+def split_crops(info: VideoInfo, cfg: Any, shots: ShotDetector, every: int, max_gap: int, min_len: int) -> SplitCrops | None:
+    """--split: every face track's crops cut from the analysis pass
+    (:class:`prep.video.trackcrops.SplitCrops`), at the model's 25 fps, with audio and the
+    model at hand; else ``None`` (the tracks are decoded again after the pass)."""
+    if cfg.fps != sp.RATE:
+        return None
+    model = _model(info, cfg)
+    return None if model is None else SplitCrops(model, info, cfg.analysis_side, shots, every, max_gap, min_len)
 
 
 def _model(info: VideoInfo, cfg: Any) -> Any:

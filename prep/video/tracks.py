@@ -41,16 +41,22 @@ class Track:
         return dict(zip(self.frames, self.faces))
 
 
-def link_tracks(detections: dict[int, list[Face]], max_gap: int) -> list[Track]:
-    """Greedy frame-to-frame linking. ``max_gap``: frames a track may go unseen and continue."""
-    tracks: list[Track] = []
-    for frame in sorted(detections):
-        faces = sorted(detections[frame], key=lambda f: -f.size)
+class Linker:
+    """Greedy frame-to-frame linking, one analysed frame at a time (frames in increasing
+    order): what :func:`link_tracks` does over a whole shot, so that a consumer of the
+    analysis pass can follow the tracks as they form. ``max_gap``: frames a track may go
+    unseen and continue."""
+
+    def __init__(self, max_gap: int):
+        self.max_gap = max_gap
+        self.tracks: list[Track] = []
+
+    def add(self, frame: int, faces: list[Face]) -> None:
         taken: set[int] = set()
-        for face in faces:
+        for face in sorted(faces, key=lambda f: -f.size):
             best, best_d = None, None
-            for ti, tr in enumerate(tracks):
-                if ti in taken or frame - tr.frames[-1] > max_gap:
+            for ti, tr in enumerate(self.tracks):
+                if ti in taken or frame - tr.frames[-1] > self.max_gap:
                     continue
                 ref = tr.last
                 d = float(np.hypot(face.center[0] - ref.center[0], face.center[1] - ref.center[1]))
@@ -58,13 +64,20 @@ def link_tracks(detections: dict[int, list[Face]], max_gap: int) -> list[Track]:
                 if d <= 0.6 * max(face.size, ref.size) and 0.6 <= ratio <= 1.6 and (best_d is None or d < best_d):
                     best, best_d = ti, d
             if best is None:
-                tracks.append(Track([frame], [face]))
-                taken.add(len(tracks) - 1)
+                self.tracks.append(Track([frame], [face]))
+                taken.add(len(self.tracks) - 1)
             else:
-                tracks[best].frames.append(frame)
-                tracks[best].faces.append(face)
+                self.tracks[best].frames.append(frame)
+                self.tracks[best].faces.append(face)
                 taken.add(best)
-    return tracks
+
+
+def link_tracks(detections: dict[int, list[Face]], max_gap: int) -> list[Track]:
+    """Greedy frame-to-frame linking (:class:`Linker`) of a shot's detections."""
+    linker = Linker(max_gap)
+    for frame in sorted(detections):
+        linker.add(frame, detections[frame])
+    return linker.tracks
 
 
 def face_tracks(detections: dict[int, list[Face]], ranges: list[tuple[int, int]], max_gap: int, min_frames: int = 2) -> list[tuple[int, Track]]:
