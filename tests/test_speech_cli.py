@@ -192,8 +192,8 @@ def _lag_ms(ref: np.ndarray, other: np.ndarray, max_ms: float = 400.0) -> float:
 
 @real
 def test_fix_offset_moves_the_audio_back_onto_the_lips_and_resumes(edits, tmp_path, monkeypatch):
-    """(The face is on screen throughout: its crops come from the analysis pass, and the clip
-    is not decoded a second time for them.)"""
+    """(The face's crops come from the analysis pass: the clip is not decoded a second time
+    for them.)"""
     from prep.probe import probe_video
     from prep.speech import track
 
@@ -201,6 +201,7 @@ def test_fix_offset_moves_the_audio_back_onto_the_lips_and_resumes(edits, tmp_pa
         raise AssertionError("prep speech decoded the face a second time")
 
     monkeypatch.setattr(track, "face_embeddings", second_decode)
+    monkeypatch.setattr(track, "tracks_embeddings", second_decode)
 
     out = tmp_path / "fixed"
     src = edits["late4"]

@@ -9,9 +9,10 @@ the review page's thumbnails (the last three on a second thread, see
 (face boxes in display pixels, per-frame scores, shots); planning reads them and decodes
 nothing.
 
-Per face track, after the pass: the speech facts (:func:`track_speech`). On the one-clip path
-the speech model's face crops are cut in the pass too, from the main face (taken when it turns
-out to be the subject, see :class:`prep.speech.track.PassCrops`).
+Per face track, after the pass: the speech facts (:func:`track_speech`). The speech model's
+face crops are cut in the pass: on the one-clip path of the main face (taken when it turns out
+to be the subject, :class:`prep.speech.track.PassCrops`), with --split (and ``prep speech``)
+of every face track as the tracks form (:class:`prep.video.trackcrops.SplitCrops`).
 """
 
 from __future__ import annotations
@@ -66,8 +67,7 @@ class Analysis:
     speech_crops: Any = None  # the speech model's view of the main face, from this pass (prep.speech.track.PassCrops)
 
 
-def analyse(info: VideoInfo, cfg: CropConfig, detector: Detector | None = None, show_progress: bool | None = None, thumbs: Path | None = None, frames: Iterator[np.ndarray] | None = None,
-            whole_clip_speech: bool | None = None) -> Analysis:
+def analyse(info: VideoInfo, cfg: CropConfig, detector: Detector | None = None, show_progress: bool | None = None, thumbs: Path | None = None, frames: Iterator[np.ndarray] | None = None) -> Analysis:
     """Decode small frames at the output rate and find the faces on sampled frames.
 
     Face coordinates are returned in display pixels of the source. ``thumbs``: a folder that
@@ -75,8 +75,8 @@ def analyse(info: VideoInfo, cfg: CropConfig, detector: Detector | None = None, 
     --split, the subject is chosen (``--person``: the track that matches) and a clip without
     a face is an error. ``frames``: the analysis frames from a decode that also encodes
     (:func:`prep.encode.encode_fixed_reading`), instead of a decode of their own.
-    ``whole_clip_speech``: cut the speech model's crops of the main face in this pass, for a
-    track over the whole clip (default: without --split).
+    The speech model's face crops are cut in this pass too (with the check on, at 25 fps):
+    of the main face without --split, of every face track with it.
     """
     detector = detector or get_detector(cfg)
     n = frame_count_at(info, cfg.fps)
@@ -93,12 +93,10 @@ def analyse(info: VideoInfo, cfg: CropConfig, detector: Detector | None = None, 
 
         chips = ChipSampler(cfg.detect_every * max(1, round(cfg.fps / 4 / cfg.detect_every)))
 
-    if not cfg.split if whole_clip_speech is None else whole_clip_speech:
+    if not cfg.split:  # the main face's crops, taken if it turns out to be the subject
         speech_crops = speaking.pass_crops(info, cfg, n)
-    elif cfg.split and cfg.speech != "off":  # every track's crops, as the tracks form
-        speech_crops = speaking.split_crops(info, cfg, shots, cfg.detect_every, max_gap(cfg), min_len(cfg))
-    else:
-        speech_crops = None
+    else:  # every track's crops, as the tracks form
+        speech_crops = speaking.split_crops(info, cfg, shots, cfg.detect_every, max_gap(cfg), min_len(cfg)) if cfg.speech != "off" else None
 
     def beside(i: int, frame: np.ndarray) -> None:  # on the scanner's second thread, in frame order
         shots.feed(i, frame)
