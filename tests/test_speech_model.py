@@ -333,14 +333,15 @@ def test_licence_is_a_checked_model_file_and_optional_offline(tmp_path, monkeypa
 
 
 class _PixelModel:
-    """Stands in for Light-ASD's visual encoder: each crop's first 128 pixels (frame by frame,
-    so any grouping gives the same rows)."""
+    """Stands in for Light-ASD's visual encoder: each crop as 128 sums of 98 pixels in a row
+    (exact in float32, so any pixel that differs shows; frame by frame, so any grouping gives
+    the same rows)."""
 
     def visual_encoder(self):
         return self
 
     def push(self, frames, final=False):
-        return np.asarray(frames).reshape(len(frames), -1)[:, :128].astype(np.float32)
+        return np.asarray(frames).reshape(len(frames), 128, -1).astype(np.float32).sum(axis=2)
 
     def finish(self):
         return np.zeros((0, 128), np.float32)
@@ -536,3 +537,34 @@ def test_split_crops_equal_the_tracks_own_decodes(monkeypatch):
     assert peak <= max_gap + 20 + 6 + every + 2, peak
     other = heard[0][0]
     assert crops.track(other.frames, [face(i, 60, 200) for i in other.frames], heard[0][1], heard[0][2]) is None  # other faces: decoded again
+
+
+def test_split_crops_boxes_equal_the_whole_tracks_boxes():
+    """The smoothed boxes a track's crops are cut with while it is still open are the boxes of
+    the whole track, exactly, an hour into a video (where a frame's time j0/25 + m/25 can be a
+    rounding step past its detection's time (j0 + m)/25) and with a face that jumps about."""
+    from prep.detect import Face
+    from prep.speech import track as tr
+    from prep.speech.crops import smooth_boxes
+    from prep.video.trackcrops import _Open
+    from prep.video.tracks import Track
+
+    rng = np.random.default_rng(2)
+    for j0 in (270007, 90011, 3):
+        n = 60
+        faces = []
+        for _ in range(n):
+            s = 600.0 * rng.uniform(0.9, 1.1)
+            faces.append(Face((960 + rng.uniform(-100, 100) - s / 2, 540 + rng.uniform(-100, 100) - s / 2, s, s), np.zeros((5, 2), np.float32), 0.95))
+        track = Track([j0], [faces[0]])
+        o = _Open(track)
+        got = {}
+        for k in range(1, n):
+            track.frames.append(j0 + k)
+            track.faces.append(faces[k])
+            for j in range(j0, j0 + n):
+                if j not in got and (b := o.box(j, None)) is not None:
+                    got[j] = b
+        got.update({j: o.box(j, n) for j in range(j0, j0 + n) if j not in got})
+        want = smooth_boxes(tr.boxes_at(j0 / tr.RATE + np.arange(n) / tr.RATE, np.arange(j0, j0 + n, dtype=np.float64) / tr.RATE, np.array([[*f.center, f.size] for f in faces])))
+        assert np.array_equal(np.array([got[j] for j in range(j0, j0 + n)]), want), j0

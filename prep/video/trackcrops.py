@@ -58,8 +58,11 @@ class _Open:
         if n is not None and n <= 2 * H:  # shorter than the median window: one box for all
             return np.median(self._interp(range(n)), axis=0)
         c = max(m, H) if n is None else min(max(m, H), n - 1 - H)
-        if n is None and self.track.frames[-1] < self.j0 + c + H:
-            return None  # the window reaches past the last analysed box: not final yet
+        if n is None and self.j0 / sp.RATE + (c + H) / sp.RATE > self.track.frames[-1] / sp.RATE:
+            # the window reaches past the last analysed box: not final yet (compared as the
+            # times are, j0 / 25 + m / 25 against the box's frame / 25: a rounding step can
+            # put a frame's time just past its own box's)
+            return None
         if c == H and self.first_box is not None:
             return self.first_box
         box = np.median(self._interp(range(c - H, c + H + 1)), axis=0)
