@@ -21,6 +21,7 @@ from ..config import CropConfig
 from ..decode import frame_count_at
 from ..encode import encode_fixed_reading, move_audio
 from ..fsutil import atomic_path, commit, partial_path
+from ..heap import trim
 from ..probe import VideoInfo, probe_video
 from ..video import speaking
 from .analysis import Analysis, analyse, get_detector, track_speech
@@ -55,6 +56,7 @@ def crop_clip(src: str, out_root: str | Path, cfg: CropConfig, item_id: str | No
         an = analyse(info, cfg, detector, show_progress=show_progress, frames=frames)
         t2 = time.perf_counter()
         speech, advance = subject_speech(info, cfg, an)
+        trim()  # what the analysis freed goes back before the encoders start
         timings = {"probe": t1 - t0, ("analyse_encode" if look is not None else "analyse"): t2 - t1, **({"speech": time.perf_counter() - t2} if speech is not None else {})}
         verdict = speaking.judge(speech, cfg) if speech is not None else None
         for k, (c, video_path, report_path) in enumerate(pending):

@@ -23,6 +23,7 @@ from ..video import review, speaking
 from ..video.segments import pose_summary, pose_track, segment_geometry, split_track, track_span
 from ..video.tracks import face_tracks
 from ..fsutil import write_json
+from ..heap import trim
 from .analysis import analyse, max_gap, min_len, track_speech
 from .outputs import STAGING, config_key, previous, previous_split, sizes, split_marker
 from .plan import not_the_person, other_speaker, speech_report, track_blur, why_empty
@@ -71,6 +72,7 @@ def split_source(src: str, out_root: str | Path, cfg: CropConfig, item_id: str, 
     # identity decides only about kept segments: tracks without one are not embedded
     wanted = {(seg.shot, seg.track) for seg in candidates if seg.status == "kept"}
     identities = identify(info, an, cfg, {k: v for k, v in per_track.items() if k in wanted}) if cfg.person is not None or cfg.group_by else {}
+    trim()  # what the analysis freed goes back before the encoders start
     layout = video_layout(cfg.layout)
     write_root = Path(out_root) / STAGING if cfg.group_by else Path(out_root)  # --group-by: clips wait until the run's persons are known
     seg_records = []

@@ -238,6 +238,7 @@ class PassCrops:
         self.next = 0  # next frame to crop
         self.sides: list[float] = []  # smoothed sides, for the ``small`` verdict
         self.given_up: str | None = None
+        self.visual: np.ndarray | None = None  # (n, 128), once handed over
         self._ended = False
 
     def feed(self, i: int, frame: np.ndarray, faces: list | None) -> None:
@@ -320,7 +321,9 @@ class PassCrops:
         if self.given_up or not self._ended or len(self.sides) != self.n or subject.keys() != self.faces.keys() or any(subject[i] is not self.faces[i] for i in subject):
             return None  # (a decoder that fell short of the frame count: decoded again, as before)
         small = float(np.median(np.array(self.sides))) * self.w / self.display_width < MIN_FACE
-        return self.stream.finish()[: self.n], small
+        if self.visual is None:  # the stream's buffers go now, not when the clip is written
+            self.visual, self.stream = self.stream.finish()[: self.n], None  # type: ignore[assignment]
+        return self.visual, small
 
 
 def listen(model: LightASD, visual: np.ndarray, pcm: np.ndarray, t0: float = 0.0, small: bool = False) -> TrackSpeech:
