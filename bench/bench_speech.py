@@ -27,6 +27,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 sys.path.insert(0, str(ROOT))
 
 from bench_crop import SHARED, bench_args, bench_env, run_measured  # noqa: E402
+from bench_split import bare_segment_args, timed  # noqa: E402
 from prep.ffmpeg import ffmpeg_exe  # noqa: E402
 
 V = SHARED / "videos"
@@ -105,8 +106,12 @@ def main() -> None:
         for mode in ("off", "require"):  # real 1080p footage: what a second decode of the tracks would cost shows here
             out = tmp / f"split1080_{mode}"
             t = best(prep + ["crop", str(A), "--split", "--preset", "hallo", "--speech", mode, "-o", str(out), "--report", str(out / "run.json")], env, a.repeat, out)
-            rec = json.loads((out / "run.json").read_text())["items"][0]
+            run_rep = json.loads((out / "run.json").read_text())
+            rec = run_rep["items"][0]
             rows.append((f"crop --split --preset hallo (1080x1920 HEVC, 20 s) --speech {mode}", t, sum(e["status"] == "kept" for e in rec["segments"])))
+        # the bare ffmpeg crop+scale+encode of the same segments (the windows prep chose), for the goal of 1.5x
+        segs = [json.loads(Path(e["report"]).read_text()) for e in rec["segments"] if e["status"] == "kept"]
+        bare = min((timed([bare_segment_args(str(A), sg, run_rep["config"], str(tmp / f"bare_{k}_{i}.mp4")) for i, sg in enumerate(segs)], env) for k in range(a.repeat)), key=lambda r: r[0])
         for mode in ("off", "measure"):
             out = tmp / f"one_{mode}"
             t = best(prep + ["crop", str(A), "--speech", mode, "-o", str(out)], env, a.repeat, out)
@@ -123,6 +128,9 @@ def main() -> None:
         *[f"| {name} | {t[0]:.2f} | {t[1]} | {k} |" for name, t, k in rows],
         "",
         f"The speech check's share of the run: {share_split:.0%} of `crop --split` (goal: at most 15%), {share_1080:.0%} of it on the 1080p HEVC clip, {share_one:.0%} of a one-clip `crop`.",
+        "",
+        f"Against a bare ffmpeg crop+scale+encode of the same {len(segs)} segments of the 1080p clip ({bare[0]:.2f} s, peak {bare[1]} MiB; one command per segment, "
+        f"the windows prep chose): `--split` {rows[2][1][0] / bare[0]:.2f}x with `--speech off`, {rows[3][1][0] / bare[0]:.2f}x with `--speech require` (goal: 1.5x).",
         "",
         "Its parts on one core, seconds per second of 25 fps video:",
         "",
