@@ -23,7 +23,7 @@ from typing import Any, Iterator
 import ffmpeg
 import numpy as np
 
-from .decode import read_frames, scaled_size, seek, small_frames, timeline
+from .decode import read_frames, scaled_size, seek, small_frames, timeline, widen_pipe
 from .errors import PrepError
 from .ffmpeg import ffmpeg_exe
 from .probe import VideoInfo
@@ -151,12 +151,13 @@ class FrameEncoder:
         self.src = info.path
         self._err = tempfile.TemporaryFile()
         self._proc = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=self._err)
+        widen_pipe(self._proc.stdin)
         self.frames = 0
 
     def write(self, frame: np.ndarray) -> None:
         assert self._proc.stdin is not None
         try:
-            self._proc.stdin.write(np.ascontiguousarray(frame).tobytes())
+            self._proc.stdin.write(memoryview(np.ascontiguousarray(frame)))  # no copy into bytes
         except BrokenPipeError:
             self.close()
         self.frames += 1
