@@ -12,8 +12,9 @@ bytes each) until the track is long enough to be heard, then go through the visu
 they come; a track that ends too short costs no model time.
 
 After the pass, :meth:`SplitCrops.track` hands a track's embeddings over only when its faces,
-frames and span are exactly those of the track planning found; any other track (and all of
-them, if the pass gave up) is decoded again as before, so the results never depend on this.
+frames and span are exactly those of the track planning found; any other track (and, if the
+pass gave up, those it was following then and all after) is decoded again as before, so the
+results never depend on this.
 Memory: the small grey frames from the oldest frame an open track still needs to the newest
 (about 2.5 s of them: a track may go unseen for ``max_gap`` frames), bounded by ``max_frames``.
 """
@@ -126,16 +127,17 @@ class SplitCrops:
             self.frames.clear()
 
     def give_up(self, why: str) -> None:
+        """Stop following: the open tracks and all that come are decoded after the pass; the
+        tracks that ended before keep their embeddings."""
         self.given_up = why
         self.frames.clear()
         self.open = []
-        self.done.clear()
 
     def track(self, frames: list[int], faces: list[Face], start: int, end: int) -> tuple[np.ndarray, bool] | None:
         """``(visual (n, 128), small)`` of the planned track, when it is one cut here with the
         same faces on the same frames over the same span, else ``None``."""
         got = self.done.get((id(faces[0]), start, end)) if faces else None
-        if got is None or self.given_up or got[0] != frames or len(got[1]) != len(faces) or any(a is not b for a, b in zip(got[1], faces)):
+        if got is None or got[0] != frames or len(got[1]) != len(faces) or any(a is not b for a, b in zip(got[1], faces)):
             return None
         return got[2]
 
