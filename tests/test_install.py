@@ -66,11 +66,13 @@ def test_installed_prep_is_the_wheel_and_has_presets(installed, tmp_path):
     assert set(names.split()) == shipped
 
 
-def test_named_presets_from_any_folder(installed, tmp_path, faces_dir):
+def test_named_presets_from_any_folder(installed, tmp_path, faces_dir, clips):
+    """(The crop on the sample's 3 s phone-style excerpt with a rotation tag: long enough for
+    the speech check's 2 s windows.)"""
     prep = str(installed / "prep")
-    r = _run([prep, "crop", str(SAMPLE_CLIP), "--preset", "hallo", "-o", "out_crop", "--size", "256", "--speech", "measure"], tmp_path)
+    r = _run([prep, "crop", str(clips["rotated"]), "--preset", "hallo", "-o", "out_crop", "--size", "256", "--speech", "measure"], tmp_path)
     assert r.returncode == 0, r.stderr
-    rec = json.loads((tmp_path / "out_crop" / "videos" / "astronaut_vertical.json").read_text())
+    rec = json.loads((tmp_path / "out_crop" / "videos" / "rotated.json").read_text())
     assert rec["config"]["preset"] == "hallo" and rec["output_info"]["size"] == 256
     assert "speech" in rec  # the speech check runs from the wheel (measured, or a note saying where the model goes)
     r = _run([prep, "pairs", str(faces_dir), "-o", "out_pairs", "--degrade", "bsrgan", "--size", "128"], tmp_path)
@@ -85,7 +87,7 @@ def test_named_presets_from_any_folder(installed, tmp_path, faces_dir):
 
 
 def test_own_preset_file_and_unknown_name(installed, tmp_path, clips):
-    """A preset file of one's own (on the sample's 2 s excerpt: the whole clip runs above)."""
+    """A preset file of one's own (on the sample's 2 s excerpt)."""
     prep = str(installed / "prep")
     own = tmp_path / "mine.toml"
     own.write_text((ROOT / "presets" / "default.toml").read_text().replace("size = 512", "size = 128"))
