@@ -512,10 +512,10 @@ def test_split_crops_equal_the_tracks_own_decodes(monkeypatch):
         (326, 360, 100, 300), (380, 399, 100, 300), (330, 399, 450, 1000)]  # shot 2: gone for 18 frames
     transitions = [Transition(120, 120, "cut"), Transition(300, 326, "dissolve")]
     detections = {i: [face(i, x, y) for a, b, x, y in shown if a <= i <= b] for i in range(0, n, every)}
-    crops = SplitCrops(_PixelModel(), info, 640, _LateShots(transitions), every, max_gap, min_len)
+    crops = SplitCrops(_PixelModel(), info, 640, n, _LateShots(transitions), every, max_gap, min_len)
     peak = 0
-    for i in range(n):
-        crops.feed(i, frame(i), detections.get(i))
+    for i in range(n + 30):  # (a decoder that gives frames more than planned: they are part of no track)
+        crops.feed(i, frame(i), detections.get(i) if i < n else [face(i, 450, 1000)] if i % 2 == 0 else None)
         peak = max(peak, len(crops.frames))
     shots = Shots(n, 25.0, transitions)
     crops.finish(shots)

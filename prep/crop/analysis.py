@@ -96,7 +96,7 @@ def analyse(info: VideoInfo, cfg: CropConfig, detector: Detector | None = None, 
     if not cfg.split:  # the main face's crops, taken if it turns out to be the subject
         speech_crops = speaking.pass_crops(info, cfg, n)
     else:  # every track's crops, as the tracks form
-        speech_crops = speaking.split_crops(info, cfg, shots, cfg.detect_every, max_gap(cfg), min_len(cfg)) if cfg.speech != "off" else None
+        speech_crops = speaking.split_crops(info, cfg, n, shots, cfg.detect_every, max_gap(cfg), min_len(cfg)) if cfg.speech != "off" else None
 
     def beside(i: int, frame: np.ndarray) -> None:  # on the scanner's second thread, in frame order
         shots.feed(i, frame)

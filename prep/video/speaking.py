@@ -74,14 +74,14 @@ def pass_crops(info: VideoInfo, cfg: Any, n: int) -> sp.PassCrops | None:
     return None if model is None else sp.PassCrops(model, info, cfg.analysis_side, n)
 
 
-def split_crops(info: VideoInfo, cfg: Any, shots: ShotDetector, every: int, max_gap: int, min_len: int) -> SplitCrops | None:
-    """--split: every face track's crops cut from the analysis pass
+def split_crops(info: VideoInfo, cfg: Any, n: int, shots: ShotDetector, every: int, max_gap: int, min_len: int) -> SplitCrops | None:
+    """--split: every face track's crops cut from the analysis pass of ``n`` frames
     (:class:`prep.video.trackcrops.SplitCrops`), at the model's 25 fps, with audio and the
     model at hand; else ``None`` (the tracks are decoded again after the pass)."""
     if cfg.fps != sp.RATE:
         return None
     model = _model(info, cfg)
-    return None if model is None else SplitCrops(model, info, cfg.analysis_side, shots, every, max_gap, min_len)
+    return None if model is None else SplitCrops(model, info, cfg.analysis_side, n, shots, every, max_gap, min_len)
 
 
 def _model(info: VideoInfo, cfg: Any) -> Any:

@@ -90,12 +90,12 @@ class SplitCrops:
     """Feed the pass's frames in order (:meth:`feed`), then :meth:`finish`; :meth:`track`
     gives a planned track's visual side when it was cut here."""
 
-    def __init__(self, model: Any, info: VideoInfo, analysis_side: int, shots: ShotDetector, every: int, max_gap: int, min_len: int, max_frames: int = 200):
+    def __init__(self, model: Any, info: VideoInfo, analysis_side: int, n: int, shots: ShotDetector, every: int, max_gap: int, min_len: int, max_frames: int = 200):
         self.model = model
         self.w, _ = scaled_size(info, analysis_side)
         self.display_width = info.display_width
         self.f = self.w / info.display_width
-        self.shots, self.every, self.max_gap, self.max_frames = shots, every, max_gap, max_frames
+        self.n, self.shots, self.every, self.max_gap, self.max_frames = n, shots, every, max_gap, max_frames
         self.need = max(min_len, sp.sync.WINDOW)  # frames a track must span to be heard
         self.frames: deque = deque()  # (index, grey) still needed
         self.detections: deque = deque()  # (index, faces) of frames not yet settled
@@ -108,8 +108,9 @@ class SplitCrops:
 
     def feed(self, i: int, frame: np.ndarray, faces: list[Face] | None) -> None:
         """Frame ``i`` of the pass (BGR, analysis size) and, on analysed frames, its faces in
-        display px. Shot detection must have seen frame ``i`` already."""
-        if self.given_up:
+        display px. Shot detection must have seen frame ``i`` already. Frames past the
+        count the pass planned (a decoder that gives one more) belong to no shot: ignored."""
+        if self.given_up or i >= self.n:
             return
         self.frames.append((i, cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)))
         if faces:
