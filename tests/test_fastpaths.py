@@ -126,3 +126,38 @@ def test_searching_faceless_stretches_sparsely_finds_faces_from_their_first_fram
     assert [i for i, _, f, _ in got if f] == list(range(14, 41, 2)) + list(range(54, 60, 2))
     # 13 faceless analysed frames: searched one by one, or every 4th plus the looks back
     assert (plain.scanner.detector.calls, sparse.scanner.detector.calls) == (31, 24)
+
+
+@pytest.mark.parametrize("pad", ["black", "edge", "mirror"])
+@pytest.mark.parametrize("size", [128, 512])
+def test_warp_of_the_read_region_equals_warp_of_the_whole_frame(pad, size):
+    """The track-mode encode pipes only the part of each frame its windows read (the decoder
+    crops it); pasted into a frame whose other pixels are anything, every window warps to the
+    same bytes as from the whole frame: windows inside, past each edge (a mirrored border reads
+    as far in as the window passes), far past one, and large enough to be halved first."""
+    from prep.crop.write import BORDERS, read_region, warp_window
+
+    rng = np.random.default_rng(size)
+    H, W = 1280, 720
+    frame = rng.integers(0, 256, (H, W, 3), dtype=np.uint8)
+    cases = [
+        [(200.3, 300.7, 400.0), (230.1, 310.2, 410.5)],  # inside
+        [(-91.0, 400.0, 500.0), (-40.0, 420.0, 480.0)],  # past the left edge
+        [(420.5, 200.0, 500.0)],  # past the right edge
+        [(100.0, -150.2, 450.0)],  # past the top
+        [(50.0, 1000.0, 420.0)],  # past the bottom
+        [(-400.0, 300.0, 500.0)],  # far past the left: most of the window outside
+        [(10.0, 100.0, 700.0), (5.0, 90.0, 690.0)],  # large: halved first at 128 px
+    ]
+    for windows in cases:
+        w = np.array(windows)
+        region = read_region(w, W, H, size)
+        if region is None:
+            continue
+        x, y, rw, rh = region
+        canvas = rng.integers(0, 256, (H, W, 3), dtype=np.uint8)  # what the decoder did not send
+        canvas[y : y + rh, x : x + rw] = frame[y : y + rh, x : x + rw]
+        for win in w:
+            assert np.array_equal(warp_window(canvas, win, size, BORDERS[pad]), warp_window(frame, win, size, BORDERS[pad])), (windows, region)
+    assert read_region(np.array([(-50.0, -50.0, 800.0)]), W, H, size) is not None
+    assert read_region(np.array([(-50.0, 0.0, 900.0), (0.0, 500.0, 800.0)]), W, H, size, whole=0.5) is None  # most of the frame: all of it

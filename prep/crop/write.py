@@ -31,11 +31,18 @@ def encode_track(info: VideoInfo, cfg: CropConfig, windows: np.ndarray, n: int, 
     the audio moved ``audio_advance`` seconds earlier)."""
     enc = FrameEncoder(info, cfg, n, dest, start, audio_advance)
     border = BORDERS[cfg.pad]
+    W, H = info.display_width, info.display_height
+    region = read_region(windows[:n], W, H, cfg.size)
+    canvas = np.empty((H, W, 3), np.uint8) if region is not None else None
     out = None
     try:
-        for i, frame in enumerate(progress(iter_frames(info, cfg.fps, start=start, count=n), n, "encode", "frame", show_progress)):
+        for i, frame in enumerate(progress(iter_frames(info, cfg.fps, start=start, count=n, region=region), n, "encode", "frame", show_progress)):
             if i >= n:
                 break
+            if canvas is not None:  # the part the warp reads, at its place in the frame
+                x, y, w, h = region  # type: ignore[misc]
+                canvas[y : y + h, x : x + w] = frame
+                frame = canvas
             out = warp_window(frame, windows[min(i, len(windows) - 1)], cfg.size, border)
             enc.write(out)
         while enc.frames < n and out is not None:  # decoder fell one short of the rounded count
@@ -46,15 +53,48 @@ def encode_track(info: VideoInfo, cfg: CropConfig, windows: np.ndarray, n: int, 
     enc.close()
 
 
+def read_region(windows: np.ndarray, W: int, H: int, size: int, whole: float = 0.8) -> tuple[int, int, int, int] | None:
+    """``(x, y, w, h)``: the part of a ``W`` x ``H`` frame that :func:`warp_window` reads for
+    any of ``windows`` (``(k, 3)``), or ``None`` when that is most of the frame (``whole``).
+
+    Around the windows: the cubic kernel's reach and the halving's 2 x 2 blocks, in source
+    pixels, with room to spare. Where a window passes the frame's edge, the region reaches
+    that edge and as far in as the window passes it (a mirrored border reads that far in), so
+    the warp of the frame with only this part filled in is the warp of the whole frame."""
+    w = np.asarray(windows, np.float64).reshape(-1, 3)
+    if not len(w):
+        return None
+    halving = float(np.min([_halving(side, size) for side in w[:, 2]]))
+    margin = 4.0 / halving + 4.0
+    lo_x, lo_y = w[:, 0], w[:, 1]
+    hi_x, hi_y = w[:, 0] + w[:, 2], w[:, 1] + w[:, 2]
+    # a window past an edge: the region covers from that edge as far in as the window passes it
+    x0 = min(float(lo_x.min()) - margin, W - (float(hi_x.max()) - W) - margin) if hi_x.max() > W else float(lo_x.min()) - margin
+    x1 = max(float(hi_x.max()) + margin, -float(lo_x.min()) + margin) if lo_x.min() < 0 else float(hi_x.max()) + margin
+    y0 = min(float(lo_y.min()) - margin, H - (float(hi_y.max()) - H) - margin) if hi_y.max() > H else float(lo_y.min()) - margin
+    y1 = max(float(hi_y.max()) + margin, -float(lo_y.min()) + margin) if lo_y.min() < 0 else float(hi_y.max()) + margin
+    x0, y0 = max(0, int(np.floor(x0))), max(0, int(np.floor(y0)))
+    x1, y1 = min(W, int(np.ceil(x1))), min(H, int(np.ceil(y1)))
+    if x1 <= x0 or y1 <= y0 or (x1 - x0) * (y1 - y0) >= whole * W * H:
+        return None
+    return x0, y0, x1 - x0, y1 - y0
+
+
+def _halving(side: float, size: int) -> float:
+    """The factor :func:`warp_window` first shrinks a frame by for a window of ``side``."""
+    f = 1.0
+    while side * f / size > 2.0:
+        f *= 0.5
+    return f
+
+
 def warp_window(frame: np.ndarray, win: np.ndarray, size: int, border: int) -> np.ndarray:
     """Resample the square window ``win = (x, y, side)`` of ``frame`` to ``size`` x ``size``.
 
     Large reductions are first halved with area averaging so the result does not alias.
     """
     x, y, side = (float(v) for v in win)
-    f = 1.0
-    while side * f / size > 2.0:
-        f *= 0.5
+    f = _halving(side, size)
     if f < 1.0:
         frame = cv2.resize(frame, None, fx=f, fy=f, interpolation=cv2.INTER_AREA)
         x, y, side = (x + 0.5) * f - 0.5, (y + 0.5) * f - 0.5, side * f
