@@ -9,12 +9,21 @@ beside it: the peak of the whole run. ``malloc_trim`` returns it.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
+from functools import lru_cache
+from typing import Any
+
+
+@lru_cache(maxsize=1)
+def _malloc_trim() -> Any:
+    """glibc's ``malloc_trim`` from the symbols this process already has, or ``None``."""
+    try:
+        return ctypes.CDLL(None).malloc_trim
+    except (OSError, AttributeError, TypeError):
+        return None
 
 
 def trim() -> None:
     """Return freed heap memory to the system (glibc's ``malloc_trim``; elsewhere nothing)."""
-    try:
-        ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):
-        pass
+    fn = _malloc_trim()
+    if fn is not None:
+        fn(0)

@@ -92,7 +92,7 @@ def _score(src: str, cfg: CropConfig, out_dir: str | Path | None, item_id: str |
 def _faces(src: str, info: VideoInfo, cfg: CropConfig, show_progress: bool | None) -> dict[str, Any]:
     """The ``faces`` of a clip with audio (and a ``reason`` when there is none to score)."""
     from .crop import analyse, max_gap
-    from .crop.analysis import min_len as min_len_of
+    from .crop.analysis import min_len
     from .video import speaking
     from .video.segments import track_span
     from .video.tracks import face_tracks
@@ -100,13 +100,14 @@ def _faces(src: str, info: VideoInfo, cfg: CropConfig, show_progress: bool | Non
     # every face that persists is followed (not only the largest), and a clip without one is
     # a value, not an error: the analysis runs as --split's does, and cuts the speech model's
     # crops of every track of MIN_TRACK_SECONDS or more in its pass
-    an = analyse(info, dataclasses.replace(cfg, split=True, min_seconds=MIN_TRACK_SECONDS), show_progress=show_progress)
+    scan = dataclasses.replace(cfg, split=True, min_seconds=MIN_TRACK_SECONDS)
+    an = analyse(info, scan, show_progress=show_progress)
     ranges = an.shots.ranges
-    min_len = min_len_of(dataclasses.replace(cfg, min_seconds=MIN_TRACK_SECONDS))
+    shortest = min_len(scan)
     faces = []
     tracks = [(shot, tr, *track_span(tr, ranges[shot], cfg.detect_every)) for shot, tr in face_tracks(an.detections, ranges, max_gap(cfg))]
-    short = sum(end - start < min_len for _, _, start, end in tracks)
-    tracks = [t for t in tracks if t[3] - t[2] >= min_len]
+    short = sum(end - start < shortest for _, _, start, end in tracks)
+    tracks = [t for t in tracks if t[3] - t[2] >= shortest]
     # the visual side: from this pass, else from one decode per stretch of footage shared by
     # the tracks on it
     embedded = speaking.tracks_embedded(info, cfg, [(tr.frames, tr.faces, start, end) for _, tr, start, end in tracks], an.speech_crops)

@@ -64,7 +64,7 @@ class Analysis:
     shots: Shots
     detections: dict[int, list[Face]]  # analysed frame -> faces (display px)
     chips: Any = None  # --person, --group-by: the faces' aligned chips on a sample of frames (prep.identity.ChipSampler)
-    speech_crops: Any = None  # the speech model's view of the main face, from this pass (prep.speech.track.PassCrops)
+    speech_crops: Any = None  # the speech model's crops cut in this pass (PassCrops: the main face; SplitCrops: every track)
 
 
 def analyse(info: VideoInfo, cfg: CropConfig, detector: Detector | None = None, show_progress: bool | None = None, thumbs: Path | None = None, frames: Iterator[np.ndarray] | None = None) -> Analysis:
@@ -96,7 +96,7 @@ def analyse(info: VideoInfo, cfg: CropConfig, detector: Detector | None = None, 
     if not cfg.split:  # the main face's crops, taken if it turns out to be the subject
         speech_crops = speaking.pass_crops(info, cfg, n)
     else:  # every track's crops, as the tracks form
-        speech_crops = speaking.split_crops(info, cfg, n, shots, cfg.detect_every, max_gap(cfg), min_len(cfg)) if cfg.speech != "off" else None
+        speech_crops = speaking.split_crops(info, cfg, n, shots, cfg.detect_every, max_gap(cfg), min_len(cfg))
 
     def beside(i: int, frame: np.ndarray) -> None:  # on the scanner's second thread, in frame order
         shots.feed(i, frame)

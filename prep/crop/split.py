@@ -51,7 +51,7 @@ def split_source(src: str, out_root: str | Path, cfg: CropConfig, item_id: str, 
     judged = dataclasses.replace(cfg, size=max(cfg.tiers)) if cfg.tiers else cfg  # --tiers: every size holds the same segments
     tracks = [(shot, tr, *track_span(tr, ranges[shot], cfg.detect_every)) for shot, tr in face_tracks(an.detections, ranges, max_gap(cfg))]
     heard = [cfg.speech != "off" and end - start >= shortest for _, _, start, end in tracks]
-    # the speech model's face crops of every track, from one decode per stretch of footage
+    # the speech model's face crops of every track: cut in the analysis pass, else from one decode per stretch of footage
     embedded = iter(speaking.tracks_embedded(info, cfg, [(tr.frames, tr.faces, start, end) for (_, tr, start, end), h in zip(tracks, heard) if h], an.speech_crops))
     for (shot, tr, start, end), h in zip(tracks, heard):
         tno = numbered.get(shot, 0)

@@ -34,14 +34,14 @@ def encode_track(info: VideoInfo, cfg: CropConfig, windows: np.ndarray, n: int, 
     W, H = info.display_width, info.display_height
     region = read_region(windows[:n], W, H, cfg.size)
     canvas = np.empty((H, W, 3), np.uint8) if region is not None else None
+    rx, ry, rw, rh = region if region is not None else (0, 0, W, H)
     out = None
     try:
         for i, frame in enumerate(progress(iter_frames(info, cfg.fps, start=start, count=n, region=region), n, "encode", "frame", show_progress)):
             if i >= n:
                 break
             if canvas is not None:  # the part the warp reads, at its place in the frame
-                x, y, w, h = region  # type: ignore[misc]
-                canvas[y : y + h, x : x + w] = frame
+                canvas[ry : ry + rh, rx : rx + rw] = frame
                 frame = canvas
             out = warp_window(frame, windows[min(i, len(windows) - 1)], cfg.size, border)
             enc.write(out)
@@ -64,20 +64,19 @@ def read_region(windows: np.ndarray, W: int, H: int, size: int, whole: float = 0
     w = np.asarray(windows, np.float64).reshape(-1, 3)
     if not len(w):
         return None
-    halving = float(np.min([_halving(side, size) for side in w[:, 2]]))
-    margin = 4.0 / halving + 4.0
-    lo_x, lo_y = w[:, 0], w[:, 1]
-    hi_x, hi_y = w[:, 0] + w[:, 2], w[:, 1] + w[:, 2]
-    # a window past an edge: the region covers from that edge as far in as the window passes it
-    x0 = min(float(lo_x.min()) - margin, W - (float(hi_x.max()) - W) - margin) if hi_x.max() > W else float(lo_x.min()) - margin
-    x1 = max(float(hi_x.max()) + margin, -float(lo_x.min()) + margin) if lo_x.min() < 0 else float(hi_x.max()) + margin
-    y0 = min(float(lo_y.min()) - margin, H - (float(hi_y.max()) - H) - margin) if hi_y.max() > H else float(lo_y.min()) - margin
-    y1 = max(float(hi_y.max()) + margin, -float(lo_y.min()) + margin) if lo_y.min() < 0 else float(hi_y.max()) + margin
-    x0, y0 = max(0, int(np.floor(x0))), max(0, int(np.floor(y0)))
-    x1, y1 = min(W, int(np.ceil(x1))), min(H, int(np.ceil(y1)))
+    margin = 4.0 / min(_halving(side, size) for side in w[:, 2]) + 4.0
+    x0, x1 = _span(float(w[:, 0].min()), float((w[:, 0] + w[:, 2]).max()), W, margin)
+    y0, y1 = _span(float(w[:, 1].min()), float((w[:, 1] + w[:, 2]).max()), H, margin)
     if x1 <= x0 or y1 <= y0 or (x1 - x0) * (y1 - y0) >= whole * W * H:
         return None
     return x0, y0, x1 - x0, y1 - y0
+
+
+def _span(lo: float, hi: float, length: int, margin: float) -> tuple[int, int]:
+    """``[a, b)`` of ``[0, length)`` covering ``[lo, hi]`` and ``margin``; a window past an
+    edge by ``d`` makes it reach ``d`` in from that edge (a mirrored border reads that far)."""
+    past_lo, past_hi = max(0.0, -lo), max(0.0, hi - length)
+    return max(0, int(np.floor(min(lo, length - past_hi) - margin))), min(length, int(np.ceil(max(hi, past_lo) + margin)))
 
 
 def _halving(side: float, size: int) -> float:

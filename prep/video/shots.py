@@ -172,8 +172,8 @@ class ShotDetector:
 
     @property
     def delay(self) -> int:
-        """Frames after which a frame's shot is final: a cut is reported ``WINDOW`` frames
-        late, and a dissolve found at frame ``i`` begins at most ``k`` (half its span) plus
+        """Frames after which a frame's shot is final: a cut is reported ``ADAPTIVE_WINDOW``
+        frames late, and a dissolve found at frame ``i`` begins at most ``k`` (half its span) plus
         the widening (``k // 2 + 1``) frames before ``i``; a cut next to one is dropped."""
         return self._dissolve.k + self._dissolve.k // 2 + 1 + ADAPTIVE_WINDOW + 2
 

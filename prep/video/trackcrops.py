@@ -52,6 +52,14 @@ class _Open:
         self.sides: list[float] = []
         self.first_box: np.ndarray | None = None  # the smoothed box of frame j0 + H (frames before it take it)
 
+    def to_model(self, model: Any) -> None:
+        """From now on the crops go through the visual model, the waiting ones first."""
+        if self.stream is None:
+            self.stream = sp.VisualStream(model)
+            for c in self.held:
+                self.stream.push(c)
+            self.held = []
+
     def box(self, j: int, n: int | None) -> np.ndarray | None:
         """The smoothed box of speech frame ``j`` (``n``: the track's frame count once it ended),
         or ``None`` until the boxes it reads are final."""
@@ -195,10 +203,7 @@ class SplitCrops:
             else:
                 o.held.append(crop)
                 if o.track.frames[-1] + 1 - o.j0 >= self.need:  # long enough to be heard whatever comes: to the model
-                    o.stream = sp.VisualStream(self.model)
-                    for c in o.held:
-                        o.stream.push(c)
-                    o.held = []
+                    o.to_model(self.model)
             o.next += 1
 
     def _end(self, o: _Open, end: int) -> None:
@@ -209,10 +214,7 @@ class SplitCrops:
         self._crop(o, n)
         if o.next != o.j0 + n:
             return  # a frame was no longer at hand: decoded again after the pass
-        if o.stream is None:
-            o.stream = sp.VisualStream(self.model)
-            for c in o.held:
-                o.stream.push(c)
+        o.to_model(self.model)
         small = float(np.median(np.array(o.sides))) * self.w / self.display_width < sp.MIN_FACE
         # keyed by its first face (each face is one track's), which the entry keeps alive
-        self.done[(id(o.track.faces[0]), o.j0, end)] = (list(o.track.frames), list(o.track.faces), (sp._held(o.stream.finish(), n), small))
+        self.done[(id(o.track.faces[0]), o.j0, end)] = (list(o.track.frames), list(o.track.faces), (sp._held(o.stream.finish(), n), small))  # type: ignore[union-attr]
