@@ -21,7 +21,7 @@ from prep.images import read_image
 from prep.kernels import apply_kernel, disk_kernel, motion_kernel
 
 from checks import frames_at
-from conftest import BOTH_DETECTORS, SHARED, WEIGHTS, needs_shared, needs_yunet
+from conftest import BOTH_DETECTORS, EITHER_DETECTOR, SHARED, WEIGHTS, needs_shared, needs_yunet
 
 
 @pytest.fixture(scope="module")
@@ -229,7 +229,7 @@ def clip_with_blur(clips, tmp_path_factory):
     return out
 
 
-@BOTH_DETECTORS
+@EITHER_DETECTOR
 def test_frames_sets_blurred_frames_aside(clip_with_blur, tmp_path, detector):
     out = tmp_path / "frames"
     res = run("frames", clip_with_blur, "-o", out, "--reject-blur", "--detector", detector)
@@ -245,7 +245,7 @@ def test_frames_sets_blurred_frames_aside(clip_with_blur, tmp_path, detector):
     assert "skip" in again.output
 
 
-@BOTH_DETECTORS
+@EITHER_DETECTOR
 def test_crop_report_lists_blurred_frames(clip_with_blur, tmp_path, detector):
     from prep.config import CropConfig
     from prep.crop import crop_video

@@ -24,7 +24,7 @@ SMALL = "scale=360:640,fps=25,setsar=1,format=yuv420p"  # the edits are small: d
 # Seconds per edit, as short as each case stays clear-cut. The shifted ones keep 20 s: their
 # offsets are measured within a frame on the whole clips (at 12 s the late one's sync falls
 # under the bar and the early one's offset is 2 frames off).
-SHIFTED_S, OWN_S, SIDE_S, CUT_S, VOICEOVER_S, SILENT_S = 20, 12, 10, 8, 8, 6
+SHIFTED_S, SIDE_S, CUT_S, VOICEOVER_S, SILENT_S = 20, 10, 8, 8, 6
 SINGLE_S = 8  # the single-clip path measures the whole clip's offset: 8 s hold it within a frame
 needs_speech_model = pytest.mark.skipif(not (WEIGHTS / "light_asd_pretrain_AVA_CVPR.model").is_file(), reason=f"Light-ASD checkpoint not found in {WEIGHTS}")
 
@@ -46,7 +46,7 @@ def edits(tmp_path_factory) -> dict[str, Path]:
     a = _edit(d / "a.mp4", "-i", str(A), "-vf", SMALL, "-t", str(SHIFTED_S))  # the 1080p sources decoded once
     b = _edit(d / "b.mp4", "-i", str(B), "-vf", SMALL, "-t", str(SHIFTED_S))
     e = {}
-    e["own"] = _edit(d / "own.mp4", "-i", str(a), "-t", str(OWN_S), video="copy")
+    e["own"] = _edit(d / "own.mp4", "-i", str(a), "-t", str(SINGLE_S), video="copy")  # the unshifted audio the single-clip check is held to
     e["late4"] = _edit(d / "late4.mp4", "-i", str(a), "-af", "adelay=160:all=1", video="copy")  # audio 4 frames late
     e["late4_short"] = _edit(d / "late4_short.mp4", "-i", str(e["late4"]), "-t", str(SINGLE_S), video="copy")
     e["early3"] = _edit(d / "early3.mp4", "-i", str(b), "-af", "atrim=start=0.12,asetpts=PTS-STARTPTS", video="copy")  # 3 frames early
@@ -70,7 +70,7 @@ def split_run(edits, tmp_path_factory) -> dict[str, dict]:
     out = tmp_path_factory.mktemp("speech_out")
     report = out / "run.json"
     with isolated_env(tmp_path_factory):  # a module fixture runs before the per-test environment
-        order = ["late4", "early3", "side", "cut", "own", "voiceover", "silent"]  # the longest first: two workers end together
+        order = ["late4", "early3", "cut", "side", "voiceover", "silent"]  # the longest first: two workers end together
         res = CliRunner().invoke(main, ["crop", *(str(edits[k]) for k in order), "-o", str(out), "--preset", "hallo", "--split", "--speech", "require",
                                         "--size", "128", "--workers", "2", "--weights-dir", str(WEIGHTS), "--report", str(report)])
     assert res.exit_code == 0, res.output
@@ -83,15 +83,19 @@ def _segments(rec: dict, status: str | None = None) -> list[dict]:
 
 
 @real
-def test_own_synchronised_speech_is_kept_with_offset_zero(split_run):
-    kept = _segments(split_run["own"], "kept")
-    assert kept, split_run["own"]["segments"]
+@pytest.mark.parametrize("name", ["cut", "side"])
+def test_own_synchronised_speech_is_kept_with_offset_zero(split_run, name):
+    """A face heard in its own, synchronised voice: the cut edit's first shot (A talking, A's
+    audio) and the side-by-side edit's left face (A, A's audio beside B's silent face)."""
+    kept = _segments(split_run[name], "kept")
+    assert kept, split_run[name]["segments"]
     for s in kept:
         sp = s["speech"]
         assert sp["offset_frames"] == 0 and sp["corrected_ms"] == 0.0
         assert sp["speaking"] >= 0.4 and sp["sync"] >= 1.85 and sp["confidence"] >= 0.5
-    # what was cut out of the track is cut for silence (pauses), never for sync or offset
-    assert {s.get("reason") for s in _segments(split_run["own"], "rejected")} <= {"no_speech", "too_short"}
+    # what was cut out of the heard track is cut for silence (pauses), never for sync or offset
+    heard = {(s["shot"], s["track"]) for s in kept}
+    assert {s.get("reason") for s in _segments(split_run[name], "rejected") if (s["shot"], s["track"]) in heard} <= {"no_speech", "too_short"}
 
 
 @real
@@ -148,7 +152,7 @@ def test_cut_to_another_face_under_the_speech(split_run):
 
 @real
 def test_review_page_and_reports_carry_the_speech(split_run):
-    rec = split_run["own"]
+    rec = split_run["cut"]
     kept = _segments(rec, "kept")[0]
     clip_report = json.loads(Path(kept["report"]).read_text())
     for k in ("speaking", "score", "offset_frames", "confidence", "corrected_ms"):
