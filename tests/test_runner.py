@@ -283,7 +283,8 @@ def _stop(procs: list[subprocess.Popen]) -> None:
 
 
 def _start_cluster(tmp: str, logs: Path, env: dict[str, str], procs: list[subprocess.Popen]) -> str:
-    """A head and a worker node; returns the head's address once both are up."""
+    """A head and a worker node; returns the head's address once the head listens (the worker
+    node is started, :func:`_wait_for_nodes` waits for it)."""
     port = free_port()
     address = f"127.0.0.1:{port}"
     procs.append(_start_node(tmp, logs / "head.log", env, "--head", f"--port={port}", "--include-dashboard=false"))
@@ -296,12 +297,16 @@ def _start_cluster(tmp: str, logs: Path, env: dict[str, str], procs: list[subpro
             assert procs[0].poll() is None and time.time() < deadline, (logs / "head.log").read_text()[-2000:]
             time.sleep(0.2)
     procs.append(_start_node(tmp, logs / "worker.log", env, f"--address={address}"))
-    while True:
-        st = subprocess.run([str(BIN / "ray"), "status", f"--address={address}"], capture_output=True, text=True, env=env)
-        if st.stdout.count(" node_") >= 2:
-            return address
+    return address
+
+
+def _wait_for_nodes(ray, procs: list[subprocess.Popen], logs: Path, n: int = 2) -> None:
+    """Until the connected cluster has ``n`` live nodes (asked in this process: a `ray status`
+    per poll would start a Python with Ray each time)."""
+    deadline = time.time() + 90
+    while sum(node["Alive"] for node in ray.nodes()) < n:
         assert procs[1].poll() is None and time.time() < deadline, (logs / "worker.log").read_text()[-2000:]
-        time.sleep(0.5)
+        time.sleep(0.2)
 
 
 @pytest.fixture(scope="module")
@@ -327,6 +332,7 @@ def ray_cluster(tmp_path_factory):
             # a node given SIGTERM stops at once (by default it drains for up to 30 s)
             address = _start_cluster(tmp, logs, {**os.environ, **env, "RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S": "0"}, procs)
             ray.init(address=address, logging_level="ERROR", log_to_driver=False)
+            _wait_for_nodes(ray, procs, logs)
         else:
             address = None
             ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR", log_to_driver=False, _temp_dir=tmp)
