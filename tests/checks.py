@@ -11,20 +11,22 @@ import numpy as np
 
 def frames_at(path: str | Path, times: list[float]) -> list[np.ndarray]:
     """Stored frames (BGR, before any rotation or SAR correction) nearest to each time (s from the first frame)."""
-    out: list[np.ndarray | None] = [None] * len(times)
-    best = [np.inf] * len(times)
+    best: list[tuple[float, av.VideoFrame] | None] = [None] * len(times)
+    last = max(times, default=0.0)
     with av.open(str(path)) as c:
         s = c.streams.video[0]
         t0 = None
-        for frame in c.decode(s):
+        for frame in c.decode(s):  # in presentation order
             t = float(frame.pts * s.time_base)
             t0 = t if t0 is None else t0
             for k, want in enumerate(times):
                 d = abs((t - t0) - want)
-                if d < best[k]:
-                    best[k] = d
-                    out[k] = frame.to_ndarray(format="bgr24")
-    return [f for f in out if f is not None]
+                if best[k] is None or d < best[k][0]:
+                    best[k] = (d, frame)
+            if t - t0 > last and all(b is not None for b in best):
+                break  # every later frame is further from every time
+        # only the chosen frames are converted
+        return [b[1].to_ndarray(format="bgr24") for b in best if b is not None]
 
 
 def stream_facts(path: str | Path) -> dict:

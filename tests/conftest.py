@@ -4,6 +4,7 @@ small clips made here with the ffmpeg binary the project uses."""
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import subprocess
 from pathlib import Path
@@ -140,11 +141,16 @@ def clips(tmp_path_factory) -> dict[str, Path]:
 
 def face_in(frame: np.ndarray):
     """The most confident YuNet face in a frame (tests' independent judge)."""
+    faces = [f for f in _judge().detect(frame) if f.score >= 0.75]
+    return faces
+
+
+@functools.lru_cache(maxsize=1)
+def _judge():
+    """The judge's detector, built (and its model file checked) once per test process."""
     from prep.detect import create_detector
 
-    det = create_detector("yunet", str(WEIGHTS) if WEIGHTS.is_dir() else None, max_side=None)
-    faces = [f for f in det.detect(frame) if f.score >= 0.75]
-    return faces
+    return create_detector("yunet", str(WEIGHTS) if WEIGHTS.is_dir() else None, max_side=None)
 
 
 @pytest.fixture(scope="session")
