@@ -28,7 +28,6 @@ affine, the folded batch norm, which is folded into the convolution's weights he
 
 from __future__ import annotations
 
-import struct
 from dataclasses import dataclass
 from pathlib import Path
 
