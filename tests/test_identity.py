@@ -77,10 +77,11 @@ def edits(tmp_path_factory) -> dict[str, Path]:
     m = "[1:v]fps=25,crop=1080:1080:0:200,scale=512:512,setsar=1"
     enc = ["-c:v", "libx264", "-preset", "ultrafast", "-crf", "18", "-an"]
     out = {name: d / f"{name}.mp4" for name in ("cuts", "sbs", "katie_only")}
-    ffmpeg("-i", str(KATIE), "-i", str(MAN), "-filter_complex",
+    man = ["-t", "6", "-i", str(MAN)]  # its frames 100-149 are all the edits take: the rest is not decoded
+    ffmpeg("-i", str(KATIE), *man, "-filter_complex",
            f"{k},split=2[k0][k1];[k0]trim=start_frame=0:end_frame={K1},setpts=PTS-STARTPTS[a];[k1]trim=start_frame=75:end_frame={75 + K2},setpts=PTS-STARTPTS[c];"
            f"{m},trim=start_frame=100:end_frame={100 + M},setpts=PTS-STARTPTS[b];[a][b][c]concat=n=3:v=1:a=0[v]", "-map", "[v]", *enc, str(out["cuts"]))
-    ffmpeg("-i", str(KATIE), "-i", str(MAN), "-filter_complex",
+    ffmpeg("-i", str(KATIE), *man, "-filter_complex",
            f"{k},trim=start_frame=0:end_frame={SBS},setpts=PTS-STARTPTS[a];{m},trim=start_frame=100:end_frame={100 + SBS},setpts=PTS-STARTPTS[b];[a][b]hstack=inputs=2[v]",
            "-map", "[v]", *enc, str(out["sbs"]))
     ffmpeg("-i", str(KATIE), "-vf", f"fps=25,trim=start_frame=0:end_frame={KATIE_ONLY}", *enc, str(out["katie_only"]))
