@@ -28,6 +28,7 @@ affine, the folded batch norm, which is folded into the convolution's weights he
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -303,7 +304,7 @@ def _compile(layers: list[tuple], details) -> tuple[_Op, ...]:
             ops.append(_Op("conv", np.ascontiguousarray(wf, np.float32), (b * g + beta).astype(np.float32), k, pending["stride"], pending["pad"]))  # type: ignore[index]
             pending = None
         elif kind == "relu":
-            ops[-1] = _Op(**{**ops[-1].__dict__, "relu": True})
+            ops[-1] = dataclasses.replace(ops[-1], relu=True)
         elif kind == "max":
             ops.append(_Op("max", k=layer[1], stride=layer[2]))
         elif kind == "avg":
