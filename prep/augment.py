@@ -22,6 +22,9 @@ from .images import IMAGE_EXTENSIONS, read_image, write_png
 from .layouts import PAIR_LAYOUTS
 from .pairs import stable_int
 
+# what a pool worker of `prep augment` imports: loaded once in the fork server (prep.runner)
+POOL_PRELOAD = ("prep.albu",)
+
 
 @dataclass(frozen=True)
 class AugmentConfig:
@@ -56,7 +59,7 @@ def _thaw_table(t: tuple) -> dict[str, Any]:
 
 
 def _transform(spec: tuple, where: str) -> Any:
-    import albumentations as A
+    from .albu import A
 
     d = _thaw_table(spec)
     name = d.pop("name", None)
@@ -80,7 +83,7 @@ _built: dict[AugmentConfig, Any] = {}
 
 def build(cfg: AugmentConfig) -> Any:
     """The albumentations Compose for ``cfg`` (cached per process)."""
-    import albumentations as A
+    from .albu import A
 
     if cfg not in _built:
         ts = [_transform(t, f"preset {cfg.preset}") for t in cfg.transforms]

@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
+import sys
 import time
 from collections import deque
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -258,6 +259,16 @@ def interrupt_workers() -> None:
                 pass
 
 
+def preloads(fn: UnitOfWork) -> list[str]:
+    """The modules a unit of work's processes import: its own, and those it names in its
+    module's ``POOL_PRELOAD`` (imported inside its functions, so that a command that does not
+    need them starts without them)."""
+    module = getattr(fn, "__module__", None)
+    if not module or module not in sys.modules:
+        return []
+    return [module, *getattr(sys.modules[module], "POOL_PRELOAD", ())]
+
+
 class LocalRunner(Runner):
     """This process (``workers`` 1) or a pool of ``workers`` processes on this machine.
 
@@ -280,7 +291,7 @@ class LocalRunner(Runner):
     def concurrent(self) -> bool:
         return self.workers > 1
 
-    def _pool(self) -> ProcessPoolExecutor:
+    def _pool(self, fn: UnitOfWork) -> ProcessPoolExecutor:
         if self.pool is None:
             import multiprocessing
 
@@ -289,6 +300,10 @@ class LocalRunner(Runner):
             for var, value in pool_threads(self.workers).items():
                 os.environ.setdefault(var, value)
             ctx = multiprocessing.get_context("forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn")
+            if ctx.get_start_method() == "forkserver":
+                # what every worker imports anyway is imported once, in the fork server (a
+                # server already running, from an earlier pool of this process, keeps its own)
+                ctx.set_forkserver_preload(["__main__", *preloads(fn)])
             self.started = ctx.SimpleQueue()
             self.pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=ctx, initializer=_pool_init, initargs=(self.started,))
             _POOLS.append(self.pool)
@@ -349,7 +364,7 @@ class LocalRunner(Runner):
 
     def _resend(self, task: _PoolTask) -> None:
         if task.generation != self.generation:
-            task.future = self._pool().submit(_pool_chunk, task.key, task.fn, task.chunk)
+            task.future = self._pool(task.fn).submit(_pool_chunk, task.key, task.fn, task.chunk)
             task.generation = self.generation
 
     def cancel(self, handles: list[Any]) -> None:
