@@ -148,10 +148,10 @@ def _details(r: _Reader, layer: tuple) -> dict:
         use_bias = r.bool_() if version in ("con_5", "con_6") else True
         if version == "con_6" and r.bool_():
             raise r.fail("a convolution with a fused ReLU")
-        flat = params.reshape(-1)
-        nw = int(np.prod(w_shape))
-        w = flat[:nw].reshape(w_shape)  # (Cout, Cin, kh, kw)
-        b = flat[nw : nw + int(np.prod(b_shape))].reshape(-1) if use_bias else np.zeros(filters, np.float32)
+        if w_shape[0] != filters or w_shape[2:] != (k, k) or (use_bias and int(np.prod(b_shape)) != filters):
+            raise r.fail(f"convolution weights {w_shape} where ({filters}, C, {k}, {k}) belong")
+        w = _take(r, params, 0, w_shape)  # (Cout, Cin, kh, kw)
+        b = _take(r, params, w.size, (filters,)) if use_bias else np.zeros(filters, np.float32)
         return {"w": w, "b": b, "stride": stride, "pad": pad}
     if kind == "affine":
         version = r.name("affine_", "affine_2")
@@ -162,7 +162,7 @@ def _details(r: _Reader, layer: tuple) -> dict:
         if version == "affine_2" and r.bool_():
             raise r.fail("a disabled affine layer")
         n = int(np.prod(g_shape))
-        return {"gamma": params[:n], "beta": params[n : 2 * n]}
+        return {"gamma": _take(r, params, 0, (n,)), "beta": _take(r, params, n, (n,))}
     if kind == "relu":
         if r.name("relu_", "relu_2") == "relu_2" and r.bool_():
             raise r.fail("a disabled ReLU")
@@ -190,8 +190,17 @@ def _details(r: _Reader, layer: tuple) -> dict:
             r.bool_()
         if outputs != layer[1]:
             raise r.fail(f"{outputs} outputs where {layer[1]} belong")
-        return {"w": params.reshape(-1)[: inputs * outputs].reshape(inputs, outputs)}
+        return {"w": _take(r, params, 0, (inputs, outputs))}
     raise AssertionError(kind)
+
+
+def _take(r: _Reader, params: np.ndarray, start: int, shape: tuple[int, ...]) -> np.ndarray:
+    """``shape`` values of a layer's parameter tensor from ``start`` on."""
+    flat = params.reshape(-1)
+    n = int(np.prod(shape))
+    if start + n > flat.size:
+        raise r.fail("a layer holds fewer parameters than its shapes say")
+    return flat[start : start + n].reshape(shape)
 
 
 def _trailer(r: _Reader, version: int, bottom: bool) -> None:
@@ -255,7 +264,14 @@ class DescriptorNet:
             _trailer(r, version, bottom=i == 0)
         if r.pos != len(data):
             raise r.fail(f"{len(data) - r.pos} bytes after the network")
-        return cls(_compile(list(reversed(_LAYERS)), iter(details)), means)
+        net = cls(_compile(list(reversed(_LAYERS)), iter(details)), means)
+        try:  # the layers' shapes fit together: one chip goes through
+            fits = net(np.zeros((1, CHIP, CHIP, 3), np.uint8)).shape == (1, 128)
+        except ValueError:
+            fits = False
+        if not fits:
+            raise r.fail("its layers do not fit together")
+        return net
 
     def __call__(self, chips: np.ndarray) -> np.ndarray:
         """Descriptors (n, 128) float32, not normalised, of ``n`` aligned 150x150 RGB uint8 chips

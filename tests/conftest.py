@@ -141,8 +141,7 @@ def clips(tmp_path_factory) -> dict[str, Path]:
 
 def face_in(frame: np.ndarray):
     """The most confident YuNet face in a frame (tests' independent judge)."""
-    faces = [f for f in _judge().detect(frame) if f.score >= 0.75]
-    return faces
+    return [f for f in _judge().detect(frame) if f.score >= 0.75]
 
 
 @functools.lru_cache(maxsize=1)
