@@ -18,7 +18,10 @@ demo: setup
 	$(BIN)/prep crop sample_data/astronaut_vertical.mp4 -o out/demo --report out/demo/run.json
 
 # One test worker per core, each with one BLAS/OpenMP thread (as prep's own pool shares the cores out).
+# prep is byte-compiled first: with PYTHONDONTWRITEBYTECODE set (as on this project's machines)
+# every process the suite starts (pool and Ray workers, CLI runs) would compile it again.
 test: setup
+	$(BIN)/python -m compileall -q prep
 	OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 $(BIN)/python -m pytest -q -n auto --maxprocesses 4 --dist loadscope --durations=15
 
 bench: setup
