@@ -80,7 +80,7 @@ def test_no_pose_from_estimated_landmarks():
 def test_mirrored_real_face_mirrors_yaw_and_roll():
     """A real frame and its mirror image: yaw and roll change sign, pitch stays (within the
     detector's landmark noise: pitch rests on the nose tip's height alone)."""
-    from conftest import SAMPLE_CLIP, WEIGHTS, needs_yunet  # noqa: F401
+    from conftest import SAMPLE_CLIP, WEIGHTS
     from checks import frames_at
     from prep.detect import create_detector
 
