@@ -44,6 +44,10 @@ def scaled_size(info: VideoInfo, max_side: int | None) -> tuple[int, int]:
 
 
 SEEK_MARGIN = 0.3  # s decoded (and dropped) before a stretch's first frame when seeking to it
+# Containers whose seek lands on whatever packet comes before the time asked for, not on a key
+# frame (MPEG-TS: .ts, .mts, .m2ts; MPEG-PS: .mpg, .vob): decoding from there gives frames
+# without their references until the next key frame. Their seeks go to a key frame found first.
+KEYLESS_SEEK = {"mpegts", "mpeg"}
 
 
 def seek(info: VideoInfo, fps: float | None, start: int) -> tuple[dict, float | None]:
@@ -53,9 +57,41 @@ def seek(info: VideoInfo, fps: float | None, start: int) -> tuple[dict, float | 
     if not start or fps is None:
         return {}, None
     ss = info.start_time + start / fps - SEEK_MARGIN
+    if ss > 0 and info.container in KEYLESS_SEEK:
+        ss = key_frame_before(info, ss)
     if ss <= 0:
         return {}, None
     return {"ss": f"{ss:.6f}"}, ss - info.start_time
+
+
+def key_frame_before(info: VideoInfo, t: float) -> float:
+    """A seek time (seconds from the container's start, as ffmpeg's ``-ss`` counts) that lands
+    no later than the last video key frame shown at or before ``t``: just before that key
+    frame's decoding time, or 0 when it is the first. Found by reading packets (no decoding)
+    from a seek a little before ``t``, further back until a key frame is among them."""
+    import av
+
+    back = 2.0
+    with av.open(str(info.path)) as container:
+        stream = container.streams.video[0]
+        base = stream.time_base
+        while True:
+            lo = t - back
+            if lo > 0:
+                container.seek(int((info.container_start + lo) / base), stream=stream, backward=True)
+            else:
+                container.seek(0, stream=stream, backward=True)
+            key = None
+            for packet in container.demux(stream):
+                if packet.dts is None or packet.pts is None:
+                    continue
+                if float(packet.dts * base) - info.container_start > t:
+                    break
+                if packet.is_keyframe and float(packet.pts * base) - info.container_start <= t:
+                    key = float(packet.dts * base) - info.container_start
+            if key is not None or lo <= 0:
+                return max(0.0, (key or 0.0) - 0.001)
+            back *= 2
 
 
 def timeline(stream: ffmpeg.nodes.FilterableStream, fps: float | None, shift: float | None = None, start: int = 0) -> ffmpeg.nodes.FilterableStream:
@@ -207,7 +243,7 @@ def keyframes(info: VideoInfo, max_side: int | None, count: int) -> Iterator[np.
         base = stream.time_base
         seen = set()
         for k in range(count):
-            t = info.start_time + info.duration * (k + 0.5) / count
+            t = info.container_start + info.start_time + info.duration * (k + 0.5) / count  # PyAV seeks on the raw clock
             container.seek(int(t / base), stream=stream, backward=True)
             frame = None
             for packet in container.demux(stream):

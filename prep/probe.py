@@ -41,15 +41,20 @@ class VideoInfo:
     nominal_fps: float  # rate the header announces
     vfr: bool
     frame_count: int
-    start_time: float  # seconds, video stream
+    start_time: float  # seconds, video stream, from the container's start (as ffmpeg counts)
     duration: float  # seconds, video stream (first frame start to last frame end)
     codec: str
     has_audio: bool
     audio_codec: str | None = None
     audio_rate: int | None = None
     audio_channels: int | None = None
-    audio_start: float | None = None
+    audio_start: float | None = None  # seconds from the container's start, as start_time
     audio_duration: float | None = None
+    # where the container's clock stood at its start: 0 in MP4 and MOV, anything in MPEG-TS
+    # (.ts, .mts, .m2ts) and MPEG-PS (.mpg), whose clock runs on from the broadcast or camera.
+    # ffmpeg counts every timestamp (and -ss) from it; PyAV's packets carry the raw clock.
+    container_start: float = 0.0
+    container: str = ""  # the container format as libavformat names it ("mov,mp4,m4a,3gp,3g2,mj2", "mpegts", ...)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -137,6 +142,7 @@ def _probe_open(path: Path, container: Any) -> VideoInfo:
     nominal = float(vs.base_rate or vs.average_rate or vs.guessed_rate or 0) or timing.mean_fps()
     fps = timing.mean_fps() or nominal
     dw, dh = display_size(width, height, sar, rotation)
+    zero = container.start_time / 1_000_000 if container.start_time is not None else 0.0  # AV_TIME_BASE units
     return VideoInfo(
         path=str(path),
         width=width,
@@ -149,7 +155,7 @@ def _probe_open(path: Path, container: Any) -> VideoInfo:
         nominal_fps=round(nominal, 4),
         vfr=timing.is_variable(),
         frame_count=timing.count,
-        start_time=round(timing.first, 6),
+        start_time=round(timing.first - zero, 6),
         duration=round(timing.duration(), 6),
         codec=cc.name,
         has_audio=audio is not None and audio_end is not None,
@@ -157,8 +163,10 @@ def _probe_open(path: Path, container: Any) -> VideoInfo:
         audio_rate=int(audio.codec_context.sample_rate) if audio is not None else None,
         audio_channels=int(audio.codec_context.channels) if audio is not None else None,
         # packets before 0 are the AAC encoder's priming, which the decoder drops
-        audio_start=None if audio_first is None else round(max(audio_first, 0.0), 6),
-        audio_duration=None if audio_end is None or audio_first is None else round(audio_end - max(audio_first, 0.0), 6),
+        audio_start=None if audio_first is None else round(max(audio_first - zero, 0.0), 6),
+        audio_duration=None if audio_end is None or audio_first is None else round(audio_end - zero - max(audio_first - zero, 0.0), 6),
+        container_start=round(zero, 6),
+        container=container.format.name,
     )
 
 

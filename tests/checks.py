@@ -50,3 +50,16 @@ def eye_mouth_ratio(face, sar: float = 1.0) -> float:
     eyes = np.linalg.norm(lm[0] - lm[1])
     mouth = np.linalg.norm((lm[0] + lm[1]) / 2 - (lm[3] + lm[4]) / 2)
     return float(eyes / mouth)
+
+
+# a 1 kHz tone for the first 0.1 s of every second: the audio of clips whose sync is checked
+TONES = "sine=frequency=1000:sample_rate=16000,volume=enable='gte(mod(t,1),0.1)':volume=0"
+
+
+def onsets(x: np.ndarray, rate: int) -> list[float]:
+    """Seconds from the start of the samples ``x`` (mono) where a tone starts (5 ms steps)."""
+    x = np.asarray(x, np.float64)
+    hop = rate // 200
+    env = np.array([np.abs(x[k : k + hop]).mean() for k in range(0, len(x) - hop, hop)])
+    on = env > 0.3 * env.max()
+    return [float(k * hop / rate) for k in np.flatnonzero(on[1:] & ~on[:-1]) + 1]

@@ -15,7 +15,7 @@ from prep.config import CropConfig
 from prep.crop import crop_video
 from prep.probe import probe_video
 
-from checks import frames_at, stream_facts
+from checks import TONES, frames_at, onsets, stream_facts
 from conftest import SHARED, WEIGHTS, face_in, ffmpeg, isolated_env, needs_shared, needs_yunet
 
 FPS = 25
@@ -26,8 +26,6 @@ B = VIDEOS / "sadtalker_WDA_KatieHill_512_mpeg4.mp4"  # a woman, close
 C = VIDEOS / "videoretalking_1_700x700_vfr.mp4"  # another man, close
 SQUARE = "scale=720:720:force_original_aspect_ratio=increase,crop=720:720,fps=25,setsar=1,format=yuv420p,settb=1/25"
 TOP = SQUARE.replace("crop=720:720", "crop=720:720:0:0")  # A's head is in the top of its tall frame
-# a 1 kHz tone for the first 0.1 s of every second of the edit's timeline
-TONES = "sine=frequency=1000:sample_rate=16000,volume=enable='gte(mod(t,1),0.1)':volume=0"
 
 pytestmark = [needs_shared, needs_yunet]
 
@@ -77,12 +75,7 @@ def tone_onsets(path: str | Path) -> list[float]:
                 t0 = float(frame.pts * a.time_base)
             chunks.append(frame.to_ndarray().mean(axis=0) if frame.to_ndarray().ndim > 1 else frame.to_ndarray())
         rate = a.rate
-    x = np.concatenate(chunks).astype(np.float64)
-    hop = rate // 200  # 5 ms
-    env = np.array([np.abs(x[k : k + hop]).mean() for k in range(0, len(x) - hop, hop)])
-    on = env > 0.3 * env.max()
-    starts = np.flatnonzero(on[1:] & ~on[:-1]) + 1
-    return [t0 - v0 + k * hop / rate for k in starts]
+    return [t0 - v0 + t for t in onsets(np.concatenate(chunks), rate)]
 
 
 @pytest.fixture(scope="module")

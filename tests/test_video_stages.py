@@ -100,10 +100,16 @@ def test_mirrored_real_face_mirrors_yaw_and_roll():
 def test_a_stretch_decoded_by_seeking_is_the_same_frames(clips, name):
     """Encoding a segment decodes only its stretch: frames read from a seek are the frames a
     whole decode gives at the same indices (VFR, SAR and rotated sources included)."""
-    from prep.decode import iter_frames
     from prep.probe import probe_video
 
-    info = probe_video(clips[name])
+    _stretches_are_the_whole_decodes_frames(probe_video(clips[name]))
+
+
+def _stretches_are_the_whole_decodes_frames(info) -> None:
+    """Frames read from a seek (near the start, in the middle, near the end) are the frames a
+    whole decode gives at the same indices."""
+    from prep.decode import iter_frames
+
     whole = [f.copy() for f in iter_frames(info, 25.0, 160)]
     for start in (1, 30, len(whole) - 8):
         part = list(iter_frames(info, 25.0, 160, start=start, count=5))
@@ -111,6 +117,31 @@ def test_a_stretch_decoded_by_seeking_is_the_same_frames(clips, name):
         for k, f in enumerate(part):
             diffs = [float(np.abs(f.astype(int) - whole[j].astype(int)).mean()) for j in range(start + k - 1, start + k + 2)]
             assert diffs[1] <= min(diffs) + 0.5, (start, k, diffs)  # the same frame, not a neighbour
+
+
+def test_a_transport_stream_is_read_on_ffmpegs_clock(clips, tmp_path):
+    """MPEG-TS (.ts, .mts, .m2ts) and MPEG-PS (.mpg) timestamps run on from wherever the
+    camera's or broadcaster's clock stood (1.4 s from ffmpeg's TS muxer): ffmpeg counts every
+    timestamp, and -ss, from the container's start, and so does the probe. The same picture and
+    tones remuxed from MP4 to TS give the tones at the same instants on the output timeline,
+    from the start and from a seek (as the clips' audio and the speech check read them), and a
+    stretch decoded by seeking is the same frames (as a segment's encode reads them)."""
+    from checks import TONES, onsets
+    from conftest import ffmpeg
+    from prep.probe import probe_video
+    from prep.speech.audio import read_pcm
+
+    mp4, ts = tmp_path / "tones.mp4", tmp_path / "tones.ts"
+    # a key frame every second, as cameras write them: a seek has one to land before
+    ffmpeg("-i", str(clips["sample"]), "-f", "lavfi", "-i", TONES, "-t", "3", "-map", "0:v", "-map", "1:a", "-c:v", "libx264", "-preset", "ultrafast", "-g", "25", "-c:a", "aac", str(mp4))
+    ffmpeg("-i", str(mp4), "-c", "copy", str(ts))
+    a, b = probe_video(mp4), probe_video(ts)
+    assert a.container_start == 0.0 and b.container_start > 1.0
+    assert abs(b.start_time - a.start_time) < 0.1 and abs(b.audio_start - a.audio_start) < 0.1
+    for start in (0, 30):  # from the first frame, and from a seek to 1.2 s
+        want = onsets(read_pcm(a, 25.0, start, 45), 16000)
+        assert len(want) == 1 and onsets(read_pcm(b, 25.0, start, 45), 16000) == pytest.approx(want, abs=0.006)
+    _stretches_are_the_whole_decodes_frames(b)
 
 
 def test_a_head_moving_over_a_still_background_is_no_transition(clips):
