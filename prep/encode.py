@@ -60,7 +60,7 @@ def output_args(cfg: Any, n_frames: int) -> dict[str, Any]:
     }
 
 
-def _run(args: list[str], src: str, stdin_frames: Any = None) -> None:
+def _run(args: list[str], src: str) -> None:
     with tempfile.TemporaryFile() as err:
         proc = subprocess.run(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err)
         if proc.returncode != 0:

@@ -26,6 +26,9 @@ def error_record(src: str, exc: Exception) -> dict:
     if isinstance(exc, PrepError):
         line = exc.line() if exc.path else f"{src}: {exc.problem}"
         return {"source": src, "status": "error", "error": exc.problem, "message": line}
+    if isinstance(exc, OSError) and exc.strerror:  # the disk or the file system, not a bug: a full disk, no permission
+        problem = f"{exc.filename}: {exc.strerror}" if exc.filename else exc.strerror
+        return {"source": src, "status": "error", "error": problem, "message": f"{src}: {problem}"}
     import traceback
 
     problem = f"unexpected {type(exc).__name__}: {' '.join(str(exc).split())} (please report this)"

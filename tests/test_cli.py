@@ -117,3 +117,13 @@ def test_every_command_has_help_and_is_in_the_readme():
             for opt in param.opts:
                 if opt.startswith("--"):
                     assert opt in readme, f"README does not mention {opt} of prep {name}"
+
+
+def test_a_full_disk_is_one_line_not_a_bug_report():
+    """A write that fails for the file system's reasons (a full disk, no permission) is said in
+    one line naming the file; only what nobody foresaw asks for a bug report."""
+    from prep.errors import error_record
+
+    rec = error_record("/in/a.mp4", OSError(28, "No space left on device", "/out/a.mp4"))
+    assert rec["message"] == "/in/a.mp4: /out/a.mp4: No space left on device" and "traceback" not in rec
+    assert "please report this" in error_record("/in/a.mp4", ValueError("a bug"))["message"]

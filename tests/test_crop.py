@@ -193,6 +193,10 @@ def test_tiers_one_analysis_several_sizes(clips, tmp_path):
         assert (info.display_width, info.display_height) == (size, size)
     again = crop_video(clips["odd_noaudio"], tmp_path, CropConfig.resolve("default", tiers=(64, 128)))
     assert again["status"] == "skipped"
+    # a size added later is made from one more analysis; the record lists the sizes as asked
+    more = crop_video(clips["odd_noaudio"], tmp_path, CropConfig.resolve("default", tiers=(32, 64, 128)))
+    assert [(Path(t["output"]).parent.name, t["status"]) for t in more["tiers"]] == [("32", "ok"), ("64", "skipped"), ("128", "skipped")]
+    assert more["status"] == "ok" and more["output"] == more["tiers"][0]["output"] and "note" not in more
 
 
 @EITHER_DETECTOR
@@ -211,3 +215,22 @@ def test_webcam_close_up_is_found(clips, tmp_path, detector):
     assert rec["detector"]["name"] == ("yunet" if WEIGHTS.is_dir() else "hog")
     assert not rec["frames_without_face"], rec["frames_without_face"]
     assert rec["face_scale"]["median"] > 0.3
+
+
+def test_a_decode_that_breaks_off_is_an_error_not_a_frozen_tail(clips, tmp_path, monkeypatch):
+    """A frame short of the rounded count is the last frame repeated; a decode that stops well
+    short (a damaged stretch) fails in one line and leaves no clip, instead of a frozen tail."""
+    import itertools
+
+    from prep.crop import write
+    from prep.errors import PrepError
+    from prep.fsutil import atomic_path
+
+    real = write.iter_frames
+    monkeypatch.setattr(write, "iter_frames", lambda *a, count, **k: itertools.islice(real(*a, count=count, **k), count - 5))
+    info = probe_video(clips["sample"])
+    windows = np.tile([[0.0, 200.0, 600.0]], (50, 1))
+    with pytest.raises(PrepError, match="gave 45 of the 50 frames"):
+        with atomic_path(tmp_path / "x.mp4") as tmp:  # as write.encode runs it
+            write.encode_track(info, CropConfig.resolve("default", size=64), windows, 50, tmp)
+    assert list(tmp_path.iterdir()) == []

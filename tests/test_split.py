@@ -295,6 +295,10 @@ def test_split_group_by_person_puts_each_persons_segments_in_one_folder(grouped_
     assert len(set(group.values())) == 3, group
     for g in set(group.values()):
         assert (out / g / "sheet.png").is_file()
+    for r in items.values():  # a moved segment's report names its clip's and its own new places
+        for e in kept(r):
+            report = json.loads(Path(e["report"]).read_text())
+            assert (report["output"], report["report"]) == (e["output"], e["report"]) and Path(report["output"]).is_file()
     assert not list((out / ".prep" / "staging").rglob("*.mp4"))
     # the second run found everything done and in place
     assert again.exit_code == 0 and again.output.count("skip ") == 2, again.output
@@ -308,6 +312,18 @@ def test_split_group_by_person_puts_each_persons_segments_in_one_folder(grouped_
 
     fewer = CliRunner().invoke(main, [a for a in args if a != args[2]])  # the side-by-side edit left out
     assert fewer.exit_code != 0 and "side" in fewer.output and "earlier run" in fewer.output, fewer.output
+
+
+def test_a_clip_is_placed_in_the_layout_however_out_was_named(tmp_path, monkeypatch):
+    """An earlier run may have named OUT relatively and this one absolutely (or the other way):
+    a clip's place in the layout is the same."""
+    from prep.crop.group import relative_to_layout_root
+
+    monkeypatch.chdir(tmp_path)
+    for clip in (Path("out/.prep/staging/videos/a__s00_t00.mp4"), Path("out/person_01/videos/a__s00_t00.mp4")):
+        for out in (Path("out"), tmp_path / "out"):
+            for path in (clip, tmp_path / clip):
+                assert relative_to_layout_root(path, out) == Path("videos/a__s00_t00.mp4")
 
 
 def test_split_tiers_same_segments_at_every_size_from_one_analysis(edits, tmp_path):

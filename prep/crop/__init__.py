@@ -9,6 +9,8 @@ The modules follow the data, each importing only those before it::
 
     outputs    where clips go, the settings' fingerprint, what an earlier run finished
     analysis   the one analysis decode and its per-frame consumers -> Analysis (plain facts)
+    look       a fixed window from a few key frames, before the analysis (1080p and up: the
+               analysis's decode then encodes the clip too)
     plan       facts -> windows, verdicts, reasons (no decoding, no writing)
     write      the encode pass and the reports (temporary name, then rename; report last)
     clip       one clip:        probe -> analyse -> speech -> plan -> write, per size
@@ -22,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import CropConfig
-from ..errors import PrepError, error_record
+from ..errors import error_record
 from .analysis import Analysis, analyse, max_gap
 from .clip import crop_clip
 from .group import group_segments
@@ -41,7 +43,5 @@ def crop_video(src: str | Path, out_root: str | Path, cfg: CropConfig, item_id: 
         if cfg.split:
             return split_source(src, out_root, cfg, item_id or Path(src).stem, show_progress)
         return crop_clip(src, out_root, cfg, item_id, show_progress)
-    except PrepError as exc:
-        return error_record(src, exc)
-    except Exception as exc:  # a bug or an input nobody foresaw: reported, and the batch goes on
+    except Exception as exc:  # bad input in one line; a bug or an input nobody foresaw with its traceback; the batch goes on
         return error_record(src, exc)

@@ -34,34 +34,36 @@ from .write import clip_report, encode, rejected_report
 def crop_clip(src: str, out_root: str | Path, cfg: CropConfig, item_id: str | None, show_progress: bool | None) -> dict[str, Any]:
     """Analyse once, then encode and report every size asked for (``cfg.tiers``: one folder each)."""
     t0 = time.perf_counter()
-    records, pending = [], []
+    records: list[dict[str, Any] | None] = []  # one per size, in the order asked for
+    pending = []
     for c, root in sizes(cfg, out_root):
         video_path, report_path = output_paths(src, root, c, item_id)
         old = previous(report_path, video_path, config_key(c))
-        if old is not None:
-            records.append(skipped(old))
-        else:
-            pending.append((c, video_path, report_path))
+        if old is None:
+            pending.append((len(records), c, video_path, report_path))
+        records.append(None if old is None else skipped(old))
     if not pending:
         return combine(records)
     info = probe_video(src)
     t1 = time.perf_counter()
     detector = get_detector(cfg)
     look = provisional_window(info, cfg, detector) if shares_decode(info, cfg) else None
-    tmps = [partial_path(video_path) for _, video_path, _ in pending] if look is not None else []
+    tmps: list[Path] = []
     frames = None  # without the shared decode, the analysis decodes its own frames
     try:
         if look is not None:  # the clip is encoded while it is analysed, into temporaries
-            frames = encode_fixed_reading(info, look, cfg.pad, [(c, tmp) for (c, _, _), tmp in zip(pending, tmps)], frame_count_at(info, cfg.fps), cfg.analysis_side)
+            for _, _, video_path, _ in pending:
+                tmps.append(partial_path(video_path))  # one by one: a failure leaves none behind
+            frames = encode_fixed_reading(info, look, cfg.pad, [(c, tmp) for (_, c, _, _), tmp in zip(pending, tmps)], frame_count_at(info, cfg.fps), cfg.analysis_side)
         an = analyse(info, cfg, detector, show_progress=show_progress, frames=frames)
         t2 = time.perf_counter()
         speech, advance = subject_speech(info, cfg, an)
         trim()  # what the analysis freed goes back before the encoders start
         timings = {"probe": t1 - t0, ("analyse_encode" if look is not None else "analyse"): t2 - t1, **({"speech": time.perf_counter() - t2} if speech is not None else {})}
         verdict = speaking.judge(speech, cfg) if speech is not None else None
-        for k, (c, video_path, report_path) in enumerate(pending):
+        for k, (slot, c, video_path, report_path) in enumerate(pending):
             if verdict is not None:
-                records.append(rejected_report(src, info, c, report_path, verdict, speech))
+                records[slot] = rejected_report(src, info, c, report_path, verdict, speech)
                 continue
             t3 = time.perf_counter()
             geo = clip_geometry(info, c, an)
@@ -75,8 +77,10 @@ def crop_clip(src: str, out_root: str | Path, cfg: CropConfig, item_id: str | No
                     commit(tmps[k], video_path)
             else:  # track mode, or the look's window too far off the analysed one
                 encode(info, c, geo, an.n_frames, video_path, advance=advance, show_progress=show_progress)
-            records.append(clip_report(src, info, an, c, geo, video_path, report_path, {**timings, "encode": time.perf_counter() - t3}, speech))
+            records[slot] = clip_report(src, info, an, c, geo, video_path, report_path, {**timings, "encode": time.perf_counter() - t3}, speech)
     finally:
+        if frames is not None:  # a failure mid-analysis: the shared decode and its encoders stop
+            frames.close()
         for tmp in tmps:  # what was not renamed: a rejected clip, a failure
             tmp.unlink(missing_ok=True)
     return combine(records)

@@ -4,6 +4,7 @@ person's folder."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from pathlib import Path
@@ -24,7 +25,8 @@ def group_segments(out_root: str | Path, records: list[dict[str, Any]]) -> list[
     same persons) and move each kept segment's clip and report from the staging folder (or an
     earlier run's person folder) into ``OUT/person_NN/<layout>``; each person gets ``sheet.png``
     of its segments. The sources' records (and their markers) are updated to the new places.
-    Returns one summary per person (person_00 has the most segments)."""
+    Returns one summary per person (person_00 has the most face tracks; ties keep the order
+    of first appearance)."""
     out = Path(out_root)
     cl = Clusterer()
     first: dict[tuple[str, str], int] = {}
@@ -55,6 +57,7 @@ def group_segments(out_root: str | Path, records: list[dict[str, Any]]) -> list[
                 dest.parent.mkdir(parents=True, exist_ok=True)
                 os.replace(cur, dest)
             e[field] = str(dest)
+        _point_report_at(Path(e["report"]), e["output"], e["report"])
         e["person_group"] = person_folder(k)
         groups.setdefault(k, []).append({**e, "source": rec["source"], "images": next((s.get("images", []) for s in rec.get("review", {}).get("segments", []) if s["segment"] == e["segment"]), [])})
     for rec in records:
@@ -96,9 +99,19 @@ def earlier_sources(out_root: str | Path, names: list[str]) -> list[str]:
     return sorted(found)
 
 
+def _point_report_at(report: Path, output: str, where: str) -> None:
+    """A moved segment's report names its clip's and its own new places."""
+    if not report.is_file():
+        return
+    data = json.loads(report.read_text())
+    if (data.get("output"), data.get("report")) != (output, where):
+        write_json(report, {**data, "output": output, "report": where})
+
+
 def relative_to_layout_root(path: Path, out: Path) -> Path:
-    """A clip's place inside the layout, whether it sits in the staging folder or in a person's."""
-    rel = path.relative_to(out)
+    """A clip's place inside the layout, whether it sits in the staging folder or in a person's
+    (an earlier run may have named OUT relatively and this one absolutely, or the other way)."""
+    rel = path.resolve().relative_to(out.resolve())
     parts = rel.parts
     if parts[:2] == tuple(STAGING.split("/")):
         return Path(*parts[2:])

@@ -74,12 +74,14 @@ def skipped(rec: dict[str, Any]) -> dict[str, Any]:
 
 
 def combine(records: list[dict[str, Any]]) -> dict[str, Any]:
-    """One record per clip: the first size's, with the other sizes listed under ``tiers``."""
+    """One record per clip: the first size's, with every size listed under ``tiers`` in the
+    order asked for (a size made now beside sizes an earlier run made: ``ok``)."""
     first = dict(records[0])
     if len(records) > 1:
         first["tiers"] = [{k: r[k] for k in ("status", "output", "report") if k in r} for r in records]
-        if any(r["status"] == "ok" for r in records):
+        if first["status"] != "ok" and any(r["status"] == "ok" for r in records):
             first["status"] = "ok"
+            first.pop("note", None)
     return first
 
 

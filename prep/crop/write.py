@@ -1,6 +1,7 @@
-"""Writing: the encode pass (a second decode at full size, each frame warped through its
-window and streamed to the encoder, audio moved by the speech check's correction) and the
-reports. Every output is written under a temporary name and renamed when whole; a report is
+"""Writing: the encode pass (a fixed window: one ffmpeg graph that crops, pads and scales;
+a window that follows the face: a decode of the part of each frame the windows read, each
+frame warped through its own window and streamed to the encoder; either way the audio moved
+by the speech check's correction) and the reports. Every output is written under a temporary name and renamed when whole; a report is
 written last, because it marks its clip as done."""
 
 from __future__ import annotations
@@ -23,19 +24,20 @@ from .analysis import Analysis
 from .outputs import config_key
 
 BORDERS = {"black": cv2.BORDER_CONSTANT, "edge": cv2.BORDER_REPLICATE, "mirror": cv2.BORDER_REFLECT_101}
+SHORT_TAIL = 2  # frames a decode may fall short of the rounded frame count; the last one is repeated
 
 
 def encode_track(info: VideoInfo, cfg: CropConfig, windows: np.ndarray, n: int, dest: Path, show_progress: bool | None = None, start: int = 0, audio_advance: float = 0.0) -> None:
     """Warp every frame through its own window and stream it to the encoder (``n`` frames of
     the output timeline from frame ``start`` on; ``windows[k]`` is for frame ``start + k``;
     the audio moved ``audio_advance`` seconds earlier)."""
-    enc = FrameEncoder(info, cfg, n, dest, start, audio_advance)
     border = BORDERS[cfg.pad]
     W, H = info.display_width, info.display_height
     region = read_region(windows[:n], W, H, cfg.size)
     canvas = np.empty((H, W, 3), np.uint8) if region is not None else None
     rx, ry, rw, rh = region if region is not None else (0, 0, W, H)
     out = None
+    enc = FrameEncoder(info, cfg, n, dest, start, audio_advance)
     try:
         for i, frame in enumerate(progress(iter_frames(info, cfg.fps, start=start, count=n, region=region), n, "encode", "frame", show_progress)):
             if i >= n:
@@ -45,7 +47,9 @@ def encode_track(info: VideoInfo, cfg: CropConfig, windows: np.ndarray, n: int, 
                 frame = canvas
             out = warp_window(frame, windows[min(i, len(windows) - 1)], cfg.size, border)
             enc.write(out)
-        while enc.frames < n and out is not None:  # decoder fell one short of the rounded count
+        if n - enc.frames > SHORT_TAIL:  # not a rounding of the frame count: the decode broke off
+            raise PrepError(info.path, f"the decoder gave {enc.frames} of the {n} frames it should (a damaged stretch?)")
+        while enc.frames < n and out is not None:  # decoder fell a frame short of the rounded count
             enc.write(out)
     except BaseException:
         enc.abort()
