@@ -24,7 +24,7 @@ def read_image(path: str | Path) -> np.ndarray:
     data = path.read_bytes()
     if not data:
         raise PrepError(path, "empty file (0 bytes)")
-    if data[:2] == b"\xff\xd8" and b"\xff\xd9" not in data[-1024:]:
+    if data[:2] == b"\xff\xd8" and not jpeg_complete(data):
         raise PrepError(path, "truncated JPEG (no end-of-image marker)")
     if data[:8] == b"\x89PNG\r\n\x1a\n" and b"IEND" not in data[-64:]:
         raise PrepError(path, "truncated PNG (no end chunk)")
@@ -36,6 +36,41 @@ def read_image(path: str | Path) -> np.ndarray:
     if img.dtype != np.uint8:  # pragma: no cover - IMREAD_COLOR already gives 8-bit
         img = cv2.convertScaleAbs(img, alpha=255.0 / max(1.0, float(img.max())))
     return img
+
+
+def jpeg_complete(data: bytes) -> bool:
+    """Whether a JPEG's image reaches its end-of-image marker. The segments are walked by their
+    lengths (an EXIF thumbnail's own marker, inside its segment, is not taken for the image's)
+    and each scan's data up to the next marker; what follows the image's end is allowed: the
+    video a phone appends to a "motion photo", an editor's trailer."""
+    n, pos = len(data), 2
+    while pos + 1 < n:
+        if data[pos] != 0xFF:
+            return False  # no marker where one must be: damaged
+        marker = data[pos + 1]
+        if marker == 0xFF:  # a fill byte before a marker
+            pos += 1
+        elif marker == 0xD9:  # end of image
+            return True
+        elif 0xD0 <= marker <= 0xD7 or marker == 0x01:  # markers without a length
+            pos += 2
+        else:
+            if pos + 4 > n:
+                return False
+            pos += 2 + int.from_bytes(data[pos + 2 : pos + 4], "big")
+            if marker == 0xDA:  # a scan: its data runs to the next marker that is not a stuffed 0 or a restart
+                while True:
+                    pos = data.find(b"\xff", pos)
+                    if pos < 0 or pos + 1 >= n:
+                        return False
+                    nxt = data[pos + 1]
+                    if nxt == 0x00 or 0xD0 <= nxt <= 0xD7:
+                        pos += 2
+                    elif nxt == 0xFF:
+                        pos += 1
+                    else:
+                        break
+    return False
 
 
 def write_png(path: str | Path, image: np.ndarray) -> None:

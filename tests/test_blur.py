@@ -177,6 +177,24 @@ def test_bad_images(tmp_path, content, problem):
         read_image(p)
 
 
+def test_a_motion_photo_reads_as_its_picture(tmp_path):
+    """Phones append a video to the JPEG of a "motion photo": its picture is read, the same
+    pixels as without the video. A JPEG cut short is refused wherever it is cut, even when an
+    EXIF thumbnail (a JPEG of its own, with its own end marker) comes before the cut."""
+    img = np.tile(np.linspace(0, 255, 96, dtype=np.uint8)[None, :, None], (64, 1, 3))
+    thumb = cv2.imencode(".jpg", img[::4, ::4])[1].tobytes()
+    app1 = b"Exif\x00\x00" + thumb  # not a valid EXIF block, but a segment that holds a whole JPEG
+    plain = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, 95])[1].tobytes()
+    with_thumb = plain[:2] + b"\xff\xe1" + struct.pack(">H", len(app1) + 2) + app1 + plain[2:]
+    (tmp_path / "plain.jpg").write_bytes(with_thumb)
+    (tmp_path / "motion.jpg").write_bytes(with_thumb + b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 64)
+    assert np.array_equal(read_image(tmp_path / "motion.jpg"), read_image(tmp_path / "plain.jpg"))
+    for cut in (len(plain) // 2, len(with_thumb) - 2):
+        (tmp_path / "cut.jpg").write_bytes(with_thumb[:cut])
+        with pytest.raises(PrepError, match="truncated JPEG"):
+            read_image(tmp_path / "cut.jpg")
+
+
 # ---- prep blur and prep frames --------------------------------------------------------
 
 
