@@ -278,10 +278,11 @@ def _scale_of(root: Path) -> int:
     if deg.is_file():
         import json
 
-        first = deg.read_text().splitlines()[:1]
-        if first:
-            rec = json.loads(first[0])
-            return int(rec.get("scale", 1))
+        with deg.open() as f:  # the first record that says (gpen-native's train records have no LQ image, no scale)
+            for line in f:
+                rec = json.loads(line) if line.strip() else {}
+                if "scale" in rec:
+                    return int(rec["scale"])
     return _infer_scale(root)
 
 

@@ -82,13 +82,15 @@ def test_basicsr_options_load_and_point_at_pairs(faces_dir, tmp_path):
 
 def test_gpen_native_layout(faces_dir, tmp_path):
     out = tmp_path / "out"
-    run("pairs", faces_dir, "-o", out, "--size", "128", "--layout", "gpen-native", "--val-fraction", "0.3", "--copies", "3")
+    run("pairs", faces_dir, "-o", out, "--size", "128", "--scale", "2", "--layout", "gpen-native", "--val-fraction", "0.3", "--copies", "3")
     train = sorted(p.name for p in (out / "train").glob("*.png"))
     hq = sorted(p.name for p in (out / "val" / "hq").glob("*.png"))
     lq = sorted(p.name for p in (out / "val" / "lq").glob("*.png"))
     assert train and hq == lq and len(hq) % 3 == 0
     assert not (out / "train" / "sharp").exists()  # GPEN degrades its training faces itself
     assert all(n.endswith("_0.png") for n in train)  # one sharp copy per face, not three
+    checked = run("check", out)  # the scale is read from a record that has one (train's have no LQ)
+    assert checked.exit_code == 0, checked.output
 
 
 def test_bad_files_are_reported_and_the_rest_goes_on(faces_dir, tmp_path):
