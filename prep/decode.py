@@ -149,8 +149,9 @@ def small_frames(stream: ffmpeg.nodes.FilterableStream, w: int, h: int, n: int, 
 
 def read_frames(args: list[str], w: int, h: int, src: str | Path, finish: bool = False) -> Iterator[np.ndarray]:
     """Run the ffmpeg command ``args`` and yield the ``w`` x ``h`` BGR frames it writes to its
-    stdout. ``finish``: the command also writes files, so once the frames end it is waited for
-    (and its failure raised) instead of stopped; stopping early still stops it."""
+    stdout. Once the frames end, ffmpeg is waited for and a failure raised (a decoder killed or
+    broken off mid-file is not the end of the video); stopping early stops it. ``finish``: the
+    command also writes files (a failure then is the encode's)."""
     frame_bytes = w * h * 3
     with tempfile.TemporaryFile() as err:
         proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=err, bufsize=0)
@@ -185,7 +186,7 @@ def read_frames(args: list[str], w: int, h: int, src: str | Path, finish: bool =
             ended = True
         finally:
             stop.set()
-            if proc.poll() is None and not (finish and ended):
+            if proc.poll() is None and not ended:
                 proc.kill()
             while thread.is_alive():  # unblock a reader waiting on a full queue
                 try:
@@ -195,10 +196,10 @@ def read_frames(args: list[str], w: int, h: int, src: str | Path, finish: bool =
                 thread.join(timeout=0.05)
             proc.stdout.close()
             rc = proc.wait()
-        if count == 0 or (finish and rc != 0):
+        if count == 0 or rc != 0:
             err.seek(0)
             msg = err.read().decode(errors="replace").strip().splitlines()
-            what = "could not decode the video" if count == 0 else "failed to encode"
+            what = "could not decode the video" if count == 0 else "failed to encode" if finish else f"stopped after {count} frames"
             raise PrepError(src, f"ffmpeg {what} ({msg[-1] if msg else f'exit {rc}'})")
 
 

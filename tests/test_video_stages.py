@@ -119,6 +119,37 @@ def _stretches_are_the_whole_decodes_frames(info) -> None:
             assert diffs[1] <= min(diffs) + 0.5, (start, k, diffs)  # the same frame, not a neighbour
 
 
+def test_a_decoder_killed_mid_video_is_an_error_not_the_end(clips):
+    """A decode that breaks off (ffmpeg killed: out of memory, a signal) raises instead of
+    passing for the video's end, where `prep frames` and `prep blur` would have finished a
+    short video as done and skipped it on every rerun."""
+    import os
+    import signal
+
+    from prep.decode import iter_frames
+    from prep.errors import PrepError
+    from prep.probe import probe_video
+
+    def ffmpeg_children():  # from /proc: this process's ffmpeg children
+        for d in filter(str.isdigit, os.listdir("/proc")):
+            try:
+                name, rest = open(f"/proc/{d}/stat").read().rsplit(")", 1)
+            except OSError:
+                continue
+            if int(rest.split()[1]) == os.getpid() and "ffmpeg" in name:
+                yield int(d)
+
+    frames = iter_frames(probe_video(clips["sample"]), 25.0, 160)
+    next(frames)
+    killed = list(ffmpeg_children())
+    for pid in killed:
+        os.kill(pid, signal.SIGKILL)
+    assert killed
+    with pytest.raises(PrepError, match="ffmpeg stopped after"):
+        for _ in frames:
+            pass
+
+
 def test_a_transport_stream_is_read_on_ffmpegs_clock(clips, tmp_path):
     """MPEG-TS (.ts, .mts, .m2ts) and MPEG-PS (.mpg) timestamps run on from wherever the
     camera's or broadcaster's clock stood (1.4 s from ffmpeg's TS muxer): ffmpeg counts every
