@@ -355,7 +355,11 @@ def blur(sources: tuple[str, ...], as_json: bool, threshold: float | None, move_
     on_sheet = []  # only what the contact sheet shows is kept
     for rec in run_items(score_file, ((p, det, cfg, ref) for p, _ in inputs), _run_options(runner, workers, ray_address), None, total, "blur"):
         if move_dir and rec["status"] == "ok" and rec["kind"] == "photo" and rec.get("blurry"):
-            rec["moved_to"] = str(move_rejected(rec["path"], move_dir, rec["reason"]))
+            try:
+                rec["moved_to"] = str(move_rejected(rec["path"], move_dir, rec["reason"]))
+            except OSError as exc:  # a read-only folder, another file system: said, and the batch goes on
+                problem = f"blurred, but could not be moved to {move_dir}: {exc.strerror or exc}"
+                rec = {**rec, "status": "error", "error": problem, "message": f"{rec['path']}: {problem}"}
         log.add(rec)
         if sheet_path and rec["status"] == "ok" and (rec.get("blurry") or rec.get("borderline") or any(f["blurry"] or f["borderline"] for f in rec.get("frames", []))):
             on_sheet.append(rec)

@@ -26,7 +26,7 @@ from .blurdecide import BlurConfig, blurred_frames, segments
 from .blurscan import DetectSettings, detector_for
 from .decode import iter_frames
 from .errors import PrepError
-from .fsutil import check_writable_dir, write_json
+from .fsutil import check_writable_dir, copy_atomic, write_json
 from .images import write_png
 from .probe import probe_video
 from .progress import progress
@@ -205,9 +205,8 @@ def _extract(src: str, out: Path, det: DetectSettings, bcfg: BlurConfig, fps: fl
 
 def _group_frames(folders: list[tuple[Path, int | None]], presence: list[dict[str, Any]], scan: Any) -> list[dict[str, Any]]:
     """Copy each frame into the folder of every person on it, remove the originals, and write
-    one contact sheet per person; returns a summary per person."""
-    import shutil
-
+    one contact sheet per person; returns a summary per person. Each copy is whole or absent
+    (temporary name, then rename)."""
     from .identity import person_folder
     from .sheet import GREEN, Tile, write_sheet
 
@@ -222,7 +221,7 @@ def _group_frames(folders: list[tuple[Path, int | None]], presence: list[dict[st
             dest.mkdir(parents=True, exist_ok=True)
             for i in frames:
                 if (folder / frame_name(i)).is_file():
-                    shutil.copyfile(folder / frame_name(i), dest / frame_name(i))
+                    copy_atomic(folder / frame_name(i), dest / frame_name(i))
             write_sheet(dest / "sheet.png", [Tile(c, [f"frame {i}"], GREEN) for i, c in tiles.get(k, [])], f"{person_folder(k)}: {len(frames)} frames")
         for p in presence:
             (folder / frame_name(p["frame"])).unlink(missing_ok=True)

@@ -232,6 +232,22 @@ def test_blur_cli_json_move_and_sheet(photo_folder, tmp_path):
     assert cv2.imread(str(sheet)) is not None
 
 
+def test_a_move_that_fails_is_one_line_and_the_batch_goes_on(photo_folder, tmp_path, monkeypatch):
+    """--move-rejected into a folder it cannot move to (read-only, across file systems where
+    the original cannot be removed): the photo is named in one line and the others are scored."""
+    import errno
+    import shutil
+
+    def refuse(src, dst):
+        raise OSError(errno.EROFS, "Read-only file system", src)
+
+    monkeypatch.setattr(shutil, "move", refuse)
+    res = run("blur", photo_folder, "--json", "--move-rejected", tmp_path / "rejected")
+    assert res.exit_code == 1 and "Traceback" not in res.stderr
+    assert f"prep: {photo_folder / 'b_blurred.png'}: blurred, but could not be moved to {tmp_path / 'rejected'}: Read-only file system" in res.stderr.splitlines()
+    assert (photo_folder / "b_blurred.png").is_file() and "a_sharp.png" in res.stdout
+
+
 def test_blur_threshold_option(photo_folder):
     res = run("blur", photo_folder / "a_sharp.png", "--threshold", "5", "--json")
     assert json.loads(res.stdout)["blurry"] is True
