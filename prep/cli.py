@@ -21,6 +21,10 @@ def _fail_cleanly(fn: Callable) -> Callable:
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
+            if kwargs.get("out_dir"):  # temporaries a run killed outright left (SIGKILL, out of memory)
+                from .fsutil import sweep_partials
+
+                sweep_partials(kwargs["out_dir"])
             return fn(*args, **kwargs)
         except PrepError as exc:
             raise click.ClickException(exc.line()) from None

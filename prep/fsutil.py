@@ -60,16 +60,22 @@ _PARTIAL = re.compile(r"^\..*\.[a-z0-9_]{8}\.part(\.[^./]*)?$")
 def sweep_partials(root: str | Path) -> int:
     """Remove the temporaries :func:`atomic_path` left under ``root`` (a worker stopped
     between creating one and removing it); returns how many. Called once a run has been
-    interrupted and its workers have stopped, so nothing but finished outputs is left."""
+    interrupted and its workers have stopped, and before a run starts (what a run killed
+    outright left: SIGKILL, the kernel's out-of-memory killer, a lost node), so nothing but
+    finished outputs is left."""
+    import shutil
+
     n = 0
     root = Path(root)
     if not root.is_dir():
         return 0
-    for p in root.rglob(".*.part*"):
-        if _PARTIAL.match(p.name) and p.is_file():
-            with contextlib.suppress(FileNotFoundError):
+    for p in [p for p in root.rglob(".*.part*") if _PARTIAL.match(p.name)]:
+        with contextlib.suppress(FileNotFoundError):
+            if p.is_dir():  # a sorting folder (write_sorted_lines)
+                shutil.rmtree(p)
+            else:
                 p.unlink()
-                n += 1
+            n += 1
     return n
 
 
@@ -122,7 +128,7 @@ def write_sorted_lines(dest: str | Path, keyed: Iterable[tuple[str, str]], spill
     runs: list[Path] = []
     buf: list[tuple[str, int, str]] = []
     n = 0
-    with tempfile.TemporaryDirectory(dir=dest.parent if dest.parent.exists() else None) as work:
+    with tempfile.TemporaryDirectory(prefix=".sort.", suffix=".part", dir=dest.parent if dest.parent.exists() else None) as work:
 
         def flush() -> None:
             buf.sort()

@@ -93,6 +93,19 @@ def test_gpen_native_layout(faces_dir, tmp_path):
     assert checked.exit_code == 0, checked.output
 
 
+def test_what_a_killed_run_left_is_gone_when_the_next_starts(faces_dir, tmp_path):
+    """A run killed outright (SIGKILL, the out-of-memory killer) cannot remove its temporaries;
+    the next run into the same folder does, before it starts, and ends as an unbroken run."""
+    out = tmp_path / "out"
+    assert run("pairs", faces_dir, "-o", out, "--size", "64", "--seed", "3").exit_code == 0
+    before = tree(out)
+    (out / "train" / "sharp" / ".000.abcd1234.part.png").write_bytes(b"half a png")
+    (out / ".sort.abcd1234.part").mkdir()
+    (out / ".sort.abcd1234.part" / "run0").write_text("a sorted run\n")
+    assert run("pairs", faces_dir, "-o", out, "--size", "64", "--seed", "3").exit_code == 0
+    assert tree(out) == before and not list(out.rglob("*.part*"))
+
+
 def test_bad_files_are_reported_and_the_rest_goes_on(faces_dir, tmp_path):
     src = tmp_path / "src"
     src.mkdir()
