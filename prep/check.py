@@ -84,9 +84,13 @@ def check(path: str | Path, layout: str | None = None, detector: Any = None) -> 
         check_pairs(root, layout, rep)
     elif layout == "dfl":
         ws = root / "workspace" if (root / "workspace").is_dir() else root
-        for side in ("data_src", "data_dst"):
-            if (ws / side).is_dir():
-                check_images(sorted(p for p in (ws / side).glob("*") if p.suffix.lower() in IMAGE_EXTENSIONS), rep, f"{side} frames")
+        sides = {side: sorted(p for p in (ws / side).glob("*") if p.suffix.lower() in IMAGE_EXTENSIONS) if (ws / side).is_dir() else [] for side in ("data_src", "data_dst")}
+        for side, frames in sides.items():
+            if frames:
+                check_images(frames, rep, f"{side} frames")
+            else:  # DeepFaceLab trains on both: neither is an error, one missing so far a warning
+                flag = "--dst " if side == "data_dst" else ""
+                rep.add("warning" if any(sides.values()) else "error", ws / side, "no frames", f"extract them: prep frames VIDEO -o {ws.parent if ws.name == 'workspace' else ws} --layout dfl {flag}".rstrip())
     else:
         raise PrepError(None, f"unknown layout '{layout}'")
     return rep
@@ -135,12 +139,16 @@ def check_videos(folder: Path, rules: dict[str, Any], rep: CheckReport, detector
         n = info.frame_count
         want = {int((k + 0.5) * n / SAMPLED_FRAMES) for k in range(SAMPLED_FRAMES)}
         counts, scales = [], []
-        for i, frame in enumerate(iter_frames(info, None, max_side=640)):
-            if i in want:
-                faces = [f for f in detector.detect(frame) if f.score >= 0.75]
-                counts.append((i, len(faces)))
-                if faces:
-                    scales.append(max(f.size for f in faces) / max(frame.shape[:2]))
+        try:
+            for i, frame in enumerate(iter_frames(info, None, max_side=640)):
+                if i in want:
+                    faces = [f for f in detector.detect(frame) if f.score >= 0.75]
+                    counts.append((i, len(faces)))
+                    if faces:
+                        scales.append(max(f.size for f in faces) / max(frame.shape[:2]))
+        except PrepError as exc:  # it probes but does not decode: this clip's problem, the others are checked
+            rep.add("error", v, exc.problem, "re-encode it or use another clip")
+            continue
         none = [i for i, c in counts if c == 0]
         many = [i for i, c in counts if c > 1]
         if none:
@@ -256,7 +264,7 @@ def check_pairs(root: Path, layout_name: str, rep: CheckReport) -> None:
                 if low.shape[:2] != (h // scale, w // scale) or h % scale or w % scale:
                     rep.add("error", lq, f"{low.shape[1]}x{low.shape[0]} does not match {w}x{h} at scale {scale}", "regenerate the pair")
         if lq_dir is not None and lq_dir.is_dir():
-            orphans = sorted({p.name for p in lq_dir.glob("*") if p.is_file()} - {p.name for p in hq_files})
+            orphans = sorted({p.name for p in lq_dir.glob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS} - {p.name for p in hq_files})  # .DS_Store, Thumbs.db: not pairs
             for name in orphans:
                 rep.add("error", lq_dir / name, "degraded image without a sharp partner", "remove it or regenerate the pair")
         digests[split] = seen

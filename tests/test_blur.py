@@ -309,9 +309,14 @@ def test_frames_dfl_workspace(small_clip_with_blur, tmp_path):
     assert (ws / "data_src.mp4").read_bytes() == clip_with_blur.read_bytes()
     assert (ws / "data_src" / "00001.png").is_file() and (ws / "data_src" / "rejected").is_dir()
     check = run("check", tmp_path)
-    assert "layout dfl" in check.output and check.exit_code == 0
+    assert "layout dfl" in check.output and check.exit_code == 0 and "no frames" in check.output  # data_dst: a warning so far
     assert run("frames", clip_with_blur, "-o", tmp_path, "--layout", "dfl", "--dst").exit_code == 0
     assert (ws / "data_dst.mp4").is_file() and (ws / "data_dst" / "00090.png").is_file()
+    check = run("check", tmp_path)
+    assert check.exit_code == 0 and "no frames" not in check.output
+    (tmp_path / "empty" / "workspace" / "data_src").mkdir(parents=True)  # a workspace with nothing to train on
+    check = run("check", tmp_path / "empty", "--layout", "dfl")
+    assert check.exit_code == 1 and "no frames" in check.output
 
 
 def test_frames_tiers(clip_with_blur, tmp_path):

@@ -33,8 +33,14 @@ def pair_set(faces_dir, tmp_path_factory) -> Path:
     return out
 
 
-def test_prep_pair_set_passes(pair_set):
+def test_prep_pair_set_passes(pair_set, tmp_path):
     code, probs = problems(pair_set)
+    assert code == 0 and [p for p in probs if p["level"] == "error"] == []
+    s = tmp_path / "set"  # what a file browser leaves in a folder is no orphan image
+    shutil.copytree(pair_set, s)
+    for name in (".DS_Store", "Thumbs.db"):
+        (s / "train" / "blurry" / name).write_bytes(b"\x00" * 64)
+    code, probs = problems(s)
     assert code == 0 and [p for p in probs if p["level"] == "error"] == []
 
 
