@@ -151,6 +151,14 @@ def _inputs(sources: tuple[str, ...], from_list: str | None, extensions: set[str
     return chain([first], it), total
 
 
+def _copy_unless_there(src: str, dest: Path) -> None:
+    """The source video copied to ``dest`` (temporary name, then rename), unless it is there."""
+    from .fsutil import copy_atomic
+
+    if not dest.is_file() or dest.stat().st_size != Path(src).stat().st_size:
+        copy_atomic(src, dest)
+
+
 def _no_earlier_persons(inputs: Any, out_dir: str, earlier: Any, what: str) -> list[tuple[str, str]]:
     """``--group-by person``: the run's ``(path, item id)`` pairs, held (the run holds every
     record for the grouping anyway), after refusing with one line an OUT whose person folders
@@ -475,12 +483,12 @@ def frames(sources: tuple[str, ...], out_dir: str, fps: float | None, reject_blu
         if rec["status"] == "error":
             click.echo(f"prep: {rec['message']}", err=True)
         elif rec["status"] == "skipped":
+            if video_copy is not None:  # a run stopped after its frames, before the copy
+                _copy_unless_there(rec["source"], video_copy)
             click.echo(f"skip {rec['source']}: already extracted in {rec['out']}")
         else:
             if video_copy is not None:
-                from .fsutil import copy_atomic
-
-                copy_atomic(rec["source"], video_copy)
+                _copy_unless_there(rec["source"], video_copy)
             where = f", {len(rec['blurred_frames'])} blurred set aside in {rec['out']}/rejected" if reject_blur else f", {len(rec['blurred_frames'])} judged blurred (kept; use --reject-blur)"
             who = f", {len(rec['person']['frames_without'])} without the person removed" if rec.get("person") else ""
             if "local_persons" in rec:

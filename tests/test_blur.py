@@ -310,6 +310,9 @@ def test_frames_dfl_workspace(small_clip_with_blur, tmp_path):
     assert (ws / "data_src" / "00001.png").is_file() and (ws / "data_src" / "rejected").is_dir()
     check = run("check", tmp_path)
     assert "layout dfl" in check.output and check.exit_code == 0 and "no frames" in check.output  # data_dst: a warning so far
+    (ws / "data_src.mp4").unlink()  # as if the run had stopped after its frames, before the copy
+    again = run("frames", clip_with_blur, "-o", tmp_path, "--layout", "dfl", "--reject-blur")
+    assert "skip" in again.output and (ws / "data_src.mp4").read_bytes() == clip_with_blur.read_bytes()
     assert run("frames", clip_with_blur, "-o", tmp_path, "--layout", "dfl", "--dst").exit_code == 0
     assert (ws / "data_dst.mp4").is_file() and (ws / "data_dst" / "00090.png").is_file()
     check = run("check", tmp_path)
