@@ -552,9 +552,18 @@ def pairs(sources: tuple[str, ...], out_dir: str, degradation: str, size: int, s
         for tier in tiers or (size,):
             cfg = PairsConfig.resolve(degrade=degradation, size=tier, scale=int(scale), val_fraction=val_fraction, copies=copies, seed=seed, align=align, max_upscale=max_upscale, layout=layout, detector=detector, weights_dir=weights_dir, person=ref, group_by=group_by)
             inputs, total = _inputs(sources, from_list, IMAGE_EXTENSIONS, none_found)
-            failed |= _pairs_run(inputs, total, str(Path(out_dir) / str(tier)) if tiers else out_dir, cfg, run, report_path)
+            failed |= _pairs_run(inputs, total, str(Path(out_dir) / str(tier)) if tiers else out_dir, cfg, run, _tier_report(report_path, tier) if tiers else report_path)
     if failed:
         sys.exit(1)
+
+
+def _tier_report(report_path: str | None, tier: int) -> str | None:
+    """--tiers: each size's sets are a run of their own, with a report of their own beside the
+    one asked for (``run.json`` -> ``run.128.json``, ``run.256.json``)."""
+    if report_path is None:
+        return None
+    p = Path(report_path)
+    return str(p.with_name(f"{p.stem}.{tier}{p.suffix}"))
 
 
 def _pairs_run(inputs: Any, total: int | None, out_dir: str, cfg: Any, run: Any, report_path: str | None) -> bool:

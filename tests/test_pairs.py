@@ -146,8 +146,11 @@ def test_align_in_the_wild_photos(tmp_path):
 
 def test_tiers_write_sibling_sets(faces_dir, tmp_path):
     out = tmp_path / "out"
-    res = run("pairs", faces_dir, "-o", out, "--tiers", "64,128", "--scale", "2", "--val-fraction", "0.3")
+    res = run("pairs", faces_dir, "-o", out, "--tiers", "64,128", "--scale", "2", "--val-fraction", "0.3", "--report", tmp_path / "run.json")
     assert res.exit_code == 0, res.stderr
+    for size in (64, 128):  # each size's run has its report (one file for both kept only the last)
+        rep = json.loads((tmp_path / f"run.{size}.json").read_text())
+        assert rep["out"] == str(out / str(size)) and rep["summary"]["pairs"]["train"] > 0
     for size in (64, 128):
         names = sorted(p.name for p in (out / str(size) / "train" / "sharp").glob("*.png"))
         assert names and cv2.imread(str(out / str(size) / "train" / "sharp" / names[0])).shape[0] == size
