@@ -154,6 +154,15 @@ class Runner:
     def close(self) -> None:
         pass
 
+    def alone(self, fn: UnitOfWork, chunk: list[tuple]) -> tuple[list[Record], float]:
+        """A chunk whose worker died every try, each item sent again as a task of its own: only
+        the item that kills its worker is failed, the others run (or, written before the death,
+        answer from their own resume check)."""
+        records: list[Record] = []
+        for item in chunk:
+            records += self.result(fn, [item], self.submit(fn, [item]))[0]
+        return records, 0.0
+
     def map(self, fn: UnitOfWork, items: Iterable[tuple], done: UnitOfWork | None = None, total: int | None = None, desc: str = "") -> Iterator[Record]:
         """Yield one record per item, in input order (see the module's docstring)."""
         # in this process an item runs when it is sent: send the next only when asked for
@@ -334,6 +343,8 @@ class LocalRunner(Runner):
                     elif not task.failed():
                         continue
                     if task.tries > self.opts.max_retries:
+                        if len(chunk) > 1:  # which item kills its worker is not known: each runs alone
+                            return self.alone(fn, chunk)
                         return [failed_record(it, f"the worker process died {task.tries} times running this item's task") for it in chunk], 0.0
         except Exception as exc:  # noqa: BLE001 - a unit of work that raised: a bug, reported per item
             return [failed_record(it, f"unexpected {type(exc).__name__}: {exc} (please report this)") for it in chunk], 0.0
@@ -422,6 +433,8 @@ class RayRunner(Runner):
             cause = exc.cause if getattr(exc, "cause", None) is not None else exc
             return [failed_record(it, f"unexpected {type(cause).__name__}: {cause} (please report this)") for it in chunk], 0.0
         except self.ray.exceptions.RayError as exc:  # the worker or its node died more than max_retries times
+            if len(chunk) > 1:  # which item kills its worker is not known: each runs alone
+                return self.alone(fn, chunk)
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             return [failed_record(it, f"the task failed after {self.opts.max_retries} retries ({type(exc).__name__}: {first[:160]})") for it in chunk], 0.0
 

@@ -71,6 +71,13 @@ def die_once(path: str, flags: str) -> dict:
     return {"source": path, "status": "ok", "pid": os.getpid()}
 
 
+def dies_on_3(path: str, flags: str) -> dict:
+    """Item 3 kills its worker process every time; the others work."""
+    if path.endswith("/3.jpg"):
+        os._exit(1)
+    return {"source": path, "status": "ok"}
+
+
 def raises(path: str, calls: str) -> dict:
     """A unit of work with a bug: it raises instead of returning an error record."""
     with open(calls, "a") as f:
@@ -192,6 +199,15 @@ def test_local_pool_retries_a_dead_worker(tmp_path):
     recs = list(run_items(die_once, items, RunOptions("local", 2)))
     assert [r["status"] for r in recs] == ["ok"] * 5
     assert len(list(tmp_path.glob("*.died"))) == 5
+
+
+def test_an_item_that_kills_its_worker_fails_alone(tmp_path):
+    """Items go to the workers in chunks; when a chunk's worker dies on every try, its items
+    run again one by one, so only the item that kills its worker is failed."""
+    items = [(f"/in/{k}.jpg", str(tmp_path)) for k in range(6)]
+    recs = list(run_items(dies_on_3, items, RunOptions("local", 2, chunk=3, max_retries=1)))
+    assert [r["status"] for r in recs] == ["ok"] * 3 + ["error"] + ["ok"] * 2
+    assert "the worker process died 2 times" in recs[3]["message"]
 
 
 def test_without_ray_one_line_says_how_to_install(faces_dir, tmp_path, monkeypatch):
@@ -423,6 +439,13 @@ def test_ray_retries_a_killed_worker_but_never_a_bug(local_ray, tmp_path):
     assert [r["status"] for r in recs] == ["error"] * 3
     assert recs[0]["message"] == "/in/0.jpg: unexpected ZeroDivisionError: a bug (please report this)"
     assert sorted(calls.read_text().split()) == [f"/in/{k}.jpg" for k in range(3)]  # run once each: no retry loop
+
+
+@pytest.mark.same_everywhere
+def test_on_ray_an_item_that_kills_its_worker_fails_alone(local_ray, tmp_path):
+    items = [(f"/in/{k}.jpg", str(tmp_path)) for k in range(6)]
+    recs = list(run_items(dies_on_3, items, RunOptions("ray", chunk=3, max_retries=0)))
+    assert [r["status"] for r in recs] == ["ok"] * 3 + ["error"] + ["ok"] * 2
 
 
 @pytest.mark.same_everywhere
