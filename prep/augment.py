@@ -9,6 +9,7 @@ workers. In ``pairs`` mode the sharp and the degraded image go through one call,
 from __future__ import annotations
 
 import warnings
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -97,8 +98,8 @@ def aug_name(stem: str, copy: int) -> str:
     return f"{stem}__aug{copy}.png"
 
 
-def _outputs(src: str, out: str, cfg: AugmentConfig, rel: str) -> list[tuple[int, Path, Path | None]]:
-    stem = Path(src).stem
+def _outputs(src: str, out: str, cfg: AugmentConfig, rel: str, name: str | None = None) -> list[tuple[int, Path, Path | None]]:
+    stem = name or Path(src).stem
     outs = []
     for c in range(cfg.copies):
         name = aug_name(stem, c)
@@ -114,21 +115,22 @@ def _skipped(src: str, outs: list[tuple[int, Path, Path | None]]) -> dict[str, A
     return {"source": src, "status": "skipped", "outputs": [str(h) for _, h, _ in outs]}
 
 
-def done(src: str, out: str, cfg: AugmentConfig, lq_src: str | None = None, rel: str = "") -> dict[str, Any] | None:
+def done(src: str, out: str, cfg: AugmentConfig, lq_src: str | None = None, rel: str = "", name: str | None = None) -> dict[str, Any] | None:
     """The driver's resume check (same arguments as :func:`augment_item`): the skipped record
     when every copy is written (each is written atomically, so a file that exists is whole)."""
-    outs = _outputs(src, out, cfg, rel)
+    outs = _outputs(src, out, cfg, rel, name)
     return _skipped(src, outs) if all(h.is_file() and (lq is None or lq.is_file()) for _, h, lq in outs) else None
 
 
-def augment_item(src: str, out: str, cfg: AugmentConfig, lq_src: str | None = None, rel: str = "") -> dict[str, Any]:
+def augment_item(src: str, out: str, cfg: AugmentConfig, lq_src: str | None = None, rel: str = "", name: str | None = None) -> dict[str, Any]:
     """Unit of work: ``copies`` augmented versions of one image (or one pair; ``rel`` is then
-    the split, and the outputs go where the ``gpen`` pair layout puts that split's pairs)."""
+    the split, and the outputs go where the ``gpen`` pair layout puts that split's pairs).
+    ``name``: what the outputs are named after (and drawn for), when not the file's stem."""
     from .errors import error_record
 
     try:
-        stem = Path(src).stem
-        outs = _outputs(src, out, cfg, rel)
+        stem = name or Path(src).stem
+        outs = _outputs(src, out, cfg, rel, name)
         if all(h.is_file() and (lq is None or lq.is_file()) for _, h, lq in outs):
             return _skipped(src, outs)
         img = read_image(src)
@@ -168,8 +170,10 @@ def paired(compose: Any, hq: np.ndarray, lq: np.ndarray) -> tuple[np.ndarray, np
     return r["image"], r["lq"]
 
 
-def plan(src: str | Path, cfg: AugmentConfig) -> list[tuple[str, str | None, str]]:
-    """Items as (image, partner or None, relative output folder)."""
+def plan(src: str | Path, cfg: AugmentConfig) -> list[tuple[str, str | None, str, str | None]]:
+    """Items as (image, partner or None, relative output folder, name or None for the stem):
+    files of one folder that differ only in their extension (``a.jpg``, ``a.png``) are named
+    ``a__jpg``, ``a__png``, so that neither overwrites the other."""
     root = Path(src)
     if cfg.mode == "pairs":
         layout = PAIR_LAYOUTS["gpen"]
@@ -179,7 +183,9 @@ def plan(src: str | Path, cfg: AugmentConfig) -> list[tuple[str, str | None, str
         items = []
         for p in sorted(q for q in sharp.iterdir() if q.suffix.lower() in IMAGE_EXTENSIONS):
             _, partner = layout.paths(root, "train", p.name)
-            items.append((str(p), str(partner), "train"))
+            items.append((str(p), str(partner), "train", None))
         return items
     files = [root] if root.is_file() else sorted(q for q in root.rglob("*") if q.is_file() and q.suffix.lower() in IMAGE_EXTENSIONS)
-    return [(str(f), None, "" if root.is_file() else str(f.parent.relative_to(root))) for f in files]
+    rels = ["" if root.is_file() else str(f.parent.relative_to(root)) for f in files]
+    taken = Counter((rel, f.stem) for rel, f in zip(rels, files))
+    return [(str(f), None, rel, f"{f.stem}__{f.suffix.lstrip('.').lower()}" if taken[(rel, f.stem)] > 1 else None) for f, rel in zip(files, rels)]

@@ -31,7 +31,9 @@ def expand_sources(sources: Iterable[str | Path], extensions: set[str]) -> list[
 
 
 def item_ids(paths: list[Path]) -> list[str]:
-    """A distinct output name per source: its stem, or ``parent__stem`` where stems collide."""
+    """A distinct output name per source: its stem, or ``parent__stem`` (two folders up) where
+    stems collide, and as many folders up as it takes where even those collide (``/x/p/q/a.jpg``
+    beside ``/y/p/q/a.jpg``), and the extension where only it differs (``a.jpg``, ``a.png``)."""
     from collections import Counter
 
     stems = [p.stem for p in paths]
@@ -43,6 +45,11 @@ def item_ids(paths: list[Path]) -> list[str]:
         else:
             parts = [x for x in p.resolve().parent.parts[-2:] if x not in ("/", "")]
             ids.append("__".join(parts + [stem]))
+    clash = Counter(ids)
+    for k, (p, i) in enumerate(zip(paths, ids)):
+        if clash[i] > 1:
+            parts = [x for x in p.resolve().parent.parts if x not in ("/", "")]
+            ids[k] = "__".join(parts + [p.stem]) + (f"__{p.suffix.lstrip('.').lower()}" if p.suffix else "")
     return ids
 
 

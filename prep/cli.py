@@ -643,12 +643,12 @@ def augment(source: str | None, out_dir: str, preset: str, copies: int, seed: in
         if cfg.mode == "pairs":
             raise PrepError(from_list, "--from-list lists images; the pairs preset reads a prep pairs folder (give it as the argument)")
         inputs, n = _inputs((), from_list, set(), PrepError(from_list, "no images listed"))
-        listed = ((p, None, "") for p, _ in inputs)
+        listed = ((p, None, "", item_id) for p, item_id in inputs)  # named by the manifest's id (else the stem)
         total = None if n is None else n + len(planned)
     elif not planned:
         raise PrepError(source, "no images found")
     check_writable_dir(out_dir)
-    items = ((src, out_dir, cfg, lq, rel) for src, lq, rel in chain(planned, listed))
+    items = ((src, out_dir, cfg, lq, rel, name) for src, lq, rel, name in chain(planned, listed))
     log = RunLog(report_path, "augment")
     n_out = 0
     for rec in log.stream(run_items(augment_item, items, _run_options(runner, workers, ray_address), done, total, "augment")):

@@ -87,3 +87,23 @@ def test_presets_are_validated(tmp_path):
         AugmentConfig.resolve(str(bad))
     with pytest.raises(PrepError, match="not an augmentation preset"):
         AugmentConfig.resolve("bsrgan")
+
+
+def test_files_of_the_same_name_get_outputs_of_their_own(faces_dir, tmp_path):
+    """a.jpg beside a.png, and a manifest listing x/0001.png and y/0001.png with ids: each
+    source gets its own outputs (they overwrote each other, and which one won depended on
+    which worker finished last)."""
+    faces = sorted(faces_dir.glob("*.png"))
+    src = tmp_path / "src"
+    (src / "x").mkdir(parents=True)
+    (src / "y").mkdir()
+    cv2.imwrite(str(src / "a.png"), cv2.imread(str(faces[0])))
+    cv2.imwrite(str(src / "a.jpg"), cv2.imread(str(faces[1])))
+    cv2.imwrite(str(src / "x" / "0001.png"), cv2.imread(str(faces[2])))
+    cv2.imwrite(str(src / "y" / "0001.png"), cv2.imread(str(faces[3])))
+    assert run("augment", src, "-o", tmp_path / "a", "--seed", "2").exit_code == 0
+    assert sorted(str(p.relative_to(tmp_path / "a")) for p in (tmp_path / "a").rglob("*.png")) == ["a__jpg__aug0.png", "a__png__aug0.png", "x/0001__aug0.png", "y/0001__aug0.png"]
+    listed = tmp_path / "list.csv"
+    listed.write_text(f"path,id\n{src / 'x' / '0001.png'},x_0001\n{src / 'y' / '0001.png'},y_0001\n")
+    assert run("augment", "-o", tmp_path / "b", "--from-list", listed, "--seed", "2", "--workers", "2").exit_code == 0
+    assert sorted(p.name for p in (tmp_path / "b").glob("*.png")) == ["x_0001__aug0.png", "y_0001__aug0.png"]

@@ -127,3 +127,15 @@ def test_a_full_disk_is_one_line_not_a_bug_report():
     rec = error_record("/in/a.mp4", OSError(28, "No space left on device", "/out/a.mp4"))
     assert rec["message"] == "/in/a.mp4: /out/a.mp4: No space left on device" and "traceback" not in rec
     assert "please report this" in error_record("/in/a.mp4", ValueError("a bug"))["message"]
+
+
+def test_every_input_gets_its_own_output_name():
+    """Outputs are named by the source's stem, by two folders and the stem where stems collide,
+    and by as much of the path as it takes where even that collides (they overwrote each other)."""
+    from prep.batch import item_ids
+
+    assert item_ids([Path("/d/a.jpg"), Path("/d/b.jpg")]) == ["a", "b"]
+    assert item_ids([Path("/d/x/a.jpg"), Path("/d/y/a.jpg")]) == ["d__x__a", "d__y__a"]
+    for paths in ([Path("/x/p/q/img.jpg"), Path("/y/p/q/img.jpg")], [Path("/d/p/a.jpg"), Path("/d/p/a.png")]):
+        ids = item_ids(paths)
+        assert len(set(ids)) == 2, ids
