@@ -364,7 +364,8 @@ def blur(sources: tuple[str, ...], as_json: bool, threshold: float | None, move_
     inputs, total = _inputs(sources, from_list, IMAGE_EXTENSIONS | VIDEO_EXTENSIONS, PrepError(None, f"no photos or videos in {', '.join(sources or (from_list or '',))}"))
     ref = _reference(person, None, detector, weights_dir)
     log = RunLog(report_path, "blur")
-    on_sheet = []  # only what the contact sheet shows is kept
+    on_sheet: list[dict[str, Any]] = []  # only what the contact sheet shows is kept (SHEET_TILES)
+    sheet_counts = {"rejected": 0, "borderline": 0}
     for rec in run_items(score_file, ((p, det, cfg, ref) for p, _ in inputs), _run_options(runner, workers, ray_address), None, total, "blur"):
         if move_dir and rec["status"] == "ok" and rec["kind"] == "photo" and rec.get("blurry"):
             try:
@@ -373,8 +374,8 @@ def blur(sources: tuple[str, ...], as_json: bool, threshold: float | None, move_
                 problem = f"blurred, but could not be moved to {move_dir}: {exc.strerror or exc}"
                 rec = {**rec, "status": "error", "error": problem, "message": f"{rec['path']}: {problem}"}
         log.add(rec)
-        if sheet_path and rec["status"] == "ok" and (rec.get("blurry") or rec.get("borderline") or any(f["blurry"] or f["borderline"] for f in rec.get("frames", []))):
-            on_sheet.append(rec)
+        if sheet_path and rec["status"] == "ok":
+            _keep_for_sheet(rec, on_sheet, sheet_counts)
         if rec["status"] == "error":
             click.echo(f"prep: {rec['message']}", err=True)
             continue
@@ -394,12 +395,33 @@ def blur(sources: tuple[str, ...], as_json: bool, threshold: float | None, move_
                 segs = ", ".join(f"{a}-{b}" if a != b else f"{a}" for a, b in rec["segments"]) or "none"
                 click.echo(f"video  {rec['path']}: {len(rec['frames'])} frames, {rec['blurred']} blurred (frames {segs}), median score {rec['median']}, {rec['no_face']} without " + ("the person" if "person" in rec else "a face"))
     if sheet_path:
-        _blur_sheet(sheet_path, on_sheet, det)
+        _blur_sheet(sheet_path, on_sheet, det, sheet_counts)
     log.finish({"config": cfg.__dict__})
     _finish(log, quiet=as_json)
 
 
-def _blur_sheet(path: str, records: list[dict[str, Any]], det: Any) -> None:
+SHEET_TILES = 240  # faces on a contact sheet at most: the first ones of the run (the title counts them all)
+
+
+def _keep_for_sheet(rec: dict[str, Any], kept: list[dict[str, Any]], counts: dict[str, int]) -> None:
+    """Count a record's rejected and borderline faces, and keep what the sheet will show of
+    it (a video: those frames only, 60 at most), while the sheet has room: memory stays flat
+    however long the run."""
+    shown = sum(len(r["frames"]) if r["kind"] == "video" else 1 for r in kept)
+    if rec["kind"] == "video":
+        picks = [f for f in rec.get("frames", []) if f["blurry"] or f["borderline"]]
+        counts["rejected"] += sum(f["blurry"] for f in picks)
+        counts["borderline"] += sum(not f["blurry"] for f in picks)
+        room = min(60, SHEET_TILES - shown)
+        if picks and room > 0:
+            kept.append({k: v for k, v in rec.items() if k != "frames"} | {"frames": picks[:room]})
+    elif rec.get("blurry") or rec.get("borderline"):
+        counts["rejected" if rec.get("blurry") else "borderline"] += 1
+        if shown < SHEET_TILES:
+            kept.append(rec)
+
+
+def _blur_sheet(path: str, records: list[dict[str, Any]], det: Any, counts: dict[str, int]) -> None:
     from .blurscan import detector_for, face_crop, video_tiles
     from .detect import main_face
     from .images import read_image
@@ -414,12 +436,12 @@ def _blur_sheet(path: str, records: list[dict[str, Any]], det: Any) -> None:
             kind = rec["reason"]["kind"].replace("_", " ").upper() if rec["reason"] else "borderline"
             tiles.append(Tile(face_crop(img, main_face(detector_for(det).detect(img)) if rec["on_face"] else None), [Path(rec["path"]).name, f"score {rec['score']:+.3f}" + (f" x{rec['enlargement']:.1f}" if rec.get("enlargement", 0) > 1 else ""), kind if rec["blurry"] else f"borderline ({kind.lower()})" if rec["reason"] else "borderline"], RED if rec["blurry"] else AMBER))
         elif rec["kind"] == "video":
-            pick = [f for f in rec["frames"] if f["blurry"] or f["borderline"]][:60]
-            crops = video_tiles(rec["path"], [f["frame"] for f in pick], None, det)
-            for f in pick:
+            crops = video_tiles(rec["path"], [f["frame"] for f in rec["frames"]], None, det)
+            for f in rec["frames"]:
                 if f["frame"] in crops:
                     tiles.append(Tile(crops[f["frame"]], [f"{Path(rec['path']).name[:18]} #{f['frame']}", f"{f['score']:+.3f} (clip {f['reference']:+.3f})", "REJECTED" if f["blurry"] else "borderline"], RED if f["blurry"] else AMBER))
-    write_sheet(path, tiles, f"prep blur: {sum(t.color == RED for t in tiles)} rejected, {sum(t.color == AMBER for t in tiles)} borderline")
+    more = counts["rejected"] + counts["borderline"] - len(tiles)
+    write_sheet(path, tiles, f"prep blur: {counts['rejected']} rejected, {counts['borderline']} borderline" + (f" ({len(tiles)} shown)" if more > 0 else ""))
     click.echo(f"contact sheet: {path}", err=True)
 
 

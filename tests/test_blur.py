@@ -248,6 +248,21 @@ def test_a_move_that_fails_is_one_line_and_the_batch_goes_on(photo_folder, tmp_p
     assert (photo_folder / "b_blurred.png").is_file() and "a_sharp.png" in res.stdout
 
 
+def test_the_contact_sheet_keeps_what_it_shows_and_counts_the_rest():
+    """A long run's sheet holds at most SHEET_TILES faces (its title counts them all), and only
+    those are kept while the run goes on: a video's record keeps its picked frames, no more."""
+    from prep.cli import SHEET_TILES, _keep_for_sheet
+
+    kept, counts = [], {"rejected": 0, "borderline": 0}
+    video = {"kind": "video", "status": "ok", "path": "v.mp4", "frames": [{"frame": i, "blurry": i % 3 == 0, "borderline": i % 3 == 1} for i in range(900)]}
+    _keep_for_sheet(video, kept, counts)
+    for k in range(400):
+        _keep_for_sheet({"kind": "photo", "status": "ok", "path": f"{k}.jpg", "blurry": k % 2 == 0, "borderline": k % 2 == 1}, kept, counts)
+    assert counts == {"rejected": 300 + 200, "borderline": 300 + 200}
+    assert len(kept[0]["frames"]) == 60 and all(f["blurry"] or f["borderline"] for f in kept[0]["frames"])
+    assert 60 + len(kept) - 1 == SHEET_TILES
+
+
 def test_blur_threshold_option(photo_folder):
     res = run("blur", photo_folder / "a_sharp.png", "--threshold", "5", "--json")
     assert json.loads(res.stdout)["blurry"] is True
