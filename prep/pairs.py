@@ -195,6 +195,7 @@ def make_pairs(src: str, item_id: str, out: str, cfg: PairsConfig) -> dict[str, 
         old = done(src, item_id, out, cfg)
         if old is not None:
             return old
+        _remove_earlier_outputs(marker, out)
         img = read_image(src)
         samples, skipped = samples_of(img, src, cfg)
         layout = pair_layout(cfg.layout)
@@ -217,6 +218,22 @@ def make_pairs(src: str, item_id: str, out: str, cfg: PairsConfig) -> dict[str, 
         return record
     except Exception as exc:  # noqa: BLE001 - an item's failure is a value
         return error_record(src, exc)
+
+
+def _remove_earlier_outputs(marker: Path, out: str) -> None:
+    """The pairs an earlier run with other settings wrote for this photo (its marker lists
+    them) are removed before the photo is done again: a changed --seed or --val-fraction could
+    otherwise leave the photo in train and in val, a lower --copies stray copies."""
+    try:
+        old = json.loads(marker.read_text())
+    except (OSError, ValueError):
+        return
+    root = Path(out).resolve()
+    for pair in old.get("pairs", []) if isinstance(old, dict) else []:
+        for key in ("hq", "lq"):
+            p = Path(pair.get(key) or "")
+            if p.name and p.resolve().is_relative_to(root):  # never a file outside this output folder
+                p.unlink(missing_ok=True)
 
 
 def _why_empty(skipped: list[dict], cfg: PairsConfig) -> str:

@@ -106,6 +106,18 @@ def test_what_a_killed_run_left_is_gone_when_the_next_starts(faces_dir, tmp_path
     assert tree(out) == before and not list(out.rglob("*.part*"))
 
 
+def test_other_settings_into_the_same_folder_leave_no_earlier_pair(faces_dir, tmp_path):
+    """Run again into the same folder with other settings, a photo is done again and what the
+    earlier settings wrote for it goes: no stray copy, and no photo in both train and val."""
+    out = tmp_path / "out"
+    assert run("pairs", faces_dir, "-o", out, "--size", "64", "--copies", "2", "--seed", "1", "--val-fraction", "0.5").exit_code == 0
+    assert run("pairs", faces_dir, "-o", out, "--size", "64", "--seed", "2", "--val-fraction", "0.5").exit_code == 0
+    names = {side: {p.name for p in (out / side / "sharp").glob("*.png")} for side in ("train", "val")}
+    stems = {side: {n.split("_")[0] for n in names[side]} for side in names}
+    assert not stems["train"] & stems["val"] and all("_" not in n for side in names for n in names[side]), names
+    assert sum(len(v) for v in names.values()) == len(list(faces_dir.glob("*.png")))
+
+
 def test_bad_files_are_reported_and_the_rest_goes_on(faces_dir, tmp_path):
     src = tmp_path / "src"
     src.mkdir()
