@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -106,6 +107,24 @@ def done(src: str, out_dir: str, det: DetectSettings, bcfg: BlurConfig, fps: flo
     return None
 
 
+_FRAME_FILE = re.compile(r"^\d{5,}\.png$")
+
+
+def _clear_earlier(out: Path, homes: list[Path]) -> None:
+    """Before a video is extracted again (other settings, or an extraction that did not end):
+    its ``frames.json`` goes first, so an interrupted run is never taken for the earlier one,
+    then the frames an earlier extraction wrote (numbered PNGs only: in each size's folder,
+    its ``rejected/`` and its person folders), so no frame of other settings stays beside the
+    new ones. Anything else in the folder (DeepFaceLab's ``aligned/``) is left alone."""
+    (out / REPORT).unlink(missing_ok=True)
+    for home in homes:
+        for folder in [home, home / "rejected", *sorted(home.glob("person_*"))]:
+            if folder.is_dir():
+                for f in folder.iterdir():
+                    if _FRAME_FILE.match(f.name) and f.is_file():
+                        f.unlink(missing_ok=True)
+
+
 def _extract(src: str, out: Path, det: DetectSettings, bcfg: BlurConfig, fps: float | None, reject_blur: bool, show_progress: bool | None, tiers: tuple[int, ...], person: Any = None, group_by: str | None = None, group_dir: str | None = None) -> dict[str, Any]:
     across = group_by == "person" and group_dir is not None
     homes = [out / str(t) for t in tiers] or [out]  # where each size's rejected/ folder is
@@ -121,6 +140,7 @@ def _extract(src: str, out: Path, det: DetectSettings, bcfg: BlurConfig, fps: fl
         return old
     info = probe_video(src)
     check_writable_dir(out)
+    _clear_earlier(out, homes)
     if across:  # an earlier, unfinished or different extraction's frames and faces go
         import shutil
 

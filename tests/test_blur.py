@@ -337,6 +337,18 @@ def test_frames_dfl_workspace(small_clip_with_blur, tmp_path):
     assert check.exit_code == 1 and "no frames" in check.output
 
 
+def test_frames_again_with_other_settings_leave_no_earlier_frame(clip_with_blur, tmp_path):
+    """Extracted again at another rate into the same folder, the frames of the earlier rate go
+    (what a trainer reads from the folder is one extraction), and DeepFaceLab's own files stay."""
+    assert run("frames", clip_with_blur, "-o", tmp_path, "--fps", "10").exit_code == 0
+    (tmp_path / "aligned").mkdir()
+    (tmp_path / "aligned" / "00001_0.jpg").write_bytes(b"DeepFaceLab's")
+    assert run("frames", clip_with_blur, "-o", tmp_path, "--fps", "5").exit_code == 0
+    rep = json.loads((tmp_path / "frames.json").read_text())
+    assert sorted(p.name for p in tmp_path.glob("*.png")) == [f"{i:05d}.png" for i in range(1, rep["frames"] + 1)]
+    assert (tmp_path / "aligned" / "00001_0.jpg").is_file()
+
+
 def test_frames_tiers(clip_with_blur, tmp_path):
     res = run("frames", clip_with_blur, "-o", tmp_path, "--tiers", "64,128", "--reject-blur", "--fps", "10")
     assert res.exit_code == 0, res.stderr
