@@ -727,7 +727,7 @@ def speech(sources: tuple[str, ...], as_json: bool, fix_offset: bool, out_dir: s
     """Is each face of existing clips the one speaking, in sync? (files or folders of videos)
 
     For face-centred clips that already exist (a Hallo or LatentSync dataset, HDTF,
-    VoxCeleb-style folders). Every face on screen for a second or more gets a verdict under
+    VoxCeleb-style folders). Every face on screen for 2 s or more gets a verdict under
     the preset's [speech] rules: ok, not_speaking (a listener, a voice-over), no_speech
     (silence, music) or out_of_sync, and the measured audio offset (frames at 25 fps,
     positive when the voice comes after the lips).

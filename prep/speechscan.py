@@ -3,7 +3,7 @@ With ``--fix-offset``, a copy of the clip whose audio is moved onto the lips.
 
 For clips that already exist (a Hallo or LatentSync dataset, HDTF, VoxCeleb-style folders):
 face-centred clips, usually one face. Path of a clip: probe -> analysis pass (faces, shots;
-:func:`prep.crop.analyse`) -> face tracks -> per track of a second or more, the speech facts
+:func:`prep.crop.analyse`) -> face tracks -> per track of 2 s or more (the lag search's window), the speech facts
 over its span (:func:`prep.video.speaking.track_facts`) and its report and verdict under the
 ``require`` rules -> optionally the fixed copy (video stream copied, audio moved earlier and
 re-encoded) and its sidecar report, written last: the resume marker.

@@ -183,3 +183,13 @@ def test_a_head_moving_over_a_still_background_is_no_transition(clips):
 
     shots = find_shots(iter_frames(probe_video(clips["sample"]), 25.0, 640), 25.0)
     assert shots.transitions == [], shots.transitions
+
+
+def test_review_page_pictures_of_a_source_named_with_a_hash():
+    """A source named take#1.mp4: its pictures' paths are quoted, or the browser would read
+    '#1/shot00.jpg' as a fragment and show nothing."""
+    from prep.video.review import _url
+
+    assert _url("report_files/take#1/shot00.jpg") == "report_files/take%231/shot00.jpg"
+    assert _url("report_files/a b?&'/s.jpg") == "report_files/a%20b%3F%26%27/s.jpg"
+    assert _url("report_files/clip_01/shot00.jpg") == "report_files/clip_01/shot00.jpg"

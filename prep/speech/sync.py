@@ -104,8 +104,9 @@ def measure_offset(m: np.ndarray, lags: int = LAGS, min_windows: int = 3, seed: 
     curve = m.mean(axis=0)
     peak = _peak(curve)
     rng = np.random.default_rng(seed)
-    picks = rng.integers(0, len(m), size=(BOOT, len(m)))
-    boot_peaks = np.argmax(m[picks].mean(axis=1), axis=1)
+    # the resamples a few at a time (the same draws in the same order): memory stays flat in the track's length
+    rows = min(BOOT, max(1, BOOT_AT_ONCE // len(m)))
+    boot_peaks = np.concatenate([np.argmax(m[rng.integers(0, len(m), size=(min(rows, BOOT - r), len(m)))].mean(axis=1), axis=1) for r in range(0, BOOT, rows)])
     agree = float(np.mean(np.abs(boot_peaks - peak) <= 1.0))
     at_edge = peak <= 0.5 or peak >= 2 * lags - 0.5  # the true peak may lie beyond the search
     k = int(round(peak))
@@ -182,11 +183,23 @@ def sync_z(visual: np.ndarray, loudness: np.ndarray, lags: int = LAGS, fps: floa
     return float((best - null.mean()) / (null.std() + 1e-3))
 
 
+SAMPLES_AT_ONCE = 1 << 20  # audio samples turned to float at a time: memory does not grow with the track
+BOOT_AT_ONCE = 1 << 16  # windows (x 17 lags) of bootstrap resamples gathered at a time
+
+
 def loudness(pcm: np.ndarray, n_frames: int, per_frame: float) -> np.ndarray:
-    """Log mean power per frame (n_frames,) of int16 ``pcm`` (``per_frame`` samples a frame)."""
-    edges = np.round(np.arange(n_frames + 1) * per_frame).astype(int)
-    x = pcm.astype(np.float64) / 32768.0
-    c = np.concatenate([[0.0], np.cumsum(x * x)])
-    e = np.clip(edges, 0, len(x))
-    power = (c[e[1:]] - c[e[:-1]]) / np.maximum(1, e[1:] - e[:-1])
+    """Log mean power per frame (n_frames,) of int16 ``pcm`` (``per_frame`` samples a frame).
+    The running sum of squares is carried from block to block, so every value is the one a
+    single pass over the whole track gives, bit for bit."""
+    e = np.clip(np.round(np.arange(n_frames + 1) * per_frame).astype(int), 0, len(pcm))
+    at = np.zeros(len(e))  # the running sum at each frame edge
+    carry, j = 0.0, 0
+    for a in range(0, len(pcm), SAMPLES_AT_ONCE):
+        b = min(len(pcm), a + SAMPLES_AT_ONCE)
+        x = pcm[a:b].astype(np.float64) / 32768.0
+        c = np.cumsum(np.concatenate([[carry], x * x]))  # c[i]: the sum over pcm[:a + i]
+        k = int(np.searchsorted(e, b, side="right"))
+        at[j:k] = c[e[j:k] - a]
+        j, carry = k, float(c[-1])
+    power = (at[1:] - at[:-1]) / np.maximum(1, e[1:] - e[:-1])
     return np.log(power + 1e-7)

@@ -12,6 +12,7 @@ import numpy as np
 from .audio import RATE
 
 PIECE = 320  # samples: 20 ms at 16 kHz
+PIECES_AT_ONCE = 4096
 MIN_RMS = 10 ** (-55 / 20) * 32768  # int16 RMS below -55 dBFS is silence, whatever the VAD says
 
 
@@ -22,8 +23,12 @@ def voiced_pieces(pcm: np.ndarray, aggressiveness: int = 2) -> np.ndarray:
     vad = webrtcvad.Vad(aggressiveness)
     n = len(pcm) // PIECE
     x = np.ascontiguousarray(pcm[: n * PIECE], dtype=np.int16).reshape(n, PIECE)
-    loud = np.sqrt(np.mean(x.astype(np.float64) ** 2, axis=1)) >= MIN_RMS
-    return np.array([bool(loud[i]) and vad.is_speech(x[i].tobytes(), RATE) for i in range(n)], bool)
+    out = np.zeros(n, bool)
+    for a in range(0, n, PIECES_AT_ONCE):  # a block at a time: memory does not grow with the track
+        block = x[a : a + PIECES_AT_ONCE]
+        loud = np.sqrt(np.mean(block.astype(np.float64) ** 2, axis=1)) >= MIN_RMS
+        out[a : a + len(block)] = [bool(lo) and vad.is_speech(piece.tobytes(), RATE) for lo, piece in zip(loud, block)]
+    return out
 
 
 def voiced_frames(pcm: np.ndarray, fps: float, n_frames: int, aggressiveness: int = 2, bridge: float = 0.3) -> np.ndarray:

@@ -313,6 +313,14 @@ def speech_words(sp: dict[str, Any]) -> str:
     return "; ".join(words)
 
 
+def _url(path: str) -> str:
+    """A relative file path as an attribute's URL: quoted (a '#' or '?' in a source's name
+    would cut the path), then escaped."""
+    from urllib.parse import quote
+
+    return html.escape(quote(path))
+
+
 def page(records: list[dict[str, Any]], title: str = "prep crop --split") -> str:
     out = [f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title><style>{CSS}</style></head><body><h1>{html.escape(title)}</h1>"]
     for rec in records:
@@ -331,11 +339,11 @@ def page(records: list[dict[str, Any]], title: str = "prep crop --split") -> str
                    + (f"; <span class='why'>{html.escape(rec['reason'])}</span>" if rec.get("reason") else "") + "</p>")
         out.append("<h3>Shots</h3><div class='strip'>")
         for s in rv["shots"]:
-            out.append(f"<div class='card'><img src='{html.escape(s['image'])}' alt='shot {s['shot']}'><div class='meta'>shot {s['shot']}: {s['start']:.2f}-{s['end']:.2f} s</div></div>")
+            out.append(f"<div class='card'><img src='{_url(s['image'])}' alt='shot {s['shot']}'><div class='meta'>shot {s['shot']}: {s['start']:.2f}-{s['end']:.2f} s</div></div>")
         out.append("</div><h3>Kept segments</h3><div class='strip'>")
         for e in rv["segments"]:
             if e["status"] == "kept":
-                imgs = "".join(f"<img src='{html.escape(p)}' alt='{html.escape(e['segment'])}'>" for p in e.get("images", []))
+                imgs = "".join(f"<img src='{_url(p)}' alt='{html.escape(e['segment'])}'>" for p in e.get("images", []))
                 who = ""
                 if e.get("person"):
                     who = f"; person similarity {e['person']['similarity']:.3f}" + (" (uncertain)" if e["person"]["uncertain"] else "")
@@ -346,7 +354,7 @@ def page(records: list[dict[str, Any]], title: str = "prep crop --split") -> str
         out.append("</div><h3>Rejected candidates</h3><div class='strip'>")
         for e in rv["segments"]:
             if e["status"] != "kept":
-                img = "".join(f"<img src='{html.escape(p)}' alt='{html.escape(e['segment'])}'>" for p in e.get("images", []))
+                img = "".join(f"<img src='{_url(p)}' alt='{html.escape(e['segment'])}'>" for p in e.get("images", []))
                 speech = f"<div class='meta speech'>{html.escape(speech_words(e['speech']))}</div>" if e.get("speech") else ""
                 out.append(f"<div class='card rejected' id='{html.escape(e['segment'])}'>{img}<div class='meta'>{html.escape(e['segment'])}: {e['source_start']:.2f}-{e['source_end']:.2f} s</div><div class='why'><b>{html.escape(e['reason'])}</b>: {html.escape(e.get('why') or '')}</div>{speech}</div>")
         out.append("</div><h3>Timelines</h3>")
