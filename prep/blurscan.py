@@ -19,7 +19,7 @@ from .decode import iter_frames
 from .detect import Detector, cached_detector, main_face
 from .errors import PrepError
 from .images import read_image
-from .probe import probe_video
+from .probe import frame_times, probe_video
 from .progress import progress
 from .videoscan import FrameAnalyzer
 
@@ -108,12 +108,13 @@ def score_video(path: str, det: DetectSettings, cfg: BlurConfig, fps: float | No
         else:
             analyzer = FrameAnalyzer(detector_for(det), every=1)
             s, presence = np.array([score for _, _, _, score in analyzer.run(frames_in)], np.float64), None
+        times = frame_times(info) if fps is None and info.vfr else None  # every frame of a VFR video: its own time
         vb = judge_video(s, rate, cfg)
         flags, ref, border = vb.blurred, vb.reference, vb.borderline(s, cfg.borderline)
         frames = [
             {
                 "frame": i,
-                "time": round(i / rate, 4),
+                "time": round(float(times[i]) if times is not None and i < len(times) else i / rate, 4),
                 "score": None if math.isnan(v) else round(float(v), 4),
                 "blurry": bool(flags[i]),
                 "borderline": bool(border[i]),

@@ -170,6 +170,19 @@ def _probe_open(path: Path, container: Any) -> VideoInfo:
     )
 
 
+def frame_times(info: VideoInfo) -> Any:
+    """Each decoded frame's time in seconds from the first frame, in presentation order, read
+    from the packets (no decoding): the true times of a variable-frame-rate video, which
+    ``index / fps`` only approximates. One float a frame, as a per-frame report holds anyway."""
+    import av
+    import numpy as np
+
+    with av.open(str(info.path)) as container:
+        vs = container.streams.video[0]
+        pts = np.sort(np.array([p.pts for p in container.demux(vs) if p.pts is not None], np.float64))
+        return pts * float(vs.time_base) - info.container_start - info.start_time
+
+
 def _first_frame_rotation(path: Path, vs: Any) -> int:
     """Decode the first frame (proves the stream decodes) and read its display rotation."""
     import av

@@ -349,6 +349,23 @@ def test_frames_again_with_other_settings_leave_no_earlier_frame(clip_with_blur,
     assert (tmp_path / "aligned" / "00001_0.jpg").is_file()
 
 
+def test_a_variable_rate_videos_frames_have_their_own_times(tmp_path):
+    """prep blur on a variable-frame-rate video (every third frame dropped, as phones do when
+    the light falls) without --fps: each frame's time is its own, not index / average rate."""
+    import av
+
+    from conftest import ffmpeg
+    from prep.blurscan import DetectSettings, score_video
+
+    vfr = tmp_path / "vfr.mp4"
+    ffmpeg("-f", "lavfi", "-i", "testsrc2=size=96x64:rate=30:duration=2", "-vf", "select='not(eq(mod(n\\,3)\\,2))'", "-fps_mode", "vfr", "-c:v", "libx264", "-preset", "ultrafast", str(vfr))
+    with av.open(str(vfr)) as c:
+        shown = [float(f.pts * c.streams.video[0].time_base) for f in c.decode(video=0)]
+    rec = score_video(str(vfr), DetectSettings("auto", str(WEIGHTS) if WEIGHTS.is_dir() else None), BlurConfig.resolve())
+    assert rec["status"] == "ok" and len(rec["frames"]) == len(shown) == 40
+    assert [f["time"] for f in rec["frames"]] == pytest.approx([t - shown[0] for t in shown], abs=1e-4)
+
+
 def test_frames_tiers(clip_with_blur, tmp_path):
     res = run("frames", clip_with_blur, "-o", tmp_path, "--tiers", "64,128", "--reject-blur", "--fps", "10")
     assert res.exit_code == 0, res.stderr
