@@ -52,10 +52,27 @@ def test_wrong_hash_is_refused_and_nothing_is_left(server, tmp_path):
     assert not list((tmp_path / "cache").glob("*"))
 
 
-def test_corrupt_local_copy_is_an_error(tmp_path):
+def test_corrupt_local_copy_is_an_error(tmp_path, monkeypatch):
+    monkeypatch.setenv("PREP_CACHE_DIR", str(tmp_path / "cache"))  # no good copy elsewhere
     (tmp_path / "model.onnx").write_bytes(b"truncated")
     with pytest.raises(PrepError, match="sha256 mismatch"):
         find_local(model("http://127.0.0.1:9"), tmp_path)
+
+
+def test_a_damaged_copy_in_the_cache_is_downloaded_again(server, tmp_path, monkeypatch):
+    """The cache is prep's own: a copy there that no longer matches its hash is fetched again,
+    not trusted, and not a reason to fall back to another detector on every later run."""
+    monkeypatch.delenv("PREP_OFFLINE", raising=False)
+    monkeypatch.delenv("PREP_WEIGHTS_DIR", raising=False)
+    monkeypatch.setenv("PREP_CACHE_DIR", str(tmp_path / "cache"))  # a cache of its own
+    m = model(server)
+    cache_dir().mkdir(parents=True, exist_ok=True)
+    (cache_dir() / "model.onnx").write_bytes(b"half a download")
+    assert resolve(m).read_bytes() == PAYLOAD
+    good = tmp_path / "mine"  # a damaged copy in the user's folder does not hide a good cached one
+    good.mkdir()
+    (good / "model.onnx").write_bytes(b"damaged")
+    assert find_local(m, good) == cache_dir() / "model.onnx"
 
 
 def test_offline_without_weights_says_where_it_looked(tmp_path, monkeypatch):

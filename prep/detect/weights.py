@@ -58,13 +58,22 @@ def sha256_of(path: Path) -> str:
 
 
 def find_local(model: ModelFile, weights_dir: str | Path | None = None) -> Path | None:
-    """A verified local copy of ``model``, or None. A copy with the wrong hash is an error."""
+    """A verified local copy of ``model``, or None. A copy with the wrong hash in the cache
+    (prep's own: damaged since) is removed, so it is downloaded again rather than trusted or
+    silently replaced by another detector; one in a folder the user gave is an error, unless
+    another folder holds a good copy."""
+    bad = None
     for d in search_dirs(weights_dir):
         p = d / model.filename
         if p.is_file():
-            if sha256_of(p) != model.sha256:
-                raise PrepError(p, f"model file is corrupt or a different version (sha256 mismatch; expected {model.sha256[:12]}…)")
-            return p
+            if sha256_of(p) == model.sha256:
+                return p
+            if d == cache_dir():
+                p.unlink(missing_ok=True)
+            elif bad is None:
+                bad = p
+    if bad is not None:
+        raise PrepError(bad, f"model file is corrupt or a different version (sha256 mismatch; expected {model.sha256[:12]}…)")
     return None
 
 
