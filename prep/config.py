@@ -59,6 +59,11 @@ def load_preset(name_or_path: str) -> dict[str, Any]:
     raise PrepError(None, f"unknown preset '{name_or_path}' (available: {', '.join(available_presets())})")
 
 
+def _whole(v: Any) -> bool:
+    """A whole number (an int, not a bool or a float such as 512.0)."""
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
 @dataclass(frozen=True)
 class CropConfig:
     """Everything ``prep crop`` needs for one clip. Units: pixels, frames per second, fractions in [0, 1]."""
@@ -113,17 +118,28 @@ class CropConfig:
 
     def __post_init__(self) -> None:
         problems = []
+        whole = {k: getattr(self, k) for k in ("size", "detect_every", "analysis_side", "face_px", "crf")}
+        for k, v in [*whole.items(), *(("tiers", t) for t in self.tiers)]:
+            if not _whole(v):
+                problems.append(f"{k} must be a whole number, got {v!r}")
+        if problems:  # the checks below compare numbers
+            raise PrepError(None, f"preset {self.preset}: " + "; ".join(problems))
         if not 16 <= self.size <= 4096 or self.size % 2:
             problems.append(f"size must be an even number of pixels from 16 to 4096, got {self.size}")
+        if not 16 <= self.face_px <= 1024:
+            problems.append(f"face_px must be 16 to 1024 pixels, got {self.face_px}")
+        if not 64 <= self.analysis_side <= 8192:
+            problems.append(f"analysis_side must be 64 to 8192 pixels, got {self.analysis_side}")
+        if not 0 <= self.crf <= 51:
+            problems.append(f"crf must be 0 to 51 (x264), got {self.crf}")
         if not 1 <= self.fps <= 240:
             problems.append(f"fps must be in [1, 240], got {self.fps}")
         if self.mode not in ("fixed", "track"):
             problems.append(f"mode must be fixed or track, got {self.mode!r}")
         if not 0.05 <= self.face_fraction <= 1:
             problems.append(f"face_fraction must be in [0.05, 1], got {self.face_fraction}")
-        lo, hi = self.face_fraction_range
-        if not 0 < lo <= hi <= 1:
-            problems.append(f"face_fraction_range must satisfy 0 < low <= high <= 1, got {self.face_fraction_range}")
+        if len(self.face_fraction_range) != 2 or not 0 < self.face_fraction_range[0] <= self.face_fraction_range[1] <= 1:
+            problems.append(f"face_fraction_range must be [low, high] with 0 < low <= high <= 1, got {list(self.face_fraction_range)}")
         if not 0 <= self.face_y <= 1:
             problems.append(f"face_y must be in [0, 1], got {self.face_y}")
         if self.pad not in ("black", "edge", "mirror"):
@@ -182,5 +198,5 @@ def from_dict(cls: type, values: dict[str, Any], source: str) -> Any:
             values[k] = tuple(v)
     try:
         return cls(**values)
-    except TypeError as exc:
+    except (TypeError, ValueError) as exc:
         raise PrepError(None, f"preset {source}: {exc}") from None

@@ -1,3 +1,5 @@
+import re
+
 import pytest
 
 from prep.config import CropConfig, available_presets, load_preset
@@ -42,3 +44,19 @@ def test_unknown_preset_and_unknown_setting(tmp_path):
         CropConfig.resolve(str(p))
     p.write_text('[crop]\nsize = 256\n')
     assert CropConfig.resolve(str(p)).size == 256
+
+
+@pytest.mark.parametrize("setting, value, said", [
+    ("size", 512.0, "size must be a whole number"),
+    ("tiers", (256.0,), "tiers must be a whole number"),
+    ("detect_every", 1.5, "detect_every must be a whole number"),
+    ("face_px", 0, "face_px must be 16 to 1024"),
+    ("analysis_side", -5, "analysis_side must be 64 to 8192"),
+    ("crf", 99, "crf must be 0 to 51"),
+    ("face_fraction_range", (0.3,), "face_fraction_range must be [low, high]"),
+])
+def test_a_setting_that_would_break_later_is_refused_up_front(setting, value, said):
+    """Values that passed and then failed deep inside OpenCV or an unpacking (a float size,
+    a face_px of 0, a one-number range) are refused when the settings are read, in one line."""
+    with pytest.raises(PrepError, match=re.escape(said)):
+        CropConfig.resolve(**{setting: value})
