@@ -102,11 +102,11 @@ def _outputs(src: str, out: str, cfg: AugmentConfig, rel: str, name: str | None 
     stem = name or Path(src).stem
     outs = []
     for c in range(cfg.copies):
-        name = aug_name(stem, c)
+        file = aug_name(stem, c)
         if cfg.mode == "pairs":
-            hq_dest, lq_dest = PAIR_LAYOUTS["gpen"].paths(out, rel, name)
+            hq_dest, lq_dest = PAIR_LAYOUTS["gpen"].paths(out, rel, file)
         else:
-            hq_dest, lq_dest = Path(out) / rel / name, None
+            hq_dest, lq_dest = Path(out) / rel / file, None
         outs.append((c, hq_dest, lq_dest))
     return outs
 

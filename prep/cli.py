@@ -365,7 +365,7 @@ def blur(sources: tuple[str, ...], as_json: bool, threshold: float | None, move_
     ref = _reference(person, None, detector, weights_dir)
     log = RunLog(report_path, "blur")
     on_sheet: list[dict[str, Any]] = []  # only what the contact sheet shows is kept (SHEET_TILES)
-    sheet_counts = {"rejected": 0, "borderline": 0}
+    sheet_counts = {"rejected": 0, "borderline": 0, "shown": 0}
     for rec in run_items(score_file, ((p, det, cfg, ref) for p, _ in inputs), _run_options(runner, workers, ray_address), None, total, "blur"):
         if move_dir and rec["status"] == "ok" and rec["kind"] == "photo" and rec.get("blurry"):
             try:
@@ -407,18 +407,19 @@ def _keep_for_sheet(rec: dict[str, Any], kept: list[dict[str, Any]], counts: dic
     """Count a record's rejected and borderline faces, and keep what the sheet will show of
     it (a video: those frames only, 60 at most), while the sheet has room: memory stays flat
     however long the run."""
-    shown = sum(len(r["frames"]) if r["kind"] == "video" else 1 for r in kept)
     if rec["kind"] == "video":
         picks = [f for f in rec.get("frames", []) if f["blurry"] or f["borderline"]]
         counts["rejected"] += sum(f["blurry"] for f in picks)
         counts["borderline"] += sum(not f["blurry"] for f in picks)
-        room = min(60, SHEET_TILES - shown)
+        room = min(60, SHEET_TILES - counts["shown"])
         if picks and room > 0:
             kept.append({k: v for k, v in rec.items() if k != "frames"} | {"frames": picks[:room]})
+            counts["shown"] += len(picks[:room])
     elif rec.get("blurry") or rec.get("borderline"):
         counts["rejected" if rec.get("blurry") else "borderline"] += 1
-        if shown < SHEET_TILES:
+        if counts["shown"] < SHEET_TILES:
             kept.append(rec)
+            counts["shown"] += 1
 
 
 def _blur_sheet(path: str, records: list[dict[str, Any]], det: Any, counts: dict[str, int]) -> None:

@@ -13,7 +13,7 @@ import subprocess
 import tempfile
 import threading
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 import ffmpeg
 import numpy as np
@@ -71,6 +71,13 @@ def key_frame_before(info: VideoInfo, t: float) -> float:
     from a seek a little before ``t``, further back until a key frame is among them."""
     import av
 
+    try:
+        return _key_frame_before(info, t, av)
+    except (av.error.FFmpegError, OSError):  # the packets cannot be read this way: decode from the start
+        return 0.0
+
+
+def _key_frame_before(info: VideoInfo, t: float, av: Any) -> float:
     back = 2.0
     with av.open(str(info.path)) as container:
         stream = container.streams.video[0]

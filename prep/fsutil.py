@@ -69,8 +69,12 @@ def sweep_partials(root: str | Path) -> int:
     root = Path(root)
     if not root.is_dir():
         return 0
-    for p in [p for p in root.rglob(".*.part*") if _PARTIAL.match(p.name)]:
-        with contextlib.suppress(FileNotFoundError):
+    try:
+        found = [p for p in root.rglob(".*.part*") if _PARTIAL.match(p.name)]
+    except OSError:  # a folder that cannot be listed: nothing of ours can be in it
+        return 0
+    for p in found:
+        with contextlib.suppress(OSError):  # gone already, or not ours to remove: left as it is
             if p.is_dir():  # a sorting folder (write_sorted_lines)
                 shutil.rmtree(p)
             else:

@@ -253,12 +253,12 @@ def test_the_contact_sheet_keeps_what_it_shows_and_counts_the_rest():
     those are kept while the run goes on: a video's record keeps its picked frames, no more."""
     from prep.cli import SHEET_TILES, _keep_for_sheet
 
-    kept, counts = [], {"rejected": 0, "borderline": 0}
+    kept, counts = [], {"rejected": 0, "borderline": 0, "shown": 0}
     video = {"kind": "video", "status": "ok", "path": "v.mp4", "frames": [{"frame": i, "blurry": i % 3 == 0, "borderline": i % 3 == 1} for i in range(900)]}
     _keep_for_sheet(video, kept, counts)
     for k in range(400):
         _keep_for_sheet({"kind": "photo", "status": "ok", "path": f"{k}.jpg", "blurry": k % 2 == 0, "borderline": k % 2 == 1}, kept, counts)
-    assert counts == {"rejected": 300 + 200, "borderline": 300 + 200}
+    assert counts == {"rejected": 300 + 200, "borderline": 300 + 200, "shown": SHEET_TILES}
     assert len(kept[0]["frames"]) == 60 and all(f["blurry"] or f["borderline"] for f in kept[0]["frames"])
     assert 60 + len(kept) - 1 == SHEET_TILES
 
