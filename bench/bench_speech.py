@@ -75,7 +75,7 @@ t = time.process_time()
 crops = list(_crops(info, cfg.analysis_side, 0, n, smooth_boxes(boxes_at(np.arange(n) / RATE, bt, bx))))
 decode = time.process_time() - t
 t = time.process_time(); v = model.visual(np.stack(crops)); visual = time.process_time() - t
-pcm = read_pcm(info, RATE, 0, n, margin=sync.LAGS)
+pcm = read_pcm(info, RATE, 0, n, margin=sync.MARGIN)
 t = time.process_time(); listen(model, v, pcm); hear = time.process_time() - t
 print(json.dumps({{"seconds": n / RATE, "decode": decode, "visual": visual, "listen": hear}}))
 """

@@ -74,7 +74,7 @@ def main() -> None:
         seconds_visual += time.process_time() - t
         seconds_video += n / RATE
         faces[name] = visual
-        audio[name] = read_pcm(info, RATE, 0, n, margin=sync.LAGS + EXTRA)
+        audio[name] = read_pcm(info, RATE, 0, n, margin=sync.MARGIN + EXTRA)
         print(f"{name}: {n / RATE:.1f} s, face embedded", flush=True)
     rows = []
     t_listen = 0.0
@@ -87,7 +87,7 @@ def main() -> None:
                 shifts = SHIFTS if other == name else (0,)
                 for d in shifts:
                     lo = (EXTRA + a - d) * PER  # audio late by d frames: its sample for frame t is at t - d
-                    want = (b - a + 2 * sync.LAGS) * PER
+                    want = (b - a + 2 * sync.MARGIN) * PER
                     seg = pcm[max(0, lo) : max(0, lo) + want]
                     seg = np.concatenate([np.zeros(max(0, -lo), np.int16), seg])
                     seg = np.pad(seg, (0, max(0, want - len(seg))))[:want]

@@ -586,7 +586,7 @@ def test_audio_statistics_in_blocks_equal_one_pass(monkeypatch):
     whole = np.log((c[e[1:]] - c[e[:-1]]) / np.maximum(1, e[1:] - e[:-1]) + 1e-7)
     monkeypatch.setattr(sync, "SAMPLES_AT_ONCE", 1000)
     assert np.array_equal(sync.loudness(pcm, 225, 640.0), whole)
-    m = rng.normal(0, 1, (5000, 2 * sync.LAGS + 1))
+    m = rng.normal(0, 1, (5000, sync.K_HI - sync.K_LO + 1))
     m[:, 9] += 0.05  # a peak the bootstrap mostly finds
     at_once = repr(sync.measure_offset(m))
     monkeypatch.setattr(sync, "BOOT_AT_ONCE", 1)  # one resample at a time
@@ -594,3 +594,35 @@ def test_audio_statistics_in_blocks_equal_one_pass(monkeypatch):
     voiced = vad.voiced_pieces(pcm)
     monkeypatch.setattr(vad, "PIECES_AT_ONCE", 7)
     assert np.array_equal(vad.voiced_pieces(pcm), voiced)
+
+
+class _MatchModel:
+    """A stand-in for Light-ASD's back end that scores a face frame by how well its audio frame
+    matches it: the lag search's plumbing, not the network, is what is tested."""
+
+    def backend(self, a: np.ndarray, v: np.ndarray) -> np.ndarray:
+        return (a * v).sum(-1)
+
+    def scores(self, x: np.ndarray) -> np.ndarray:
+        return x
+
+
+@pytest.mark.parametrize("offset", [-7, -6, -3, 0, 3, 6, 7])
+def test_offsets_are_measured_alike_either_way(offset):
+    """Audio early or late by less than ``LAGS`` frames is measured (the search is centred on the
+    model's lean; searching -8..+8 model lags measured -6..+9, so audio 6 frames early was
+    never trusted), and the search reads the audio where its margin puts it."""
+    from prep.speech import sync
+
+    rng = np.random.default_rng(3)
+    n = 150
+    emb = rng.normal(0, 1, (n + 2 * sync.MARGIN, 128)).astype(np.float32)
+    lag = offset + sync.BIAS  # the model's own lean, as a real model shows it: between two lags
+    lo, hi = math.floor(lag), math.ceil(lag)
+    audio = emb.copy()
+    # face frame t matches audio frames t + lo and t + hi equally: the peak lies between them
+    visual = (emb[sync.MARGIN + lo + np.arange(n)] + emb[sync.MARGIN + hi + np.arange(n)]) / 2
+    rows = sync.lag_matrix(_MatchModel(), visual, audio, sync.window_starts(np.ones(n, bool)))
+    off = sync.measure_offset(rows)
+    assert off.frames == pytest.approx(offset, abs=0.01) and off.confidence > 0.9
+    assert int(np.argmax(off.curve)) in (lo - sync.K_LO, hi - sync.K_LO)

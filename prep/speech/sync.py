@@ -4,9 +4,10 @@ per-frame facts (all at the model's 25 frames a second).
 Three measurements, each answering one question:
 
 * **offset** — Light-ASD judges two-second windows of the face with the audio slid by ``k``
-  frames (``k`` in ``-LAGS..LAGS``; frame ``t`` of the face with audio frame ``t + k``). Run
+  frames (``k`` in ``K_LO..K_HI``; frame ``t`` of the face with audio frame ``t + k``). Run
   over short windows, its score peaks where lips and voice meet: the peak of the mean curve,
   refined on a parabola, less the model's own lean (``BIAS``), is the offset (audio late: +).
+  The lags searched are centred on that lean, so offsets of ``-LAGS..LAGS`` are measured alike.
   Its **confidence** is the share of bootstrap resamples of the windows whose peak lands
   within one frame of it: near 1 when every part of the track agrees. How consistently the
   windows prefer that lag to lags 4 or more frames away, as a t statistic over roughly
@@ -25,23 +26,28 @@ Three measurements, each answering one question:
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
 
 from .lightasd import LightASD
 
-LAGS = 8  # frames searched each way: +-320 ms at 25 fps
+LAGS = 8  # offsets measured each way, in frames: +-320 ms at 25 fps
 WINDOW = 50  # frames per judged window (2 s)
 STEP = 5  # frames between window starts (10 halves the lag search but drops trusted offsets within a frame from 20/20 to 13/18 on 20 s clips)
 BIAS = -1.5  # frames: where the model's curve peaks on synchronised speech (README: calibration)
+# the model lags searched: offsets -LAGS..LAGS plus the half frame the edge test needs (a
+# search of -LAGS..LAGS itself reached offsets -6..+9: audio 6 frames early was never trusted)
+K_LO, K_HI = math.floor(-LAGS + BIAS), math.ceil(LAGS + BIAS)
+MARGIN = max(-K_LO, K_HI)  # audio frames read before the face's first frame and after its last
 BOOT = 200  # bootstrap resamples for the offset's confidence
 DURATIONS = {1: 3, 2: 3, 3: 2, 4: 1, 5: 1, 6: 1}  # seconds: weight: the authors' chunkings (1,1,1,2,2,2,3,3,4,5,6), averaged
 RIDGE = 1.0  # ridge penalty per sample (features standardised)
 BLOCK = 50  # frames per cross-validation block (2 s)
 MIN_VOICED_WINDOW = 0.5  # a window is judged when at least this share of its frames is voiced
 BATCH = 256  # sequences per batched GRU call (bounds memory: about 60 MB of scratch at 2 s)
-WINDOWS_AT_ONCE = 32  # windows (x 17 lags) gathered at a time: memory does not grow with the track
+WINDOWS_AT_ONCE = 32  # windows (x 18 lags) gathered at a time: memory does not grow with the track
 
 
 @dataclass(frozen=True)
@@ -49,7 +55,7 @@ class Offset:
     frames: float | None  # audio late (+) or early (-), in frames; None: not measurable
     confidence: float  # in [0, 1]
     windows: int  # voiced windows judged
-    curve: np.ndarray  # mean score per lag, -LAGS..LAGS (empty when not measurable)
+    curve: np.ndarray  # mean score per model lag, K_LO..K_HI (empty when not measurable)
     t: float | None = None  # how consistently the windows prefer the peak lag (t statistic)
 
 
@@ -71,16 +77,17 @@ def window_starts(voiced: np.ndarray, window: int = WINDOW, step: int = STEP) ->
     return starts[share >= MIN_VOICED_WINDOW]
 
 
-def lag_matrix(model: LightASD, visual: np.ndarray, audio: np.ndarray, starts: np.ndarray, lags: int = LAGS, window: int = WINDOW) -> np.ndarray:
-    """Mean score ``(len(starts), 2 lags + 1)`` of each window of the face ``visual`` (T, 128)
-    with the audio slid by each lag; ``audio`` (T + 2 lags, 128) starts ``lags`` frames early."""
-    ks = np.arange(-lags, lags + 1)
+def lag_matrix(model: LightASD, visual: np.ndarray, audio: np.ndarray, starts: np.ndarray, window: int = WINDOW) -> np.ndarray:
+    """Mean score ``(len(starts), K_HI - K_LO + 1)`` of each window of the face ``visual``
+    (T, 128) with the audio slid by each lag; ``audio`` (T + 2 MARGIN, 128) starts ``MARGIN``
+    frames early."""
+    ks = np.arange(K_LO, K_HI + 1)
     out = np.zeros((len(starts), len(ks)), np.float32)
     for c in range(0, len(starts), WINDOWS_AT_ONCE):
         part = starts[c : c + WINDOWS_AT_ONCE]
         idx = part[:, None] + np.arange(window)[None, :]  # (n, W)
         v = np.repeat(visual[idx][:, None], len(ks), axis=1)  # (n, K, W, 128)
-        a = audio[idx[:, None, :] + lags + ks[None, :, None]]  # (n, K, W, 128)
+        a = audio[idx[:, None, :] + MARGIN + ks[None, :, None]]  # (n, K, W, 128)
         s = _batched_scores(model, a.reshape(-1, window, a.shape[-1]), v.reshape(-1, window, v.shape[-1]))
         out[c : c + len(part)] = s.mean(axis=1).reshape(len(part), len(ks))
     return out
@@ -97,8 +104,9 @@ def _peak(curve: np.ndarray) -> float:
     return float(i)
 
 
-def measure_offset(m: np.ndarray, lags: int = LAGS, min_windows: int = 3, seed: int = 0) -> Offset:
-    """The offset from a lag matrix (windows x lags) and the bootstrap confidence in it."""
+def measure_offset(m: np.ndarray, min_windows: int = 3, seed: int = 0) -> Offset:
+    """The offset from a lag matrix (windows x the model lags ``K_LO..K_HI``) and the
+    bootstrap confidence in it."""
     if len(m) < min_windows:
         return Offset(None, 0.0, len(m), np.zeros(0))
     curve = m.mean(axis=0)
@@ -108,7 +116,7 @@ def measure_offset(m: np.ndarray, lags: int = LAGS, min_windows: int = 3, seed: 
     rows = min(BOOT, max(1, BOOT_AT_ONCE // len(m)))
     boot_peaks = np.concatenate([np.argmax(m[rng.integers(0, len(m), size=(min(rows, BOOT - r), len(m)))].mean(axis=1), axis=1) for r in range(0, BOOT, rows)])
     agree = float(np.mean(np.abs(boot_peaks - peak) <= 1.0))
-    at_edge = peak <= 0.5 or peak >= 2 * lags - 0.5  # the true peak may lie beyond the search
+    at_edge = peak <= 0.5 or peak >= m.shape[1] - 1.5  # the true peak may lie beyond the search
     k = int(round(peak))
     far = np.abs(np.arange(m.shape[1]) - k) >= 4
     gain = m[:, k] - m[:, far].mean(axis=1)
@@ -116,7 +124,7 @@ def measure_offset(m: np.ndarray, lags: int = LAGS, min_windows: int = 3, seed: 
     t = float(gain.mean() / (gain.std() / np.sqrt(independent) + 1e-6))
     if at_edge:
         return Offset(None, 0.0, len(m), curve, round(t, 2))
-    return Offset(round(peak - lags - BIAS, 2), round(agree, 3), len(m), curve, round(t, 2))
+    return Offset(round(K_LO + peak - BIAS, 2), round(agree, 3), len(m), curve, round(t, 2))
 
 
 def sync_evidence(t: float | None, z: float | None) -> float | None:
@@ -169,22 +177,23 @@ def _cv_corr(x: np.ndarray, y: np.ndarray, maps: list) -> float:
 
 def sync_z(visual: np.ndarray, loudness: np.ndarray, lags: int = LAGS, fps: float = 25.0) -> float | None:
     """How far the face's mouth follows this audio's loudness above chance, in null standard
-    deviations. ``visual`` (T, 128); ``loudness`` (T + 2 lags,) log energy per frame starting
-    ``lags`` frames early. None when the stretch is too short for a null (under 6 s)."""
+    deviations. ``visual`` (T, 128); ``loudness`` (T + 2 MARGIN,) log energy per frame
+    starting ``MARGIN`` frames early; lags ``-lags..lags`` (at most ``MARGIN``). None when the
+    stretch is too short for a null (under 6 s)."""
     t = len(visual)
     if t < 6 * fps or 2 * BLOCK > t:
         return None
     x = (visual - visual.mean(0)) / (visual.std(0) + 1e-6)
     maps = _fold_maps(x)
-    best = max(_cv_corr(x, loudness[lags + k : lags + k + t], maps) for k in range(-lags, lags + 1))
-    base = loudness[lags : lags + t]
+    best = max(_cv_corr(x, loudness[MARGIN + k : MARGIN + k + t], maps) for k in range(-lags, lags + 1))
+    base = loudness[MARGIN : MARGIN + t]
     shifts = np.linspace(2 * fps, t - 2 * fps, num=min(24, max(4, int((t - 4 * fps) // (fps / 2))))).astype(int)
     null = np.array([_cv_corr(x, np.roll(base, int(s)), maps) for s in shifts])
     return float((best - null.mean()) / (null.std() + 1e-3))
 
 
 SAMPLES_AT_ONCE = 1 << 20  # audio samples turned to float at a time: memory does not grow with the track
-BOOT_AT_ONCE = 1 << 16  # windows (x 17 lags) of bootstrap resamples gathered at a time
+BOOT_AT_ONCE = 1 << 16  # windows (x 18 lags) of bootstrap resamples gathered at a time
 
 
 def loudness(pcm: np.ndarray, n_frames: int, per_frame: float) -> np.ndarray:

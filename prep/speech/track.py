@@ -60,9 +60,9 @@ class TrackSpeech:
     voiced: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))  # (n,)
     scores: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))  # (n,) at the track's offset
     visual: np.ndarray | None = None  # (n, 128)
-    loud: np.ndarray | None = None  # (n + 2 LAGS,) log power, from LAGS frames early
+    loud: np.ndarray | None = None  # (n + 2 MARGIN,) log power, from MARGIN frames early
     lag_starts: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
-    lag_rows: np.ndarray | None = None  # (windows, 2 LAGS + 1)
+    lag_rows: np.ndarray | None = None  # (windows, K_HI - K_LO + 1)
     small: bool = False  # the face is too small for the model on most frames
     note: str | None = None
     whole: dict[str, Any] | None = None  # the whole stretch's summary, once made
@@ -136,7 +136,7 @@ def analyse_track(info: VideoInfo, t0: float, t1: float, box_times: np.ndarray, 
     if n < sync.WINDOW:
         return TrackSpeech(t0, n, True, note="too short for the speech model (under 2 s)")
     model = load_default(cfg.weights_dir, cfg.checkpoint)
-    pcm = read_pcm(info, RATE, j0, n, margin=sync.LAGS)
+    pcm = read_pcm(info, RATE, j0, n, margin=sync.MARGIN)
     visual, small = embedded if embedded is not None else face_embeddings(model, info, j0, n, box_times, boxes, analysis_side)
     return listen(model, visual, pcm, t0, small)
 
@@ -328,18 +328,18 @@ class PassCrops:
 
 def listen(model: LightASD, visual: np.ndarray, pcm: np.ndarray, t0: float = 0.0, small: bool = False) -> TrackSpeech:
     """The facts of a face (visual embeddings (n, 128)) with the audio ``pcm`` (16 kHz mono
-    int16 from ``LAGS`` frames before the face's first frame to ``LAGS`` after its last)."""
-    n, lags = len(visual), sync.LAGS
+    int16 from ``MARGIN`` frames before the face's first frame to ``MARGIN`` after its last)."""
+    n, margin = len(visual), sync.MARGIN
     per = AUDIO_RATE / RATE
-    voiced = voiced_frames(pcm[int(round(lags * per)) : int(round((lags + n) * per))], RATE, n)
+    voiced = voiced_frames(pcm[int(round(margin * per)) : int(round((margin + n) * per))], RATE, n)
     audio = audio_embeddings(model, mfcc(pcm, AUDIO_RATE))
-    need = n + 2 * lags
+    need = n + 2 * margin
     audio = np.pad(audio, ((0, max(0, need - len(audio))), (0, 0)))[:need]
     starts = sync.window_starts(voiced)
     rows = sync.lag_matrix(model, visual, audio, starts)
     off = sync.measure_offset(rows)
-    k = 0 if off.frames is None else int(np.clip(round(off.frames + sync.BIAS), -lags, lags))
-    scores = sync.speaking_scores(model, visual, audio[lags + k : lags + k + n])
+    k = 0 if off.frames is None else int(np.clip(round(off.frames + sync.BIAS), sync.K_LO, sync.K_HI))
+    scores = sync.speaking_scores(model, visual, audio[margin + k : margin + k + n])
     return TrackSpeech(t0, n, True, voiced, scores, visual, sync.loudness(pcm, need, per), starts, rows, small)
 
 
@@ -390,7 +390,7 @@ def summarize(ts: TrackSpeech, cfg: SpeechConfig, a: int = 0, b: int | None = No
         return {"measured": False, "note": ts.note}
     sel = (ts.lag_starts >= a) & (ts.lag_starts + sync.WINDOW <= b)
     off = sync.measure_offset(ts.lag_rows[sel]) if ts.lag_rows is not None else sync.Offset(None, 0.0, 0, np.zeros(0))
-    lo = sync.LAGS
+    lo = sync.MARGIN
     z = sync.sync_z(ts.visual[a:b], ts.loud[a : b + 2 * lo]) if off.windows and ts.loud is not None else None
     evidence = sync.sync_evidence(off.t, z)
     # within a frame of 0 is 0: the measurement is good to about a frame, and an offset under
