@@ -45,6 +45,18 @@ def test_download_to_cache_and_find_it_again(server, tmp_path, monkeypatch):
     assert find_local(m) == path  # second use: no download
 
 
+@pytest.mark.parametrize("value", ["0", "false", "No", ""])
+def test_offline_set_to_no_still_downloads(server, tmp_path, monkeypatch, value):
+    """``PREP_OFFLINE=0`` (or false, no, empty) means online, as a reader of the variable expects."""
+    monkeypatch.setenv("PREP_OFFLINE", value)
+    monkeypatch.delenv("PREP_WEIGHTS_DIR", raising=False)
+    monkeypatch.setenv("PREP_CACHE_DIR", str(tmp_path / "cache"))
+    assert resolve(model(server)).read_bytes() == PAYLOAD
+    monkeypatch.setenv("PREP_OFFLINE", "1")
+    with pytest.raises(PrepError, match="offline"):
+        resolve(ModelFile("other.onnx", "0" * 64, f"{server}/model.onnx"))
+
+
 def test_wrong_hash_is_refused_and_nothing_is_left(server, tmp_path):
     m = model(server, sha="0" * 64)
     with pytest.raises(PrepError, match="wrong sha256"):

@@ -97,12 +97,17 @@ def download(model: ModelFile, dest_dir: Path | None = None, url: str | None = N
     return dest
 
 
+def offline() -> bool:
+    """``PREP_OFFLINE`` set to anything but empty, ``0``, ``false``, ``no`` or ``off``."""
+    return os.environ.get("PREP_OFFLINE", "").strip().lower() not in ("", "0", "false", "no", "off")
+
+
 def resolve(model: ModelFile, weights_dir: str | Path | None = None, allow_download: bool = True) -> Path:
     """Path of a verified copy of ``model``, downloading it to the cache if needed and allowed."""
     local = find_local(model, weights_dir)
     if local is not None:
         return local
-    if not allow_download or os.environ.get("PREP_OFFLINE"):
+    if not allow_download or offline():
         where = ", ".join(str(d) for d in search_dirs(weights_dir))
         raise PrepError(None, f"{model.filename} not found in {where} (offline; give --weights-dir or set PREP_WEIGHTS_DIR)")
     return download(model)
