@@ -84,14 +84,35 @@ def describe(reason: dict) -> str:
     return f"no face found: the whole image scores {reason['score']:.3f} < {reason['threshold']}"
 
 
-def running_median(scores: np.ndarray, window: int) -> np.ndarray:
-    """Centred running median of ``scores`` over ``window`` frames (NaN ignored; shrinks at the ends)."""
+def window_bounds(n: int, seconds: float, fps: float, times: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """``(lo, hi)``: frame ``i``'s centred window of about ``seconds`` is ``[lo[i], hi[i])``.
+    Without ``times`` it is counted in frames at ``fps``; with each frame's own time (a
+    variable-frame-rate video) it reaches as far in time either way, however many frames that is."""
+    half = max(1, max(3, int(round(seconds * fps))) // 2)
+    i = np.arange(n)
+    if times is None:
+        return np.maximum(0, i - half), np.minimum(n, i + half + 1)
+    t = np.asarray(times, np.float64)[:n]
+    if len(t) < n:  # frames past the last known time: on at the nominal rate
+        last = t[-1] if len(t) else 0.0
+        t = np.concatenate([t, last + np.arange(1, n - len(t) + 1) / fps])
+    reach = half / fps + 1e-6
+    return np.searchsorted(t, t - reach, "left"), np.searchsorted(t, t + reach, "right")
+
+
+def running_median(scores: np.ndarray, window: int | tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+    """Centred running median of ``scores`` over ``window`` frames, or over the windows
+    ``(lo, hi)`` of :func:`window_bounds` (NaN ignored; shrinks at the ends)."""
     s = np.asarray(scores, np.float64)
     n = len(s)
-    half = max(1, window // 2)
+    if isinstance(window, tuple):
+        lo, hi = window
+    else:
+        half = max(1, window // 2)
+        lo, hi = np.maximum(0, np.arange(n) - half), np.minimum(n, np.arange(n) + half + 1)
     out = np.full(n, np.nan)
     for i in range(n):
-        seg = s[max(0, i - half) : min(n, i + half + 1)]
+        seg = s[lo[i] : hi[i]]
         seg = seg[~np.isnan(seg)]
         if len(seg):
             out[i] = np.median(seg)
@@ -112,25 +133,26 @@ class VideoBlur:
             return np.nan_to_num(np.abs(scores - (self.reference - self.needed)) <= margin, nan=False).astype(bool)
 
 
-def judge_video(scores: np.ndarray, fps: float, cfg: BlurConfig) -> VideoBlur:
+def judge_video(scores: np.ndarray, fps: float, cfg: BlurConfig, times: np.ndarray | None = None) -> VideoBlur:
     """Clip-relative decisions for per-frame ``scores`` (higher is sharper, NaN without a face).
 
     A soft but steady clip has a low median and keeps its frames; a noisy clip needs a
-    deeper drop; frames without a face are never called blurred.
+    deeper drop; frames without a face are never called blurred. ``times``: each frame's own
+    time (a variable-frame-rate video), so the windows span seconds, not frames at the mean rate.
     """
     s = np.asarray(scores, np.float64)
-    ref = running_median(s, max(3, int(round(cfg.window_s * fps))))
+    ref = running_median(s, window_bounds(len(s), cfg.window_s, fps, times))
     resid = np.abs(s - ref)
-    spread = MAD_TO_SD * running_median(resid, max(3, int(round(cfg.spread_window_s * fps))))
+    spread = MAD_TO_SD * running_median(resid, window_bounds(len(s), cfg.spread_window_s, fps, times))
     needed = np.maximum(cfg.video_drop, cfg.spread_k * np.nan_to_num(spread, nan=0.0))
     with np.errstate(invalid="ignore"):
         blurred = np.nan_to_num(ref - s > needed, nan=False).astype(bool)
     return VideoBlur(ref, needed, blurred)
 
 
-def blurred_frames(scores: np.ndarray, fps: float, cfg: BlurConfig) -> np.ndarray:
+def blurred_frames(scores: np.ndarray, fps: float, cfg: BlurConfig, times: np.ndarray | None = None) -> np.ndarray:
     """Boolean per frame: judged blurred against its own clip (see :func:`judge_video`)."""
-    return judge_video(scores, fps, cfg).blurred
+    return judge_video(scores, fps, cfg, times).blurred
 
 
 def segments(flags: np.ndarray) -> list[list[int]]:

@@ -109,7 +109,7 @@ def score_video(path: str, det: DetectSettings, cfg: BlurConfig, fps: float | No
             analyzer = FrameAnalyzer(detector_for(det), every=1)
             s, presence = np.array([score for _, _, _, score in analyzer.run(frames_in)], np.float64), None
         times = frame_times(info) if fps is None and info.vfr else None  # every frame of a VFR video: its own time
-        vb = judge_video(s, rate, cfg)
+        vb = judge_video(s, rate, cfg, times)
         flags, ref, border = vb.blurred, vb.reference, vb.borderline(s, cfg.borderline)
         frames = [
             {

@@ -29,7 +29,7 @@ from .decode import iter_frames
 from .errors import PrepError
 from .fsutil import check_writable_dir, copy_atomic, write_json
 from .images import write_png
-from .probe import probe_video
+from .probe import frame_times, probe_video
 from .progress import progress
 from .videoscan import FrameAnalyzer
 
@@ -175,7 +175,7 @@ def _extract(src: str, out: Path, det: DetectSettings, bcfg: BlurConfig, fps: fl
         for i in absent:
             (folder / frame_name(i)).unlink(missing_ok=True)
     s = np.array(scores, np.float64)
-    flags = blurred_frames(s, rate, bcfg)
+    flags = blurred_frames(s, rate, bcfg, frame_times(info) if fps is None and info.vfr else None)
     if absent:
         flags[absent] = False
     rejected = [int(i) for i in np.flatnonzero(flags)]

@@ -79,6 +79,31 @@ def test_clip_relative_decisions():
     assert segments(flags) == [[40, 43]]
 
 
+def test_variable_frame_rate_windows_span_seconds_not_frames():
+    """A VFR clip's running median and spread reach as far in time either way, however many
+    frames that is (counted at the mean rate, 30 s of a stretch at 60 fps beside one at 5 fps
+    were ~10 s of one and ~60 of the other); a constant rate gives the same windows as before."""
+    from prep.blurdecide import judge_video, running_median, window_bounds
+
+    rng = np.random.default_rng(1)
+    t = np.concatenate([np.arange(300) / 60.0, 5.0 + np.arange(60) / 5.0])  # 5 s at 60 fps, 12 s at 5 fps
+    s = rng.normal(0, 0.1, len(t))
+    fps = len(t) / 17.0
+    cfg = BlurConfig(window_s=5.0)
+    lo, hi = window_bounds(len(t), cfg.window_s, fps, t)
+    half = max(3, round(5.0 * fps)) // 2 / fps
+    for i in range(len(t)):
+        inside = np.flatnonzero(np.abs(t - t[i]) <= half + 1e-6)
+        assert (lo[i], hi[i]) == (inside[0], inside[-1] + 1)
+    ref = running_median(s, (lo, hi))
+    assert all(ref[i] == np.median(s[lo[i] : hi[i]]) for i in range(len(t)))
+    assert not np.array_equal(ref, judge_video(s, fps, cfg).reference)  # frames at the mean rate differ
+    cfr = np.arange(250) / 25.0
+    x = rng.normal(0, 0.1, 250)
+    a, b = judge_video(x, 25.0, cfg), judge_video(x, 25.0, cfg, cfr)
+    assert np.array_equal(a.reference, b.reference) and np.array_equal(a.needed, b.needed)
+
+
 @needs_shared
 @BOTH_DETECTORS
 def test_real_pairs_order_and_the_blink_trap(detector):
