@@ -118,12 +118,14 @@ def track_blur(an: Analysis, tr: Any, every: int) -> np.ndarray:
     return out
 
 
-def other_speaker(speech_of: dict, seg: Any, cfg: CropConfig, rep: dict[str, Any]) -> tuple[str, str] | None:
-    """Two faces in a shot and one voice: the one whose mouth follows it more is the speaker."""
+def other_speaker(facts: dict, seg: Any, cfg: CropConfig, rep: dict[str, Any]) -> tuple[str, str] | None:
+    """Two faces in a shot and one voice: the one whose mouth follows it more is the speaker.
+    ``facts``: every track's :class:`~prep.video.tracks.TrackFacts`, by ``(shot, track)``."""
     if cfg.speech != "require" or rep.get("sync") is None:
         return None
-    for (shot, tno), ts in speech_of.items():
-        if shot != seg.shot or tno == seg.track or isinstance(ts, dict):
+    for (shot, tno), f in facts.items():
+        ts = f.speech
+        if shot != seg.shot or tno == seg.track or ts is None or isinstance(ts, dict):
             continue
         if ts.t0 * cfg.fps >= seg.end or (ts.t0 + ts.n / speaking.sp.RATE) * cfg.fps <= seg.start:
             continue

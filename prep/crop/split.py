@@ -21,7 +21,7 @@ from ..layouts import video_layout
 from ..probe import VideoInfo, probe_video
 from ..video import review, speaking
 from ..video.segments import pose_summary, pose_track, segment_geometry, split_track, track_span
-from ..video.tracks import face_tracks
+from ..video.tracks import TrackFacts, face_tracks
 from ..fsutil import write_json
 from ..heap import trim
 from .analysis import analyse, max_gap, min_len, track_speech
@@ -39,50 +39,25 @@ def split_source(src: str, out_root: str | Path, cfg: CropConfig, item_id: str, 
         return {**prev, "status": "skipped", "note": "done in an earlier run"}
     t0 = time.perf_counter()
     info = probe_video(src)
+    tp = time.perf_counter()
     an = analyse(info, cfg, show_progress=show_progress, thumbs=review.thumbs_dir(out_root, item_id))
     t1 = time.perf_counter()
-    ranges = an.shots.ranges
-    bcfg = BlurConfig.resolve()
-    W, H = info.display_width, info.display_height
-    candidates, per_track, blur_of = [], {}, {}
-    numbered: dict[int, int] = {}
-    speech_of: dict[tuple[int, int], Any] = {}
-    shortest = min_len(cfg)
-    judged = dataclasses.replace(cfg, size=max(cfg.tiers)) if cfg.tiers else cfg  # --tiers: every size holds the same segments
-    tracks = [(shot, tr, *track_span(tr, ranges[shot], cfg.detect_every)) for shot, tr in face_tracks(an.detections, ranges, max_gap(cfg))]
-    heard = [cfg.speech != "off" and end - start >= shortest for _, _, start, end in tracks]
-    # the speech model's face crops of every track: cut in the analysis pass, else from one decode per stretch of footage
-    embedded = iter(speaking.tracks_embedded(info, cfg, [(tr.frames, tr.faces, start, end) for (_, tr, start, end), h in zip(tracks, heard) if h], an.speech_crops))
-    for (shot, tr, start, end), h in zip(tracks, heard):
-        tno = numbered.get(shot, 0)
-        numbered[shot] = tno + 1
-        poses = pose_track(tr)
-        scores = track_blur(an, tr, cfg.detect_every)
-        per_track[(shot, tno)] = (tr, poses)
-        blur_of[(shot, tno)] = scores
-        turns = None
-        if h:
-            speech_of[(shot, tno)] = facts = track_speech(info, cfg, tr.frames, tr.faces, start, end, next(embedded))
-            if cfg.speech == "require" and not isinstance(facts, dict):
-                turns = speaking.marks(facts, cfg, start, end)
-        for seg in split_track(shot, tno, tr, ranges[shot], poses, blurred_frames(scores, cfg.fps, bcfg), cfg.fps, cfg.detect_every, cfg, turns):
-            if seg.status == "kept":
-                segment_geometry(seg, tr, an.detections, W, H, cfg.fps, judged)
-            candidates.append(seg)
+    facts = track_facts(info, an, cfg)
+    candidates = candidate_segments(an, cfg, facts, info.display_width, info.display_height)
     # identity decides only about kept segments: tracks without one are not embedded
     wanted = {(seg.shot, seg.track) for seg in candidates if seg.status == "kept"}
-    identities = identify(info, an, cfg, {k: v for k, v in per_track.items() if k in wanted}) if cfg.person is not None or cfg.group_by else {}
+    identities = identify(info, an, cfg, {k: f for k, f in facts.items() if k in wanted}) if cfg.person is not None or cfg.group_by else {}
     trim()  # what the analysis freed goes back before the encoders start
     layout = video_layout(cfg.layout)
     write_root = Path(out_root) / STAGING if cfg.group_by else Path(out_root)  # --group-by: clips wait until the run's persons are known
     seg_records = []
     for seg in candidates:
-        entry = judge_segment(seg, cfg, identities.get((seg.shot, seg.track)), speech_of)
+        entry = judge_segment(seg, cfg, identities.get((seg.shot, seg.track)), facts)
         if seg.status == "kept":
-            _, poses = per_track[(seg.shot, seg.track)]
+            f = facts[(seg.shot, seg.track)]
             advance = speaking.correction(entry["speech"], cfg) if "speech" in entry else 0.0
             targets = sizes(cfg, write_root)
-            recs = [write_segment(src, info, c, seg, blur_of[(seg.shot, seg.track)], poses, layout, root, item_id, key, show_progress, entry.get("person"), entry.get("speech"), advance) for c, root in targets]
+            recs = [write_segment(src, info, c, seg, f.blur, f.poses, layout, root, item_id, key, show_progress, entry.get("person"), entry.get("speech"), advance) for c, root in targets]
             entry.update(output=recs[0]["output"], report=recs[0]["report"])
             if cfg.tiers:
                 entry["tiers"] = [{"size": c.size, "output": r["output"], "report": r["report"]} for (c, _), r in zip(targets, recs)]
@@ -97,7 +72,7 @@ def split_source(src: str, out_root: str | Path, cfg: CropConfig, item_id: str, 
         "source_info": info.to_dict(),
         "detector": detector_report(an, cfg),
         **an.shots.to_dict(),
-        "tracks": sum(numbered.values()),
+        "tracks": len(facts),
         "segments": seg_records,
         **({"person": cfg.person.to_dict()} if cfg.person is not None else {}),
         **({"track_vectors": {f"s{k[0]:02d}_t{k[1]:02d}": [round(float(v), 5) for v in t.vector] for k, t in identities.items() if t.vector is not None}} if cfg.group_by else {}),
@@ -106,13 +81,48 @@ def split_source(src: str, out_root: str | Path, cfg: CropConfig, item_id: str, 
     }
     if not kept:
         record["reason"] = why_empty(an, seg_records)
-    record["review"] = review.collect(info, an, cfg, record, per_track, out_root, item_id, speech_of=speech_of)
-    record["timings"] = {"analyse": round(t1 - t0, 3), "total": round(time.perf_counter() - t0, 3)}
+    record["review"] = review.collect(info, an, cfg, record, facts, out_root, item_id)
+    record["timings"] = {"probe": round(tp - t0, 3), "analyse": round(t1 - tp, 3), "total": round(time.perf_counter() - t0, 3)}
     write_json(marker, record)  # last: marks the source as done
     return record
 
 
-def judge_segment(seg: Any, cfg: CropConfig, who: Any, speech_of: dict) -> dict[str, Any]:
+def track_facts(info: VideoInfo, an: Any, cfg: CropConfig) -> dict[tuple[int, int], TrackFacts]:
+    """The face tracks of every shot, numbered within their shot (``(shot, track)``), with their
+    pose, blur and (with the check on, for a track long enough to keep) speech facts."""
+    ranges = an.shots.ranges
+    shortest = min_len(cfg)
+    tracks = [(shot, tr, *track_span(tr, ranges[shot], cfg.detect_every)) for shot, tr in face_tracks(an.detections, ranges, max_gap(cfg))]
+    heard = [cfg.speech != "off" and end - start >= shortest for _, _, start, end in tracks]
+    # the speech model's face crops of every track: cut in the analysis pass, else from one decode per stretch of footage
+    embedded = iter(speaking.tracks_embedded(info, cfg, [(tr.frames, tr.faces, start, end) for (_, tr, start, end), h in zip(tracks, heard) if h], an.speech_crops))
+    facts: dict[tuple[int, int], TrackFacts] = {}
+    numbered: dict[int, int] = {}
+    for (shot, tr, start, end), h in zip(tracks, heard):
+        tno = numbered.get(shot, 0)
+        numbered[shot] = tno + 1
+        f = facts[(shot, tno)] = TrackFacts(tr, pose_track(tr), track_blur(an, tr, cfg.detect_every), start, end)
+        if h:
+            f.speech = track_speech(info, cfg, tr.frames, tr.faces, start, end, next(embedded))
+    return facts
+
+
+def candidate_segments(an: Any, cfg: CropConfig, facts: dict[tuple[int, int], TrackFacts], W: int, H: int) -> list[Any]:
+    """Every track's candidate segments (kept ones with their window geometry), in track order."""
+    bcfg = BlurConfig.resolve()
+    judged = dataclasses.replace(cfg, size=max(cfg.tiers)) if cfg.tiers else cfg  # --tiers: every size holds the same segments
+    candidates = []
+    for (shot, tno), f in facts.items():
+        heard = f.speech is not None and not isinstance(f.speech, dict)
+        turns = speaking.marks(f.speech, cfg, f.start, f.end) if cfg.speech == "require" and heard else None
+        for seg in split_track(shot, tno, f.track, an.shots.ranges[shot], f.poses, blurred_frames(f.blur, cfg.fps, bcfg), cfg.fps, cfg.detect_every, cfg, turns):
+            if seg.status == "kept":
+                segment_geometry(seg, f.track, an.detections, W, H, cfg.fps, judged)
+            candidates.append(seg)
+    return candidates
+
+
+def judge_segment(seg: Any, cfg: CropConfig, who: Any, facts: dict[tuple[int, int], TrackFacts]) -> dict[str, Any]:
     """A candidate segment's entry in the source's record, after the identity (--person) and
     speech verdicts, which may reject it."""
     entry = seg.to_dict(cfg.fps)
@@ -121,9 +131,10 @@ def judge_segment(seg: Any, cfg: CropConfig, who: Any, speech_of: dict) -> dict[
         if seg.status == "kept" and not who.match.matched:
             seg.reject(*not_the_person(who.match, cfg))
             entry = {**seg.to_dict(cfg.fps), "person": entry["person"]}
-    if (seg.shot, seg.track) in speech_of and seg.status == "kept":
-        rep = speech_report(speech_of[(seg.shot, seg.track)], cfg, seg.start, seg.end)
-        verdict = speaking.judge(rep, cfg) or other_speaker(speech_of, seg, cfg, rep)
+    speech = facts[(seg.shot, seg.track)].speech
+    if speech is not None and seg.status == "kept":
+        rep = speech_report(speech, cfg, seg.start, seg.end)
+        verdict = speaking.judge(rep, cfg) or other_speaker(facts, seg, cfg, rep)
         if verdict is not None:
             seg.reject(*verdict)
             entry = {**seg.to_dict(cfg.fps), **{k: entry[k] for k in ("person",) if k in entry}}
@@ -131,13 +142,13 @@ def judge_segment(seg: Any, cfg: CropConfig, who: Any, speech_of: dict) -> dict[
     return entry
 
 
-def identify(info: VideoInfo, an: Any, cfg: CropConfig, per_track: dict) -> dict:
+def identify(info: VideoInfo, an: Any, cfg: CropConfig, facts: dict[tuple[int, int], TrackFacts]) -> dict:
     """The identity of every face track ((shot, track) -> TrackIdentity), from the chips the
     analysis pass kept (a handful per track, embedded)."""
     from ..identity import track_identities
 
-    keys = list(per_track)
-    found = track_identities(info, cfg.fps, an.detections, [list(zip(per_track[k][0].frames, per_track[k][0].faces)) for k in keys], an.chips, cfg.person, per_track=8)
+    keys = list(facts)
+    found = track_identities(info, cfg.fps, an.detections, [list(zip(facts[k].track.frames, facts[k].track.faces)) for k in keys], an.chips, cfg.person, per_track=8)
     return dict(zip(keys, found))
 
 

@@ -103,11 +103,11 @@ def speech_series(ts: Any, points: int = SERIES_POINTS) -> dict[str, Any]:
     return {"start": start, "end": end, "series": rows, "note": ts.note}
 
 
-def collect(info: Any, an: Any, cfg: Any, record: dict[str, Any], per_track: dict, out_root: str | Path, item_id: str, speech_of: dict | None = None) -> dict[str, Any]:
+def collect(info: Any, an: Any, cfg: Any, record: dict[str, Any], facts: dict, out_root: str | Path, item_id: str) -> dict[str, Any]:
     """Write the source's thumbnails; return what the page shows (paths relative to OUT).
 
-    ``speech_of``: each track's speech facts, ``(shot, track) -> TrackSpeech`` or the ``dict``
-    report of why there are none (tracks without an entry have no speaking timeline)."""
+    ``facts``: every track's :class:`~prep.video.tracks.TrackFacts`, by ``(shot, track)``
+    (tracks that were not heard have no speaking timeline)."""
     import shutil
 
     root = Path(out_root)
@@ -142,7 +142,7 @@ def collect(info: Any, an: Any, cfg: Any, record: dict[str, Any], per_track: dic
             img = nearest_thumb(pictures, mid, cfg.fps, a, b) if b - a > 1 else None
             img = img if img is not None else nearest_thumb(pictures, mid, cfg.fps)
             if img is not None:
-                tr, _ = per_track[(e["shot"], e["track"])]
+                tr = facts[(e["shot"], e["track"])].track
                 near = min(tr.frames, key=lambda i: abs(i - mid))
                 img = _box(img, tr.faces[tr.frames.index(near)], img.shape[1] / info.display_width, (40, 40, 220))
                 p = d / f"{e['segment']}_rejected.jpg"
@@ -155,11 +155,11 @@ def collect(info: Any, an: Any, cfg: Any, record: dict[str, Any], per_track: dic
     step = max(1, -(-len(blur) // SERIES_POINTS))
     blur_series = [[round(i / cfg.fps, 2), None if not np.isfinite(v) else round(float(v), 3)] for i, v in list(enumerate(blur))[::step]]
     pose_series = {}
-    for (shot, tno), (tr, poses) in per_track.items():
-        pts = [[round(i / cfg.fps, 2), round(p[0], 1), round(p[1], 1)] for i, p in sorted(poses.items()) if p is not None]
+    for (shot, tno), f in facts.items():
+        pts = [[round(i / cfg.fps, 2), round(p[0], 1), round(p[1], 1)] for i, p in sorted(f.poses.items()) if p is not None]
         if pts:
             pose_series[f"s{shot:02d}_t{tno:02d}"] = pts[:: max(1, -(-len(pts) // SERIES_POINTS))]
-    speech = {f"s{shot:02d}_t{tno:02d}": speech_series(ts) for (shot, tno), ts in sorted((speech_of or {}).items())}
+    speech = {f"s{shot:02d}_t{tno:02d}": speech_series(f.speech) for (shot, tno), f in sorted(facts.items()) if f.speech is not None}
     return {"duration": round(an.n_frames / cfg.fps, 3), "shots": shots, "segments": segs, "blur": blur_series, "pose": pose_series, "speech": speech, "limits": {"yaw": cfg.max_yaw, "pitch": cfg.max_pitch}}
 
 

@@ -8,6 +8,7 @@ Tracks never cross a shot boundary: each shot is linked on its own.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -39,6 +40,21 @@ class Track:
 
     def face_at(self) -> dict[int, Face]:
         return dict(zip(self.frames, self.faces))
+
+
+@dataclass
+class TrackFacts:
+    """Everything the analysis found about one face track of a shot, as planning and the review
+    page read it: the track, its head pose per analysed frame, its face's blur per output
+    frame, its span ``[start, end)`` in output frames and, when it was heard, its speech facts
+    (a :class:`prep.speech.track.TrackSpeech`, or the ``dict`` report of why there are none)."""
+
+    track: Track
+    poses: dict[int, Any]
+    blur: np.ndarray
+    start: int
+    end: int
+    speech: Any = None
 
 
 class Linker:
