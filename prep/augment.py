@@ -189,3 +189,29 @@ def plan(src: str | Path, cfg: AugmentConfig) -> list[tuple[str, str | None, str
     rels = ["" if root.is_file() else str(f.parent.relative_to(root)) for f in files]
     taken = Counter((rel, f.stem) for rel, f in zip(rels, files))
     return [(str(f), None, rel, f"{f.stem}__{f.suffix.lstrip('.').lower()}" if taken[(rel, f.stem)] > 1 else None) for f, rel in zip(files, rels)]
+
+
+def carry_basicsr_options(src: str | Path, out: str | Path) -> Path | None:
+    """An augmented pairs set of a ``--layout basicsr`` set gets its own ``basicsr_options.yml``:
+    the source's, with the training folders pointing at the augmented pairs and validation left
+    on the source's own (unaugmented) val pairs. ``None`` when the source has no options file."""
+    import yaml
+
+    from .fsutil import atomic_path
+
+    given = Path(src) / "basicsr_options.yml"
+    if not given.is_file():
+        return None
+    try:
+        doc = yaml.safe_load(given.read_text())
+        train = doc["datasets"]["train"]
+    except (yaml.YAMLError, TypeError, KeyError) as exc:
+        raise PrepError(given, f"cannot read the BasicSR options ({type(exc).__name__}: {exc})") from None
+    layout = PAIR_LAYOUTS["gpen"]
+    root = Path(out).resolve()
+    train["dataroot_gt"], train["dataroot_lq"] = str(root / layout.train_hq), str(root / str(layout.train_lq))
+    dest = root / "basicsr_options.yml"
+    with atomic_path(dest) as tmp:
+        tmp.write_text(f"# Written by prep augment from {given.resolve()}: training on the augmented pairs, validation on the source's val pairs.\n" + yaml.safe_dump(doc, sort_keys=False))
+    return dest
+

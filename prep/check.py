@@ -26,6 +26,11 @@ VIDEO_RULES: dict[str, dict[str, Any]] = {
     "hallo": {"size": 512, "fps": 25, "face": (0.5, 0.7), "min_s": 0, "single_face": True, "audio": True},
 }
 SAMPLED_FRAMES = 8
+# Pair layouts whose trainer reads every file of its folders, images or not
+READS_EVERY_FILE = {
+    "basicsr": "BasicSR's PairedImageDataset lists every file that does not start with a dot and looks for its partner",
+    "gpen-native": "GPEN's train_simple.py reads every *.* file of its folders",
+}
 
 
 @dataclass
@@ -67,7 +72,7 @@ def guess_layout(root: Path) -> str:
         return "hallo"
     if (root / "train" / "sharp").is_dir():
         return "basicsr" if (root / "basicsr_options.yml").is_file() else "gpen"
-    if (root / "val" / "hq").is_dir():
+    if (root / "val" / "hq").is_dir() or ((root / "train").is_dir() and any(p.suffix.lower() in IMAGE_EXTENSIONS for p in (root / "train").iterdir())):
         return "gpen-native"
     raise PrepError(root, "cannot tell the layout (no data/raw/videos, videos, train/sharp, val/hq or workspace/data_src); give --layout")
 
@@ -103,7 +108,11 @@ def check_videos(folder: Path, rules: dict[str, Any], rep: CheckReport, detector
     from .decode import iter_frames
     from .probe import VIDEO_EXTENSIONS, probe_video
 
-    vids = sorted(p for p in folder.glob("*") if p.suffix.lower() in VIDEO_EXTENSIONS) if folder.is_dir() else []
+    found = sorted(p for p in folder.glob("*") if p.suffix.lower() in VIDEO_EXTENSIONS) if folder.is_dir() else []
+    vids = [p for p in found if p.suffix == ".mp4"]
+    for p in found:
+        if p.suffix != ".mp4":  # Hallo keeps suffix == ".mp4"; GeneFace++ opens <id>.mp4
+            rep.add("error", p, f"{rep.layout} reads only .mp4 files: this one would be skipped without a word", f"prep crop {p.name} --preset {rep.layout} (writes .mp4)")
     rep.facts["videos"] = len(vids)
     if not vids:
         rep.add("error", folder, "no videos", f"put the clips in {folder} (prep crop --preset {rep.layout} does)")
@@ -234,16 +243,31 @@ def _digest(img: np.ndarray) -> str:
 
 def check_pairs(root: Path, layout_name: str, rep: CheckReport) -> None:
     layout = PAIR_LAYOUTS[layout_name]
-    scale = _scale_of(root)
+    scale = _scale_of(root, rep)
+    if scale is None:
+        return
     digests: dict[str, dict[str, str]] = {}
+    roots = _basicsr_roots(root) if layout_name == "basicsr" else {}
     for split in ("train", "val"):
         hq_dir = root / (layout.train_hq if split == "train" else layout.val_hq)
         lq_rel = layout.train_lq if split == "train" else layout.val_lq
         lq_dir = root / lq_rel if lq_rel else None
+        if split in roots:  # the folders BasicSR's options name (an augmented set validates on its source's val pairs)
+            hq_dir, lq_dir = roots[split]
+            lq_rel = str(lq_dir)
         hq_files = sorted(p for p in hq_dir.glob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS) if hq_dir.is_dir() else []
         rep.facts[f"{split}_pairs" if lq_dir else f"{split}_images"] = len(hq_files)
+        if layout_name in READS_EVERY_FILE:  # a stray file is counted as an image, and its pair is looked for
+            for d in (hq_dir, lq_dir):
+                for p in sorted(d.glob("*")) if d is not None and d.is_dir() else []:
+                    if p.is_file() and not p.name.startswith(".") and p.suffix.lower() not in IMAGE_EXTENSIONS:
+                        rep.add("error", p, f"not an image: {READS_EVERY_FILE[layout_name]}", "move it out of the folder")
         if not hq_files:
-            rep.add("error" if split == "train" else "warning", hq_dir, f"no {split} images", "run prep pairs" if split == "train" else "keep a validation set (--val-fraction)")
+            # GPEN's own trainer validates from its first step and divides by the number of val
+            # images; BasicSR's options name the val folders, and a missing one stops it
+            fatal = split == "train" or layout_name in READS_EVERY_FILE
+            rep.add("error" if fatal else "warning", hq_dir, f"no {split} images" + (f": {layout_name} fails without them" if fatal and split == "val" else ""),
+                    "run prep pairs" if split == "train" else "keep a validation set (a larger --val-fraction, or more photos)")
             continue
         seen: dict[str, str] = {}
         for hq in hq_files:
@@ -273,25 +297,52 @@ def check_pairs(root: Path, layout_name: str, rep: CheckReport) -> None:
             rep.add("error", path, f"the same image is in train ({Path(digests['train'][d]).name})", "remove it from one side: validation must not see training images")
 
 
-def _scale_of(root: Path) -> int:
+def _basicsr_roots(root: Path) -> dict[str, tuple[Path, Path]]:
+    """``split -> (gt folder, lq folder)`` as ``basicsr_options.yml`` names them (relative paths
+    from the set's folder), for the splits it names."""
+    import yaml
+
+    try:
+        sets = yaml.safe_load((root / "basicsr_options.yml").read_text())["datasets"]
+        return {k: (root / sets[k]["dataroot_gt"], root / sets[k]["dataroot_lq"]) for k in ("train", "val") if k in sets}
+    except (OSError, yaml.YAMLError, TypeError, KeyError):  # damaged options are reported by _scale_of
+        return {}
+
+
+def _scale_of(root: Path, rep: CheckReport) -> int | None:
+    """The pairs' scale, from BasicSR's options, prep's degradation records or the first pair;
+    ``None`` (and an error in ``rep``) when the file that states it is damaged."""
     opts = root / "basicsr_options.yml"
     if opts.is_file():
         import yaml
 
         try:
-            return int(yaml.safe_load(opts.read_text()).get("scale", 1))
-        except (ValueError, AttributeError, yaml.YAMLError):
-            return 1
+            doc = yaml.safe_load(opts.read_text())
+            return _valid_scale(doc.get("scale", 1) if isinstance(doc, dict) else 1, opts, rep)
+        except yaml.YAMLError as exc:
+            rep.add("error", opts, f"not valid YAML ({str(exc).splitlines()[0]})", "write it again (prep pairs --layout basicsr does)")
+            return None
     deg = root / "degradations.jsonl"
     if deg.is_file():
         import json
 
         with deg.open() as f:  # the first record that says (gpen-native's train records have no LQ image, no scale)
-            for line in f:
-                rec = json.loads(line) if line.strip() else {}
-                if "scale" in rec:
-                    return int(rec["scale"])
+            for n, line in enumerate(f, 1):
+                try:
+                    rec = json.loads(line) if line.strip() else {}
+                except json.JSONDecodeError as exc:
+                    rep.add("error", deg, f"line {n} is not JSON ({exc.msg})", "write it again (prep pairs does)")
+                    return None
+                if isinstance(rec, dict) and "scale" in rec:
+                    return _valid_scale(rec["scale"], deg, rep)
     return _infer_scale(root)
+
+
+def _valid_scale(value: Any, where: Path, rep: CheckReport) -> int | None:
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
+        return value
+    rep.add("error", where, f"scale {value!r} is not a whole number of at least 1", "write it again (prep pairs does)")
+    return None
 
 
 def _infer_scale(root: Path) -> int:

@@ -614,6 +614,8 @@ def _pairs_run(inputs: Any, total: int | None, out_dir: str, cfg: Any, run: Any,
         summary = finish(out_dir, cfg, log.stream(records))
     n = summary["pairs"]
     done_before, empty = log.counts.get("skipped", 0), log.counts.get("empty", 0)
+    if n["train"] and not n["val"] and cfg.layout in ("basicsr", "gpen-native"):
+        click.echo(f"prep: warning: no val pairs, and {cfg.layout}'s trainer needs some: raise --val-fraction (now {cfg.val_fraction:g}) or add photos", err=True)
     click.echo(f"{out_dir}: {n['train']} train and {n['val']} val pairs ({cfg.degrade}, scale {cfg.scale}, layout {cfg.layout})"
                + (f"; {done_before} photos done before" if done_before else "") + (f"; {summary['faces_skipped']} faces too small" if summary["faces_skipped"] else "") + (f"; {summary['other_people']} faces of other people left out" if summary["other_people"] else "") + (f"; {empty} photos gave no pair" if empty else "")
                + (f"; {summary['errors']} photos failed" if summary["errors"] else "") + (f"; {len(persons)} persons, parameters in each {Path(out_dir) / 'person_NN' / 'degradations.jsonl'}" if persons is not None else f"; parameters in {Path(out_dir) / 'degradations.jsonl'}"))
@@ -651,7 +653,7 @@ def augment(source: str | None, out_dir: str, preset: str, copies: int, seed: in
     """
     from itertools import chain
 
-    from .augment import AugmentConfig, augment_item, done, plan
+    from .augment import AugmentConfig, augment_item, carry_basicsr_options, done, plan
     from .fsutil import check_writable_dir
     from .runlog import RunLog
     from .runner import run_items
@@ -678,7 +680,8 @@ def augment(source: str | None, out_dir: str, preset: str, copies: int, seed: in
         n_out += len(rec.get("outputs", []))
         if rec["status"] == "error":
             click.echo(f"prep: {rec['message']}", err=True)
-    click.echo(f"{out_dir}: {n_out} augmented {'pairs' if cfg.mode == 'pairs' else 'images'} from {log.n} sources (preset {cfg.preset}, seed {seed})")
+    options = carry_basicsr_options(source, out_dir) if cfg.mode == "pairs" else None
+    click.echo(f"{out_dir}: {n_out} augmented {'pairs' if cfg.mode == 'pairs' else 'images'} from {log.n} sources (preset {cfg.preset}, seed {seed})" + (f"; BasicSR options {options}" if options else ""))
     log.finish({})
     _finish(log, quiet=True)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from pathlib import Path
 
 import cv2
@@ -73,6 +75,26 @@ def test_pairs_stay_aligned(faces_dir, tmp_path, scale):
         (dx, dy), _ = cv2.phaseCorrelate(a, b)
         assert np.hypot(dx, dy) < 0.5, (n, dx, dy)
         assert np.abs(a - b)[4:-4, 4:-4].mean() < 6  # same geometry and the same colour change
+
+
+def test_an_augmented_basicsr_set_trains_on_the_augmented_pairs_and_validates_on_the_source(faces_dir, tmp_path):
+    """The README's BasicSR recipe (pairs --layout basicsr, then augment --preset pairs) ends
+    with options BasicSR can load: train on the augmented pairs, val on the source's own."""
+    import yaml
+
+    src = tmp_path / "sr"
+    assert run("pairs", faces_dir, "-o", src, "--size", "64", "--scale", "2", "--layout", "basicsr", "--val-fraction", "0.5").exit_code == 0
+    out = tmp_path / "sr_aug"
+    res = run("augment", src, "-o", out, "--preset", "pairs")
+    assert res.exit_code == 0 and "BasicSR options" in res.output, res.output
+    doc = yaml.safe_load((out / "basicsr_options.yml").read_text())
+    given = yaml.safe_load((src / "basicsr_options.yml").read_text())
+    train, val = doc["datasets"]["train"], doc["datasets"]["val"]
+    assert (train["dataroot_gt"], train["dataroot_lq"]) == (str((out / "train/sharp").resolve()), str((out / "train/blurry").resolve()))
+    assert val == given["datasets"]["val"] and Path(val["dataroot_gt"]).is_dir()
+    assert doc["scale"] == 2 and train["gt_size"] == given["datasets"]["train"]["gt_size"]
+    res = run("check", out, "--json")  # checked where the options point: train here, val in the source
+    assert res.exit_code == 0 and json.loads(res.stdout)["facts"]["val_pairs"] == len(list((src / "val/sharp").glob("*.png"))) > 0, res.stdout
 
 
 def test_presets_are_validated(tmp_path):

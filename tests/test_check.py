@@ -12,6 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from prep.cli import main
+from prep.layouts import PAIR_LAYOUTS
 
 from conftest import WEIGHTS, ffmpeg
 
@@ -164,6 +165,38 @@ def test_table_output_and_guess(pair_set):
     assert res.exit_code == 0 and "layout gpen" in res.output and res.output.strip().endswith("0 errors, 0 warnings")
 
 
+@pytest.mark.parametrize("layout", ["basicsr", "gpen-native"])
+def test_what_breaks_the_trainers_own_readers_is_an_error(faces_dir, tmp_path, layout):
+    """BasicSR and GPEN's own trainer read every file of their folders and need a val set:
+    a stray Thumbs.db (counted as an image) or an empty val set (GPEN divides by its size from
+    the first step; BasicSR's options name its folders) fails the check, not only warns."""
+    out = tmp_path / layout
+    res = run("pairs", faces_dir, "-o", out, "--size", "64", "--layout", layout, "--val-fraction", "0")
+    assert res.exit_code == 0 and "warning: no val pairs" in res.stderr
+    code, probs = problems(out)
+    assert code == 1 and any(p["level"] == "error" and "no val images" in p["problem"] for p in probs), probs
+    train = out / PAIR_LAYOUTS[layout].train_hq
+    (train / "Thumbs.db").write_bytes(b"\x00" * 64)
+    code, probs = problems(out)
+    assert any(p["level"] == "error" and "not an image" in p["problem"] and p["file"] == str(train / "Thumbs.db") for p in probs), probs
+
+
+@pytest.mark.parametrize("damage, expect", [
+    ("degradations.jsonl", "line 1 is not JSON"),
+    ("scale: [4]", "scale [4] is not a whole number"),
+    ("scale: 0", "scale 0 is not a whole number"),
+])
+def test_a_damaged_scale_record_is_one_error(pair_set, tmp_path, damage, expect):
+    s = tmp_path / "set"
+    shutil.copytree(pair_set, s)
+    if damage == "degradations.jsonl":
+        (s / damage).write_text("{not json\n")
+    else:
+        (s / "basicsr_options.yml").write_text(damage + "\n")
+    code, probs = problems(s)
+    assert code == 1 and any(p["level"] == "error" and expect in p["problem"] for p in probs), probs
+
+
 # ---- video sets ----------------------------------------------------------------------------
 
 needs_yunet = pytest.mark.skipif(not WEIGHTS.is_dir(), reason="YuNet model not found in shared/data/weights")
@@ -213,6 +246,13 @@ def test_prep_video_set_passes_and_planted_defects_are_caught(hallo_set, tmp_pat
         code, probs = problems(s.parent, "--layout", "hallo")
         assert code == 1, (name, probs)
         assert any(expect in p["problem"] and p["level"] == "error" for p in probs), (name, probs)
+    s = tmp_path / "set_suffix" / "videos"  # Hallo keeps only suffix == ".mp4": the others would be skipped silently
+    s.mkdir(parents=True)
+    for name in ("good.mp4", "upper.MP4", "other.mov"):
+        shutil.copy(good, s / name)
+    code, probs = problems(s.parent, "--layout", "hallo")
+    wrong = {Path(p["file"]).name for p in probs if p["level"] == "error" and "reads only .mp4" in p["problem"]}
+    assert code == 1 and wrong == {"upper.MP4", "other.mov"}, probs
 
 
 @needs_yunet
