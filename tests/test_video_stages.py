@@ -193,3 +193,34 @@ def test_review_page_pictures_of_a_source_named_with_a_hash():
     assert _url("report_files/take#1/shot00.jpg") == "report_files/take%231/shot00.jpg"
     assert _url("report_files/a b?&'/s.jpg") == "report_files/a%20b%3F%26%27/s.jpg"
     assert _url("report_files/clip_01/shot00.jpg") == "report_files/clip_01/shot00.jpg"
+
+
+def test_in_a_dialogue_each_face_keeps_its_own_turns():
+    """Two faces in a shot, one voice: a face is "not the speaker" only where the other face
+    speaks in that same stretch. Face A talks 0-10 s, B answers 10-20 s; B's whole-track sync
+    is higher, but A's turn is A's (it was rejected: the whole tracks' sync alone was compared)."""
+    import dataclasses
+
+    from prep.config import CropConfig
+    from prep.crop.plan import other_speaker, speech_report
+    from prep.speech.track import TrackSpeech
+    from prep.video.segments import Segment
+    from prep.video.tracks import Track, TrackFacts
+
+    cfg = dataclasses.replace(CropConfig(), speech="require", fps=25.0)
+    n = 500
+    idx = np.arange(n)
+
+    def heard(speaks: np.ndarray, sync: float) -> TrackSpeech:
+        ts = TrackSpeech(t0=0.0, n=n, has_audio=True, voiced=np.ones(n, bool), scores=np.where(speaks, 3.0, -3.0).astype(np.float32), visual=np.zeros((n, 128), np.float32))
+        ts.whole = {"measured": True, "sync": sync, "offset_frames": 0, "offset_exact": 0.0, "confidence": 1.0}
+        return ts
+
+    facts = {(0, 0): TrackFacts(Track(), {}, np.zeros(n), 0, n, heard(idx < 250, 2.5)),
+             (0, 1): TrackFacts(Track(), {}, np.zeros(n), 0, n, heard(idx >= 250, 2.8))}
+    turn_a, turn_b = Segment(0, 0, 0, 250, part=0), Segment(0, 1, 250, 500, part=0)
+    assert other_speaker(facts, turn_a, cfg, speech_report(facts[(0, 0)].speech, cfg, 0, 250)) is None
+    assert other_speaker(facts, turn_b, cfg, speech_report(facts[(0, 1)].speech, cfg, 250, 500)) is None
+    listener = Segment(0, 0, 250, 500, part=1)  # A on screen while B speaks, and B's mouth follows the voice more
+    why = other_speaker(facts, listener, cfg, speech_report(facts[(0, 0)].speech, cfg, 250, 500))
+    assert why is not None and why[0] == "not_speaking" and "another face" in why[1]

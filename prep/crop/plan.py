@@ -119,7 +119,8 @@ def track_blur(an: Analysis, tr: Any, every: int) -> np.ndarray:
 
 
 def other_speaker(facts: dict, seg: Any, cfg: CropConfig, rep: dict[str, Any]) -> tuple[str, str] | None:
-    """Two faces in a shot and one voice: the one whose mouth follows it more is the speaker.
+    """Two faces in a shot and one voice: the one whose mouth follows it more is the speaker,
+    where it speaks in this segment's stretch (in a dialogue, each face keeps its own turns).
     ``facts``: every track's :class:`~prep.video.tracks.TrackFacts`, by ``(shot, track)``."""
     if cfg.speech != "require" or rep.get("sync") is None:
         return None
@@ -130,7 +131,8 @@ def other_speaker(facts: dict, seg: Any, cfg: CropConfig, rep: dict[str, Any]) -
         if ts.t0 * cfg.fps >= seg.end or (ts.t0 + ts.n / speaking.sp.RATE) * cfg.fps <= seg.start:
             continue
         other = speaking.stretch(ts, cfg, seg.start, seg.end)
-        if other.get("sync") is not None and other["sync"] >= cfg.speech_min_sync and other["sync"] > rep["sync"]:
+        speaks_here = (other.get("speaking") or 0.0) >= cfg.speech_min_speaking
+        if speaks_here and other.get("sync") is not None and other["sync"] >= cfg.speech_min_sync and other["sync"] > rep["sync"]:
             return speaking.sp.NOT_SPEAKING, f"another face in the shot is the one speaking (its sync {other['sync']:.1f} against this face's {rep['sync']:.1f})"
     return None
 
