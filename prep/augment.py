@@ -8,6 +8,7 @@ workers. In ``pairs`` mode the sharp and the degraded image go through one call,
 
 from __future__ import annotations
 
+import random
 import warnings
 from collections import Counter
 from dataclasses import dataclass
@@ -138,7 +139,10 @@ def augment_item(src: str, out: str, cfg: AugmentConfig, lq_src: str | None = No
         compose = build(cfg)
         written = []
         for c, hq_dest, lq_dest in outs:
-            compose.set_random_seed(stable_int("augment", cfg.seed, rel, stem, c) % (2**32))
+            draw = stable_int("augment", cfg.seed, rel, stem, c)  # 64 bits: no two outputs share a draw by chance
+            # one stream shared by the transforms, drawn in order (set_random_seed gives each
+            # transform its own generator with the same seed: their p checks all came out alike)
+            compose.set_random_state(np.random.default_rng(draw), random.Random(draw))
             if lq is None:
                 write_png(hq_dest, compose(image=img)["image"])
             else:

@@ -97,6 +97,31 @@ def test_an_augmented_basicsr_set_trains_on_the_augmented_pairs_and_validates_on
     assert res.exit_code == 0 and json.loads(res.stdout)["facts"]["val_pairs"] == len(list((src / "val/sharp").glob("*.png"))) > 0, res.stdout
 
 
+def test_each_transform_draws_on_its_own(monkeypatch):
+    """Whether each transform applies is its own draw: all 16 combinations of the pairs preset's
+    four transforms occur (seeding each transform alike gave 3: a flip never came without the
+    affine, a colour change never without both)."""
+    import collections
+
+    from prep.augment import augment_item
+
+    cfg = AugmentConfig.resolve("pairs", 1, 0)
+    compose = build(cfg)
+    fired: list[int] = []
+    for t in compose.transforms:
+        monkeypatch.setattr(t, "should_apply", (lambda orig: lambda force_apply=False: fired.append(int(orig(force_apply=force_apply))) or bool(fired[-1]))(t.should_apply))
+    written = []
+    monkeypatch.setattr("prep.augment.write_png", lambda dest, img: written.append(dest))
+    monkeypatch.setattr("prep.augment.read_image", lambda path: np.full((32, 32, 3), 128, np.uint8))
+    combos = collections.Counter()
+    for i in range(400):  # the rarest combination, (0, 0, 1, 1), has a chance of 0.5 * 0.5 * 0.3 * 0.3
+        fired.clear()
+        rec = augment_item(f"/in/x{i}.png", "/nowhere", cfg, lq_src=f"/in/lq{i}.png", rel="train")
+        assert rec["status"] == "ok", rec
+        combos[tuple(fired)] += 1
+    assert len(combos) == 16, combos
+
+
 def test_presets_are_validated(tmp_path):
     for name in ("dfl", "pairs"):
         build(AugmentConfig.resolve(name))

@@ -181,10 +181,9 @@ def _mixed_kernel(rng: np.random.Generator, p: dict, sigma_key: str, sinc_key: s
     else:
         sy, theta = _u(rng, s_lo, s_hi), _u(rng, -math.pi, math.pi)
     beta = 1.0
-    if kind.startswith("generalized"):
-        beta = _u(rng, *p["betag_range"])
-    elif kind.startswith("plateau"):
-        beta = _u(rng, *p["betap_range"])
+    if kind.startswith(("generalized", "plateau")):  # as BasicSR draws it: below or above 1, half the time each
+        b_lo, b_hi = p["betag_range" if kind.startswith("generalized") else "betap_range"]
+        beta = _u(rng, b_lo, 1.0) if rng.random() < 0.5 else _u(rng, 1.0, b_hi)
     k = F.gaussian_kernel(size, F.covariance(sx * sx, sy * sy, theta), beta=beta, plateau=kind.startswith("plateau"))
     steps.append({"op": "blur", "kernel": kind, "size": size, "sigma_x": sx, "sigma_y": sy, "theta": theta, "beta": beta})
     return np.pad(k, (hi - size) // 2)
@@ -216,8 +215,8 @@ def realesrgan(hq: np.ndarray, rng: np.random.Generator, sf: int, p: dict) -> tu
     if p["sharpen_target"]:
         target = F.usm_sharpen(hq)
         steps.append({"op": "sharpen_target", "weight": 0.5, "radius": 50, "threshold": 10})
-    # stage 1 (from the unsharpened image, as BasicSR does)
-    img = F.convolve(hq, _mixed_kernel(rng, p, "blur_sigma", "sinc_prob", steps))
+    # stage 1, from the target (Real-ESRGAN degrades the sharpened ground truth it trains towards)
+    img = F.convolve(target, _mixed_kernel(rng, p, "blur_sigma", "sinc_prob", steps))
     img = _esr_resize(img, rng, p["resize_prob"], p["resize_range"], (img.shape[1], img.shape[0]), steps)
     img = _esr_noise(img, rng, p, "", steps)
     q = _ri(rng, *p["jpeg_range"])
@@ -259,6 +258,9 @@ def realesrgan(hq: np.ndarray, rng: np.random.Generator, sf: int, p: dict) -> tu
 def gfpgan(hq: np.ndarray, rng: np.random.Generator, sf: int, p: dict) -> tuple[np.ndarray, np.ndarray, Steps]:
     steps: Steps = []
     h, w = hq.shape[:2]
+    if rng.random() < p["gray_prob"]:  # first, as GPEN's degrade_process does: the grey face is then degraded in colour
+        hq = _gray3(hq)
+        steps.append({"op": "gray", "both": True})
     size = p["kernel_size"]
     s_lo, s_hi = p["blur_sigma"]
     if rng.random() < p["aniso_prob"]:
@@ -278,10 +280,6 @@ def gfpgan(hq: np.ndarray, rng: np.random.Generator, sf: int, p: dict) -> tuple[
     q = _ri(rng, *p["jpeg_range"])
     img = F.jpeg(img, q)
     steps.append({"op": "jpeg", "quality": q})
-    if rng.random() < p["gray_prob"]:
-        img = _gray3(img)
-        hq = _gray3(hq)
-        steps.append({"op": "gray", "both": True})
     img = F.resize(img, w // sf, h // sf, 1)
     steps.append({"op": "resize_to_target", "method": "linear"})
     return hq, img, steps
