@@ -131,7 +131,11 @@ def fixed_output(info: VideoInfo, v: Any, audio: Any, window: tuple[int, int, in
     pl, pt = x0 - x, y0 - y
     pr, pb = side - (x1 - x), side - (y1 - y)
     if pl or pt or pr or pb:
-        v = v.filter("pad", side, side, pl, pt, color="black")
+        # padded in 4:4:4: in 4:2:0 an odd width or offset rounds to the chroma grid, and the
+        # picture's last column came out black (then smeared across an edge or mirror border)
+        # (an explicit scale node converts, after the crop: left to the graph, the conversion
+        # lands wherever format negotiation puts it, which differs once the decode is shared)
+        v = v.filter("scale", flags="bicubic").filter("format", "yuv444p").filter("pad", side, side, pl, pt, color="black")
         if pad_mode in FILL_MODES:
             v = v.filter("fillborders", left=pl, right=pr, top=pt, bottom=pb, mode=FILL_MODES[pad_mode])
     v = v.filter("scale", cfg.size, cfg.size, flags="lanczos").filter("setsar", 1)

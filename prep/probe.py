@@ -18,7 +18,7 @@ from typing import Any
 
 from .errors import PrepError
 
-VIDEO_EXTENSIONS = {".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v", ".mpg", ".mpeg", ".flv", ".wmv", ".3gp", ".ts", ".mts"}
+VIDEO_EXTENSIONS = {".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v", ".mpg", ".mpeg", ".flv", ".wmv", ".3gp", ".ts", ".mts", ".m2ts", ".vob"}
 
 
 @dataclass(frozen=True)
@@ -114,17 +114,25 @@ def _probe_open(path: Path, container: Any) -> VideoInfo:
     tb = vs.time_base
 
     # Demux every video packet (no decoding): timestamps give true frame timing and count.
+    # Only the frames a decoder outputs count: not the packets an edit list marks as discarded
+    # (a stream copy cut between key frames keeps the GOP's start for decoding and hides it),
+    # nor those before the first frame that decodes (an MPEG-TS recording cut mid-GOP).
+    rotation, first_shown = _first_frame(path, vs)
     timing = _FrameTiming()
     streams = [vs] + ([audio] if audio is not None else [])
     audio_end = None
     audio_first = None
+    stored = 0  # video packets in the file, shown or not: what its header counts
     try:
         for packet in container.demux(streams):
             if packet.pts is None:
                 continue
             if packet.stream.type == "video":
+                stored += 1
+                if packet.is_discard or packet.pts < first_shown:
+                    continue
                 timing.add(float(packet.pts * tb), float((packet.duration or 0) * tb))
-            else:
+            elif not packet.is_discard:
                 t = float(packet.pts * packet.time_base)
                 audio_first = t if audio_first is None else min(audio_first, t)
                 end = t + float((packet.duration or 0) * packet.time_base)
@@ -135,10 +143,9 @@ def _probe_open(path: Path, container: Any) -> VideoInfo:
     if timing.count == 0:
         raise PrepError(path, "video stream has no frames")
     declared = int(vs.frames or 0)
-    if declared and timing.count < 0.95 * declared:
-        raise PrepError(path, f"video is truncated: {timing.count} of {declared} frames present")
+    if declared and stored < 0.95 * declared:
+        raise PrepError(path, f"video is truncated: {stored} of {declared} frames present")
 
-    rotation = _first_frame_rotation(path, vs)
     nominal = float(vs.base_rate or vs.average_rate or vs.guessed_rate or 0) or timing.mean_fps()
     fps = timing.mean_fps() or nominal
     dw, dh = display_size(width, height, sar, rotation)
@@ -179,12 +186,14 @@ def frame_times(info: VideoInfo) -> Any:
 
     with av.open(str(info.path)) as container:
         vs = container.streams.video[0]
-        pts = np.sort(np.array([p.pts for p in container.demux(vs) if p.pts is not None], np.float64))
+        first = round((info.container_start + info.start_time) / float(vs.time_base)) - 1  # the probe's first shown frame, less a tick of rounding
+        pts = np.sort(np.array([p.pts for p in container.demux(vs) if p.pts is not None and not p.is_discard and p.pts >= first], np.float64))
         return pts * float(vs.time_base) - info.container_start - info.start_time
 
 
-def _first_frame_rotation(path: Path, vs: Any) -> int:
-    """Decode the first frame (proves the stream decodes) and read its display rotation."""
+def _first_frame(path: Path, vs: Any) -> tuple[int, int]:
+    """Decode the first frame (proves the stream decodes): its display rotation and its pts
+    (in the stream's time base), where the frames a decoder shows begin."""
     import av
 
     try:
@@ -194,7 +203,8 @@ def _first_frame_rotation(path: Path, vs: Any) -> int:
                 rot = getattr(frame, "rotation", None)
                 if rot is None:  # old PyAV: the legacy 'rotate' tag
                     rot = -int(float(vs.metadata.get("rotate", 0)))
-                return int(round(float(rot))) % 360
+                shown = frame.pts if frame.pts is not None else -(1 << 62)
+                return int(round(float(rot))) % 360, shown
     except av.error.FFmpegError as exc:
         raise PrepError(path, f"video cannot be decoded ({_av_reason(exc)})") from None
     raise PrepError(path, "no video frame could be decoded")

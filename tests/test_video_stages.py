@@ -175,6 +175,40 @@ def test_a_transport_stream_is_read_on_ffmpegs_clock(clips, tmp_path):
     _stretches_are_the_whole_decodes_frames(b)
 
 
+def test_clips_cut_between_key_frames_start_at_their_first_shown_frame(tmp_path):
+    """Two common cuts hold frames before the first one a player shows: an MP4 stream-copied
+    from between key frames (``ffmpeg -ss 2.25 -c copy``: the GOP's start stays in the file
+    for decoding, hidden by its edit list) and an MPEG-TS recording cut mid-GOP (frames before
+    its first key frame do not decode). The probe counts only the frames shown, from the
+    first, so the audio read on the output timeline is where it was (the tone half a second
+    into every second of the source: 0.25 s into the MP4 cut; they came 2.25 s late) and the
+    frame count is what the decoder gives."""
+    import av
+
+    from checks import onsets
+    from conftest import ffmpeg
+    from prep.decode import iter_frames
+    from prep.probe import frame_times, probe_video
+    from prep.speech.audio import read_pcm
+
+    src = tmp_path / "src.mp4"
+    tone = "sine=frequency=1000:sample_rate=44100,volume=enable='gte(mod(t+0.5\\,1)\\,0.1)':volume=0"  # on over [k + 0.5, k + 0.6)
+    ffmpeg("-f", "lavfi", "-i", "testsrc2=size=160x96:rate=25", "-f", "lavfi", "-i", tone, "-t", "6", "-c:v", "libx264", "-preset", "ultrafast", "-g", "50", "-c:a", "aac", "-b:a", "96k", str(src))
+    cut, ts, ts_cut = tmp_path / "cut.mp4", tmp_path / "src.ts", tmp_path / "cut.ts"
+    ffmpeg("-ss", "2.25", "-i", str(src), "-t", "3", "-c", "copy", str(cut))
+    ffmpeg("-i", str(src), "-c", "copy", str(ts))
+    data = ts.read_bytes()
+    ts_cut.write_bytes(data[(len(data) // 188 // 3) * 188 :])  # a recording that begins a third of the way in: mid-GOP
+    for path, first_tone in ((cut, 0.25), (ts_cut, 0.5)):
+        info = probe_video(path)
+        with av.open(str(path)) as c:
+            shown = sum(1 for _ in c.decode(video=0))
+        assert info.frame_count == shown == len(frame_times(info)) == sum(1 for _ in iter_frames(info, None, 96)), path.name
+        assert abs(info.start_time) < 0.05 or path.suffix == ".ts", info.start_time
+        heard = onsets(read_pcm(info, 25.0, 0, 50), 16000)
+        assert heard and heard[0] == pytest.approx(first_tone, abs=0.03), (path.name, heard)
+
+
 def test_a_head_moving_over_a_still_background_is_no_transition(clips):
     """The sample clip pans and zooms a face over a still background (vertical frame): no cut,
     no dissolve, so a fixed-window preset does not refuse it."""
@@ -224,3 +258,44 @@ def test_in_a_dialogue_each_face_keeps_its_own_turns():
     listener = Segment(0, 0, 250, 500, part=1)  # A on screen while B speaks, and B's mouth follows the voice more
     why = other_speaker(facts, listener, cfg, speech_report(facts[(0, 0)].speech, cfg, 250, 500))
     assert why is not None and why[0] == "not_speaking" and "another face" in why[1]
+
+
+@pytest.mark.parametrize("pad", ["edge", "mirror", "black"])
+def test_a_fixed_window_past_an_odd_width_frame_keeps_the_last_column(tmp_path, pad):
+    """A PAL DV frame (720x576, pixels 12:11) is 785 square pixels wide: cropped and padded in
+    4:2:0, the picture's last column turned black (the chroma grid rounds an odd width down) and
+    an edge border smeared that black across the padding. A flat grey picture stays grey up to
+    the border, and an edge or mirror border is grey too."""
+    import av
+
+    from conftest import ffmpeg
+    from prep.config import CropConfig
+    from prep.encode import encode_fixed
+    from prep.probe import probe_video
+
+    src, out = tmp_path / "pal.mp4", tmp_path / "out.mp4"
+    ffmpeg("-f", "lavfi", "-i", "color=c=0xc8c8c8:size=720x576:rate=25", "-t", "0.2", "-vf", "setsar=12/11", "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", str(src))
+    info = probe_video(src)
+    assert info.display_width == 785
+    encode_fixed(info, (586, 200, 300), pad, CropConfig(size=300, fps=25.0, mode="fixed", pad=pad, x264_preset="ultrafast", crf=10), 3, out)
+    with av.open(str(out)) as c:
+        row = next(c.decode(video=0)).to_ndarray(format="gray")[150].astype(int)
+    inside = 785 - 586  # picture columns in the window
+    assert np.abs(row[: inside - 2] - row[0]).max() <= 3 and abs(row[inside - 1] - row[0]) <= 6, row[inside - 6 : inside + 4]
+    if pad != "black":
+        assert np.abs(row[inside + 2 :] - row[0]).max() <= 6, row[inside - 4 : inside + 8]
+
+
+def test_the_reported_window_in_stored_pixels_of_an_upside_down_frame():
+    """A source stored upside down (rotation 180) with non-square pixels: the window in stored
+    pixels is counted from the stored frame's own corner (it was given as if upright)."""
+    from fractions import Fraction
+    from types import SimpleNamespace
+
+    from prep.crop.write import window_report
+
+    upright = SimpleNamespace(sar=Fraction(4, 3), rotation=0, display_width=960, display_height=540)
+    flipped = SimpleNamespace(sar=Fraction(4, 3), rotation=180, display_width=960, display_height=540)
+    win = np.array([[100.0, 40.0, 300.0]])
+    assert window_report(upright, win, "fixed")["stored_px"] == {"x": 75.0, "y": 40.0, "w": 225.0, "h": 300.0}
+    assert window_report(flipped, win, "fixed")["stored_px"] == {"x": (960 - 100 - 300) * 0.75, "y": 540 - 40 - 300, "w": 225.0, "h": 300.0}

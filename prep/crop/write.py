@@ -234,7 +234,10 @@ def window_report(info: VideoInfo, windows: np.ndarray, mode: str) -> dict[str, 
         "side": round(float(first[2]), 2),
     }
     if sar != 1.0 and info.rotation % 180 == 0:
-        rep["stored_px"] = {"x": round(float(first[0]) / sar, 2), "y": round(float(first[1]), 2), "w": round(float(first[2]) / sar, 2), "h": round(float(first[2]), 2)}
+        x, y, side = (float(v) for v in first)
+        if info.rotation == 180:  # the stored frame is upside down: the window from its other corner
+            x, y = info.display_width - x - side, info.display_height - y - side
+        rep["stored_px"] = {"x": round(x / sar, 2), "y": round(y, 2), "w": round(side / sar, 2), "h": round(side, 2)}
     if mode == "track":
         rep["per_frame"] = np.round(windows, 1).tolist()
         rep["jitter"] = round(jitter(windows), 6)
