@@ -8,6 +8,7 @@ whatever the number of workers.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
@@ -87,3 +88,26 @@ def summarize(records: list[dict[str, Any]]) -> dict[str, int]:
     for r in records:
         counts[r["status"]] = counts.get(r["status"], 0) + 1
     return counts
+
+
+def taken_by(record_path: str | Path, src: str) -> str | None:
+    """The other input an earlier record at ``record_path`` was made from, when two inputs were
+    given the same id (a manifest listing ``a/face.png`` and ``b/face.png``, both named
+    ``face``) and that other file still exists; else None. A source that moved (its old path
+    gone) or the same file under another path is not another input."""
+    try:
+        old = json.loads(Path(record_path).read_text()).get("source")
+    except (OSError, ValueError, AttributeError):
+        return None
+    if not old or old == src:
+        return None
+    try:
+        return None if not Path(old).is_file() or Path(old).samefile(src) else str(old)
+    except OSError:
+        return str(old)  # this item's own source is missing: it fails on its own, not as a clash
+
+
+def clash(item_id: str, other: str) -> str:
+    """The one line for an input whose id already names another input's outputs."""
+    return f"its id {item_id!r} already names the outputs of {other}: give each input its own id (a manifest's 'id' column)"
+

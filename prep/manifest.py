@@ -43,10 +43,23 @@ def read_manifest(path: str | Path) -> Iterator[Entry]:
     base = path.resolve().parent
     kind = manifest_kind(path)
     rows = _txt_rows(path) if kind == "txt" else _csv_rows(path) if kind == "csv" else _parquet_rows(path)
-    for p, item_id in rows:
+    for n, (p, item_id) in enumerate(rows, 1):
         q = Path(p)
         full = str(q if q.is_absolute() else base / q)
+        if item_id is not None and (why := id_problem(item_id)) is not None:
+            raise PrepError(path, f"entry {n} ({p}): {why}")
         yield full, item_id or q.stem
+
+
+def id_problem(item_id: str) -> str | None:
+    """Why ``item_id`` (a manifest's own) cannot name an item's outputs, else None: it must be a
+    plain file name, or the outputs would land outside the output folder, in folders the
+    trainers do not read, or hidden (``../x``, ``spk1/x``, ``.x``)."""
+    if not item_id or item_id in (".", "..") or any(c in item_id for c in "/\\\0") or item_id.startswith("."):
+        return f"id {item_id!r} is not a plain file name (no '/', no '\\', no leading '.')"
+    if len(item_id.encode()) > 200:
+        return f"id {item_id[:40]!r}... is longer than 200 bytes"
+    return None
 
 
 def count_manifest(path: str | Path) -> int | None:

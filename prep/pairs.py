@@ -181,8 +181,14 @@ def _identify(img: np.ndarray, face: Any, cfg: PairsConfig, facts: dict[str, Any
 def done(src: str, item_id: str, out: str, cfg: PairsConfig) -> dict[str, Any] | None:
     """The resume check (same arguments as :func:`make_pairs`, cheap enough for the driver):
     the photo's skipped record when its marker holds the same settings, else None."""
+    from .batch import clash, taken_by
+
+    marker = marker_path(out, item_id)
+    other = taken_by(marker, src)
+    if other is not None:  # another photo given the same id: reported, neither skipped nor overwritten
+        return {"source": src, "status": "error", "error": clash(item_id, other), "message": f"{src}: {clash(item_id, other)}"}
     try:
-        old = json.loads(marker_path(out, item_id).read_text())
+        old = json.loads(marker.read_text())
     except (OSError, ValueError):
         return None
     return {**old, "status": "skipped"} if old.get("config_key") == cfg.key() else None
@@ -194,7 +200,7 @@ def make_pairs(src: str, item_id: str, out: str, cfg: PairsConfig) -> dict[str, 
 
     try:
         marker = marker_path(out, item_id)
-        old = done(src, item_id, out, cfg)
+        old = done(src, item_id, out, cfg)  # (another photo's marker under this id: its error record)
         if old is not None:
             return old
         _remove_earlier_outputs(marker, out)

@@ -111,6 +111,37 @@ def test_manifest_text_csv_parquet(tmp_path):
     assert str(bad) in str(e.value)
     with pytest.raises(PrepError, match="manifest not found"):
         list(read_manifest(tmp_path / "none.txt"))
+    for bad_id in ("../../escape", "spk1/x", ".hidden", "a\\b"):  # outputs outside OUT, in folders trainers skip, or hidden
+        escape = tmp_path / "escape.csv"
+        escape.write_text(f"path,id\n/d/one.png,fine\n/d/two.png,{bad_id}\n")
+        with pytest.raises(PrepError, match=r"entry 2 \(/d/two.png\): id .* is not a plain file name"):
+            list(read_manifest(escape))
+
+
+def test_two_inputs_with_one_id_are_reported_not_overwritten(faces_dir, tmp_path):
+    """A manifest listing a/face.png and b/face.png names both 'face': the first is made, the
+    second is an error naming the first (it was skipped as "done before", its photo lost, and the
+    summary counted a pair it never wrote); a rerun says the same. A source that moved is not
+    another input: its outputs are made again under the same id."""
+    import shutil
+
+    photo = sorted(faces_dir.glob("*.png"))[0]
+    for d in ("a", "b"):
+        (tmp_path / d).mkdir()
+        shutil.copy(photo, tmp_path / d / "face.png")
+    lst = tmp_path / "list.txt"
+    lst.write_text("a/face.png\nb/face.png\n")
+    out = tmp_path / "out"
+    for _ in range(2):
+        res = run("pairs", "--from-list", lst, "-o", out, "--size", "64", "--val-fraction", "0")
+        assert res.exit_code == 1 and f"already names the outputs of {tmp_path / 'a' / 'face.png'}" in res.stderr, res.stderr
+        assert "1 train and 0 val pairs" in res.stdout and "1 photos failed" in res.stdout, res.stdout
+    marker = json.loads(next((out / ".prep" / "pairs").glob("*.json")).read_text())
+    assert marker["source"] == str(tmp_path / "a" / "face.png")
+    shutil.move(tmp_path / "a", tmp_path / "moved")  # a moved source: its id is free again
+    lst.write_text("b/face.png\n")
+    res = run("pairs", "--from-list", lst, "-o", out, "--size", "64", "--val-fraction", "0")
+    assert res.exit_code == 0, res.stderr
 
 
 def test_from_list_on_the_command_line(faces_dir, tmp_path):
@@ -514,3 +545,26 @@ def test_frames_takes_several_videos(clips, tmp_path):
     assert one.exit_code == 0 and (tmp_path / "one" / "frames.json").is_file() and (tmp_path / "one" / "00001.png").read_bytes() == (out / "a" / "00001.png").read_bytes()
     dfl = run("frames", folder, "-o", tmp_path / "dfl", "--layout", "dfl")
     assert dfl.exit_code == 1 and dfl.stderr == "prep: --layout dfl takes one video (a DeepFaceLab workspace holds one data_src or data_dst)\n"
+
+
+def test_a_crop_whose_id_names_another_sources_clip_is_an_error(tmp_path):
+    """crop's resume check and its unit of work see a report (or --split record) left under the
+    same id by another source that still exists: an error naming it, not a skip or an overwrite."""
+    import dataclasses
+
+    from prep.config import CropConfig
+    from prep.crop import crop_video, done, output_paths, split_marker
+
+    a, b = tmp_path / "a" / "clip.mp4", tmp_path / "b" / "clip.mp4"
+    for p in (a, b):
+        p.parent.mkdir()
+        p.write_bytes(b"not decoded: the clash is found first")
+    out = tmp_path / "out"
+    cfg = CropConfig.resolve("hallo")
+    for c, report in ((cfg, output_paths(str(a), out, cfg, "clip")[1]), (dataclasses.replace(cfg, split=True), split_marker(out, "clip"))):
+        report.parent.mkdir(parents=True, exist_ok=True)
+        report.write_text(json.dumps({"source": str(a), "status": "ok", "config_key": "x"}))
+        for rec in (done(str(b), out, c, "clip"), crop_video(str(b), out, c, "clip")):
+            assert rec["status"] == "error" and f"already names the outputs of {a}" in rec["message"], rec
+        assert done(str(a), out, c, "clip") is None  # its own source: not a clash (a different key: to be made again)
+        report.unlink()

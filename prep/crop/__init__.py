@@ -24,11 +24,11 @@ from pathlib import Path
 from typing import Any
 
 from ..config import CropConfig
-from ..errors import error_record
+from ..errors import PrepError, error_record
 from .analysis import Analysis, analyse, max_gap
 from .clip import crop_clip
 from .group import group_segments
-from .outputs import config_key, done, output_paths, split_marker
+from .outputs import config_key, done, output_paths, split_marker, taken
 from .split import split_source
 
 __all__ = ["Analysis", "analyse", "config_key", "crop_video", "done", "error_record", "group_segments", "max_gap", "output_paths", "split_marker"]
@@ -40,6 +40,11 @@ def crop_video(src: str | Path, out_root: str | Path, cfg: CropConfig, item_id: 
     ``empty`` (--split: no segment kept) or ``error``."""
     src = str(src)
     try:
+        other = taken(src, out_root, cfg, item_id)
+        if other is not None:  # two inputs with one id: neither overwritten
+            from ..batch import clash
+
+            raise PrepError(src, clash(item_id or Path(src).stem, other))
         if cfg.split:
             return split_source(src, out_root, cfg, item_id or Path(src).stem, show_progress)
         return crop_clip(src, out_root, cfg, item_id, show_progress)

@@ -85,10 +85,27 @@ def combine(records: list[dict[str, Any]]) -> dict[str, Any]:
     return first
 
 
+def taken(src: str, out_root: str | Path, cfg: CropConfig, item_id: str | None) -> str | None:
+    """The other source whose outputs this source's id already names (two inputs with one id),
+    from the record an earlier source left (--split: its split record; else its first size's report)."""
+    from ..batch import taken_by
+
+    if cfg.split:
+        return taken_by(split_marker(out_root, item_id or Path(src).stem), src)
+    c, root = sizes(cfg, out_root)[0]
+    return taken_by(output_paths(src, root, c, item_id)[1], src)
+
+
 def done(src: str | Path, out_root: str | Path, cfg: CropConfig, item_id: str | None = None, show_progress: bool | None = None) -> dict[str, Any] | None:
     """The driver's resume check (same arguments as :func:`prep.crop.crop_video`): the clip's
     skipped record when every size asked for has its report and video from the same settings
     (with --split: the source's split record and all its clips), else None."""
+    other = taken(str(src), out_root, cfg, item_id)
+    if other is not None:  # another source given the same id: reported, neither skipped nor overwritten
+        from ..batch import clash
+
+        why = clash(item_id or Path(src).stem, other)
+        return {"source": str(src), "status": "error", "error": why, "message": f"{src}: {why}"}
     if cfg.split:
         prev = previous_split(split_marker(out_root, item_id or Path(src).stem), config_key(cfg))
         return None if prev is None else {**prev, "status": "skipped", "note": "done in an earlier run"}
