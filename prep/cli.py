@@ -482,6 +482,9 @@ def frames(sources: tuple[str, ...], out_dir: str, fps: float | None, reject_blu
     if layout == "dfl":
         if not single:
             raise PrepError(None, "--layout dfl takes one video (a DeepFaceLab workspace holds one data_src or data_dst)")
+        dropping = [opt for opt, on in (("--fps", fps is not None), ("--reject-blur", reject_blur), ("--person", bool(person)), ("--group-by", bool(group_by)), ("--tiers", bool(tiers))) if on]
+        if dst and dropping:  # DeepFaceLab merges data_dst frame by frame back into data_dst.mp4, at its rate, with its sound
+            raise PrepError(None, f"--dst keeps every frame of the video DeepFaceLab merges back into data_dst.mp4: {', '.join(dropping)} would drop or resample frames and put its sound out of sync")
         from .layouts import dfl_workspace
 
         video_copy, frames_dir = dfl_workspace(out_dir, sources[0], "data_dst" if dst else "data_src")

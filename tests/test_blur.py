@@ -353,6 +353,8 @@ def test_frames_dfl_workspace(small_clip_with_blur, tmp_path):
     (ws / "data_src.mp4").unlink()  # as if the run had stopped after its frames, before the copy
     again = run("frames", clip_with_blur, "-o", tmp_path, "--layout", "dfl", "--reject-blur")
     assert "skip" in again.output and (ws / "data_src.mp4").read_bytes() == clip_with_blur.read_bytes()
+    refused = run("frames", clip_with_blur, "-o", tmp_path, "--layout", "dfl", "--dst", "--reject-blur", "--fps", "5")
+    assert refused.exit_code == 1 and "--fps, --reject-blur would drop or resample frames" in refused.stderr  # DFL merges every dst frame back
     assert run("frames", clip_with_blur, "-o", tmp_path, "--layout", "dfl", "--dst").exit_code == 0
     assert (ws / "data_dst.mp4").is_file() and (ws / "data_dst" / "00090.png").is_file()
     check = run("check", tmp_path)

@@ -112,6 +112,8 @@ def test_cuts_and_dissolve_give_one_clean_segment_per_shot(edits, cuts_run):
         for k in ("source", "source_start", "source_end", "shot", "track", "window", "face_scale", "padding", "blur", "pose"):
             assert k in report
         assert report["pose"]["measured"] and abs(report["pose"]["median"]["yaw"]) < 30
+        # the blur the report lists is the planner's verdict on the whole track, which cut blurred frames out
+        assert report["blur"]["blurred_frames"] == [] and len(report["blur"]["scores"]) == round((e["source_end"] - e["source_start"]) * 25)
         check_clip(e["output"], 256, e["source_end"] - e["source_start"])
         # audio in sync: the edit's tones sit at the same instants in the clip
         want = [t - e["source_start"] for t in source_tones if e["source_start"] + 0.02 <= t < e["source_end"] - 0.1]

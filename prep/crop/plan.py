@@ -108,13 +108,16 @@ def speech_report(facts: Any, cfg: CropConfig, start: int, end: int) -> dict[str
     return dict(facts) if isinstance(facts, dict) else speaking.stretch(facts, cfg, start, end)
 
 
-def track_blur(an: Analysis, tr: Any, every: int) -> np.ndarray:
-    """The clip's per-frame blur scores where this track's face was the one scored (the
-    frame's main face), NaN elsewhere: the blur rule then judges the track against itself."""
-    out = np.full(an.n_frames, np.nan)
+def track_blur(an: Analysis, tr: Any, every: int, start: int, end: int) -> np.ndarray:
+    """Per output frame of the track's span ``[start, end)``: the clip's blur score where this
+    track's face was the one scored (the frame's main face), NaN elsewhere, so the blur rule
+    judges the track against itself. Only the span is kept: memory grows with the tracks'
+    length, not with their number times the video's."""
+    out = np.full(end - start, np.nan)
     for i, f in zip(tr.frames, tr.faces):
-        if main_face(an.detections[i]) is f:
-            out[i : i + every] = an.blur[i : i + every]
+        if start <= i < end and main_face(an.detections[i]) is f:
+            b = min(end, i + every)
+            out[i - start : b - start] = an.blur[i:b]
     return out
 
 

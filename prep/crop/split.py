@@ -57,7 +57,7 @@ def split_source(src: str, out_root: str | Path, cfg: CropConfig, item_id: str, 
             f = facts[(seg.shot, seg.track)]
             advance = speaking.correction(entry["speech"], cfg) if "speech" in entry else 0.0
             targets = sizes(cfg, write_root)
-            recs = [write_segment(src, info, c, seg, f.blur, f.poses, layout, root, item_id, key, show_progress, entry.get("person"), entry.get("speech"), advance) for c, root in targets]
+            recs = [write_segment(src, info, c, seg, f, layout, root, item_id, key, show_progress, entry.get("person"), entry.get("speech"), advance) for c, root in targets]
             entry.update(output=recs[0]["output"], report=recs[0]["report"])
             if cfg.tiers:
                 entry["tiers"] = [{"size": c.size, "output": r["output"], "report": r["report"]} for (c, _), r in zip(targets, recs)]
@@ -92,6 +92,7 @@ def track_facts(info: VideoInfo, an: Any, cfg: CropConfig) -> dict[tuple[int, in
     pose, blur and (with the check on, for a track long enough to keep) speech facts."""
     ranges = an.shots.ranges
     shortest = min_len(cfg)
+    bcfg = BlurConfig.resolve()
     tracks = [(shot, tr, *track_span(tr, ranges[shot], cfg.detect_every)) for shot, tr in face_tracks(an.detections, ranges, max_gap(cfg))]
     heard = [cfg.speech != "off" and end - start >= shortest for _, _, start, end in tracks]
     # the speech model's face crops of every track: cut in the analysis pass, else from one decode per stretch of footage
@@ -101,7 +102,8 @@ def track_facts(info: VideoInfo, an: Any, cfg: CropConfig) -> dict[tuple[int, in
     for (shot, tr, start, end), h in zip(tracks, heard):
         tno = numbered.get(shot, 0)
         numbered[shot] = tno + 1
-        f = facts[(shot, tno)] = TrackFacts(tr, pose_track(tr), track_blur(an, tr, cfg.detect_every), start, end)
+        blur = track_blur(an, tr, cfg.detect_every, start, end)
+        f = facts[(shot, tno)] = TrackFacts(tr, pose_track(tr), blur, blurred_frames(blur, cfg.fps, bcfg), start, end)
         if h:
             f.speech = track_speech(info, cfg, tr.frames, tr.faces, start, end, next(embedded))
     return facts
@@ -109,13 +111,12 @@ def track_facts(info: VideoInfo, an: Any, cfg: CropConfig) -> dict[tuple[int, in
 
 def candidate_segments(an: Any, cfg: CropConfig, facts: dict[tuple[int, int], TrackFacts], W: int, H: int) -> list[Any]:
     """Every track's candidate segments (kept ones with their window geometry), in track order."""
-    bcfg = BlurConfig.resolve()
     judged = dataclasses.replace(cfg, size=max(cfg.tiers)) if cfg.tiers else cfg  # --tiers: every size holds the same segments
     candidates = []
     for (shot, tno), f in facts.items():
         heard = f.speech is not None and not isinstance(f.speech, dict)
         turns = speaking.marks(f.speech, cfg, f.start, f.end) if cfg.speech == "require" and heard else None
-        for seg in split_track(shot, tno, f.track, an.shots.ranges[shot], f.poses, blurred_frames(f.blur, cfg.fps, bcfg), cfg.fps, cfg.detect_every, cfg, turns):
+        for seg in split_track(shot, tno, f.track, an.shots.ranges[shot], f.poses, f.blurred, cfg.fps, cfg.detect_every, cfg, turns):
             if seg.status == "kept":
                 segment_geometry(seg, f.track, an.detections, W, H, cfg.fps, judged)
             candidates.append(seg)
@@ -152,8 +153,9 @@ def identify(info: VideoInfo, an: Any, cfg: CropConfig, facts: dict[tuple[int, i
     return dict(zip(keys, found))
 
 
-def write_segment(src: str, info: VideoInfo, cfg: CropConfig, seg: Any, scores: Any, poses: dict, layout: Any, out_root: str | Path, item_id: str, key: str, show_progress: bool | None, person: dict | None = None, speech: dict | None = None, advance: float = 0.0) -> dict[str, Any]:
-    """A kept segment's clip and report at one size (an earlier run's record when it is done)."""
+def write_segment(src: str, info: VideoInfo, cfg: CropConfig, seg: Any, facts: TrackFacts, layout: Any, out_root: str | Path, item_id: str, key: str, show_progress: bool | None, person: dict | None = None, speech: dict | None = None, advance: float = 0.0) -> dict[str, Any]:
+    """A kept segment's clip and report at one size (an earlier run's record when it is done);
+    its blur is the track's, as the planner judged it, over the segment's frames."""
     seg_id = f"{item_id}__{seg.name()}"
     video_path, report_path = layout.video_path(out_root, seg_id), layout.report_path(out_root, seg_id)
     done = previous(report_path, video_path, key)
@@ -161,4 +163,5 @@ def write_segment(src: str, info: VideoInfo, cfg: CropConfig, seg: Any, scores: 
         return done
     t0 = time.perf_counter()
     encode(info, cfg, seg.geometry, seg.frames, video_path, start=seg.start, advance=advance, show_progress=show_progress)
-    return segment_report(src, info, cfg, seg, scores[seg.start : seg.end], pose_summary(poses, seg.start, seg.end, cfg.fps), video_path, report_path, key, time.perf_counter() - t0, person, speech)
+    a, b = seg.start - facts.start, seg.end - facts.start
+    return segment_report(src, info, cfg, seg, facts.blur[a:b], facts.blurred[a:b], pose_summary(facts.poses, seg.start, seg.end, cfg.fps), video_path, report_path, key, time.perf_counter() - t0, person, speech)

@@ -150,7 +150,7 @@ def clip_report(src: str, info: VideoInfo, an: Analysis, cfg: CropConfig, geo: d
     return record
 
 
-def segment_report(src: str, info: VideoInfo, cfg: CropConfig, seg: Any, blur: np.ndarray, pose: dict[str, Any], video_path: Path, report_path: Path, key: str, seconds: float, person: dict | None = None, speech: dict | None = None) -> dict[str, Any]:
+def segment_report(src: str, info: VideoInfo, cfg: CropConfig, seg: Any, blur: np.ndarray, blurred: np.ndarray, pose: dict[str, Any], video_path: Path, report_path: Path, key: str, seconds: float, person: dict | None = None, speech: dict | None = None) -> dict[str, Any]:
     """A --split segment's record, written as its report (last: it marks the segment as done)."""
     geo, n = seg.geometry, seg.frames
     windows, pads = geo["windows"], geo["pads"]
@@ -173,7 +173,7 @@ def segment_report(src: str, info: VideoInfo, cfg: CropConfig, seg: Any, blur: n
         "upscale": round(cfg.size / float(np.asarray(windows)[:, 2].min()), 3),  # this size's (with --tiers, judged at the largest)
         "face_presence": geo["presence"],
         "padding": {"frames_padded": sum(p.any for p in pads) * (n if cfg.mode == "fixed" else 1), "max_area_fraction": round(max(p.area_fraction for p in pads), 4), "mode": cfg.pad},
-        "blur": blur_report(blur, cfg),
+        "blur": blur_report(blur, cfg, blurred),
         "pose": pose,
         **({"person": person} if person else {}),
         **({"speech": speech} if speech is not None else {}),
@@ -207,12 +207,13 @@ def detector_report(an: Analysis, cfg: CropConfig) -> dict[str, Any]:
     return {"name": an.detector, "note": an.detector_note, "analysed_frames": len(an.sampled), "every": cfg.detect_every}
 
 
-def blur_report(scores: np.ndarray, cfg: CropConfig) -> dict[str, Any]:
-    """Per-frame blur scores and the frames judged blurred against the clip itself."""
+def blur_report(scores: np.ndarray, cfg: CropConfig, flags: np.ndarray | None = None) -> dict[str, Any]:
+    """Per-frame blur scores and the frames judged blurred against the clip itself (``flags``:
+    the verdicts already made over a longer stretch, such as a --split segment's whole track)."""
     from ..blurdecide import BlurConfig, blurred_frames, segments
 
     bcfg = BlurConfig.resolve()
-    flags = blurred_frames(scores, cfg.fps, bcfg)
+    flags = blurred_frames(scores, cfg.fps, bcfg) if flags is None else flags
     finite = scores[np.isfinite(scores)]
     return {
         "rule": bcfg.video_rule(),

@@ -116,10 +116,12 @@ def collect(info: Any, an: Any, cfg: Any, record: dict[str, Any], facts: dict, o
     shots = []
     for k, (a, b) in enumerate(an.shots.ranges):
         img = nearest_thumb(pictures, (a + b) // 2, cfg.fps, a, b)
-        if img is not None:
+        shot: dict[str, Any] = {"shot": k, "start": round(a / cfg.fps, 2), "end": round(b / cfg.fps, 2), "image": None}
+        if img is not None:  # a shot shorter than the thumbnails' spacing has none: it is still a shot, and its cut is drawn
             p = d / f"shot{k:02d}.jpg"
             _save(img, p)
-            shots.append({"shot": k, "start": round(a / cfg.fps, 2), "end": round(b / cfg.fps, 2), "image": str(p.relative_to(root))})
+            shot["image"] = str(p.relative_to(root))
+        shots.append(shot)
     segs = []
     shown_rejected = 0
     for e in record["segments"]:
@@ -339,7 +341,8 @@ def page(records: list[dict[str, Any]], title: str = "prep crop --split") -> str
                    + (f"; <span class='why'>{html.escape(rec['reason'])}</span>" if rec.get("reason") else "") + "</p>")
         out.append("<h3>Shots</h3><div class='strip'>")
         for s in rv["shots"]:
-            out.append(f"<div class='card'><img src='{_url(s['image'])}' alt='shot {s['shot']}'><div class='meta'>shot {s['shot']}: {s['start']:.2f}-{s['end']:.2f} s</div></div>")
+            if s["image"] is not None:
+                out.append(f"<div class='card'><img src='{_url(s['image'])}' alt='shot {s['shot']}'><div class='meta'>shot {s['shot']}: {s['start']:.2f}-{s['end']:.2f} s</div></div>")
         out.append("</div><h3>Kept segments</h3><div class='strip'>")
         for e in rv["segments"]:
             if e["status"] == "kept":

@@ -73,7 +73,8 @@ POSE_WINDOW = 0.5  # s each side: a pose is judged on the median over this windo
 
 
 def frame_marks(track: Track, start: int, end: int, poses: dict[int, Any], blurred: np.ndarray, every: int, limits: tuple[float, float, float], fps: float) -> list[str]:
-    """Per frame of ``[start, end)``: ``""`` (usable), ``POSE`` or ``BLUR``. A pose holds for the
+    """Per frame of ``[start, end)``: ``""`` (usable), ``POSE`` or ``BLUR`` (``blurred``: the
+    verdicts of the same frames). A pose holds for the
     frames up to the next analysed one; it is judged on the median over a second around it:
     five landmarks give yaw and roll well, pitch with some frame-to-frame noise (the nose tip's
     height between eyes and mouth), and one bad landmark must not cut a segment."""
@@ -88,7 +89,7 @@ def frame_marks(track: Track, start: int, end: int, poses: dict[int, Any], blurr
             for f in range(i, min(end, i + every)):
                 marks[f - start] = POSE
     for f in range(start, end):
-        if not marks[f - start] and f < len(blurred) and blurred[f]:
+        if not marks[f - start] and f - start < len(blurred) and blurred[f - start]:
             marks[f - start] = BLUR
     return marks
 
@@ -118,8 +119,9 @@ SPEECH_REASONS = {
 
 def split_track(shot: int, track_no: int, track: Track, shot_range: tuple[int, int], poses: dict[int, Any], blurred: np.ndarray, fps: float, every: int, cfg: Any, speech: list[str] | None = None) -> list[Segment]:
     """Candidates from one track: usable pieces (kept for now) and rejected ones, with reasons.
-    ``speech``: per frame of the track's span, ``""`` or a speech reason (the speech check's
-    marks, see :func:`prep.video.speaking.marks`) that ends a speaker's turn."""
+    ``blurred``: per frame of the track's span (:func:`track_span`), the blur rule's verdict.
+    ``speech``: per frame of the span, ``""`` or a speech reason (the speech check's marks, see
+    :func:`prep.video.speaking.marks`) that ends a speaker's turn."""
     start, end = track_span(track, shot_range, every)
     marks = frame_marks(track, start, end, poses, blurred, every, (cfg.max_yaw, cfg.max_pitch, cfg.max_roll), fps)
     if speech is not None:

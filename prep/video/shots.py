@@ -26,6 +26,9 @@ Frames inside a transition belong to no shot. Shots are half-open frame ranges
 
 from __future__ import annotations
 
+import bisect
+import itertools
+
 from collections import deque
 from dataclasses import dataclass, field
 
@@ -155,6 +158,9 @@ class ShotDetector:
         self._adaptive = AdaptiveDetector(min_scene_len=max(1, int(round(min_shot_seconds * fps))), window_width=ADAPTIVE_WINDOW)
         self._dissolve = DissolveDetector(fps)
         self._last = -1
+        self._cut_key: tuple | None = None  # what _cut_trans was made from: called on every frame, it must not redo it
+        self._cut_trans: list[Transition] = []
+        self._cut_at: list[int] = []
 
     def _tc(self, index: int):
         from scenedetect.common import FrameTimecode
@@ -190,10 +196,24 @@ class ShotDetector:
         return self._shots(n)
 
     def _shots(self, n: int) -> Shots:
-        dissolves = [(a, min(b, n)) for a, b in self._dissolve.finish()]
-        # a content detector can fire inside a dissolve (its steepest step): the dissolve stands for it
-        cuts = [c for c in sorted(set(self._cuts)) if 0 < c < n and not any(a - 1 <= c <= b + 1 for a, b in dissolves)]
-        trans = [Transition(c, c, "cut") for c in cuts] + [Transition(a, b, "dissolve") for a, b in dissolves]
+        found = self._dissolve.finish()
+        dissolves = [(a, min(b, n)) for a, b in found]
+        key = (len(self._cuts), tuple(found))
+        if self._cut_key != key:  # the cuts outside dissolves, worked out again only when either changed
+            # a content detector can fire inside a dissolve (its steepest step): the dissolve stands
+            # for it (c < n, so a dissolve cut short at n covers c as the whole one does)
+            starts = [a for a, _ in found]  # in order; widened, neighbours may overlap: the furthest end so far counts
+            reach = list(itertools.accumulate((b for _, b in found), max))
+
+            def inside(c: int) -> bool:
+                k = bisect.bisect_right(starts, c + 1) - 1
+                return k >= 0 and c <= reach[k] + 1
+
+            kept = [c for c in sorted(set(self._cuts)) if c > 0 and not inside(c)]
+            self._cut_trans, self._cut_at = [Transition(c, c, "cut") for c in kept], kept
+            self._cut_key = key
+        cuts = self._cut_trans[: bisect.bisect_left(self._cut_at, n)]
+        trans = cuts + [Transition(a, b, "dissolve") for a, b in dissolves]
         return Shots(n, self.fps, sorted(trans, key=lambda t: t.start))
 
 

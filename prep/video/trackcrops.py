@@ -156,9 +156,11 @@ class SplitCrops:
         """Link the frames ``[settled, upto)``, whose shots are final, and crop what is ready."""
         if upto <= self.settled:
             return
-        starts = [(a, b) for a, b in shots.ranges]
+        ranges = shots.ranges
+        firsts = [a for a, _ in ranges]
         for s in range(self.settled, upto):
-            shot = next((a for a, b in starts if a <= s < b), None)
+            k = bisect_right(firsts, s) - 1  # the shots are in order and apart
+            shot = ranges[k][0] if k >= 0 and s < ranges[k][1] else None
             if shot != self.shot_start:
                 if self.shot_start is not None:
                     self._end_shot(s if shot is None else shot)

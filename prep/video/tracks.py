@@ -45,13 +45,15 @@ class Track:
 @dataclass
 class TrackFacts:
     """Everything the analysis found about one face track of a shot, as planning and the review
-    page read it: the track, its head pose per analysed frame, its face's blur per output
-    frame, its span ``[start, end)`` in output frames and, when it was heard, its speech facts
+    page read it: the track, its head pose per analysed frame, its span ``[start, end)`` in
+    output frames, its face's blur score and the blur rule's verdict per frame of that span
+    (``blur[k]``, ``blurred[k]``: frame ``start + k``) and, when it was heard, its speech facts
     (a :class:`prep.speech.track.TrackSpeech`, or the ``dict`` report of why there are none)."""
 
     track: Track
     poses: dict[int, Any]
     blur: np.ndarray
+    blurred: np.ndarray
     start: int
     end: int
     speech: Any = None
