@@ -84,7 +84,9 @@ def analyse(info: VideoInfo, cfg: CropConfig, detector: Detector | None = None, 
     back = info.display_width / w
     detections: dict[int, list[Face]] = {}
     # --split tracks every face that persists, so smaller faces are followed between full searches too
-    scanner = FrameAnalyzer(detector, cfg.detect_every, cfg.face_px, full_every=max(1, round(cfg.fps / cfg.detect_every)), min_relative=SPLIT_FOLLOW if cfg.split else None)
+    # --split also searches the whole frame on the first analysed frame after a cut, so a face
+    # of the new shot is tracked from the cut, not from the next periodic full search (up to 1 s later)
+    scanner = FrameAnalyzer(detector, cfg.detect_every, cfg.face_px, full_every=max(1, round(cfg.fps / cfg.detect_every)), min_relative=SPLIT_FOLLOW if cfg.split else None, search_new_shots=cfg.split)
     blur = np.full(n, np.nan)
     shots = ShotDetector(cfg.fps)
     chips = None
