@@ -48,11 +48,25 @@ class AugmentConfig:
         return cfg
 
 
+class _Table(tuple):
+    """A TOML table, frozen (hashable and picklable, as the config must be), told apart from a
+    list of pairs when it is thawed: albumentations 2 takes dicts too (``translate_percent =
+    {x = [-0.1, 0.1], y = [0, 0]}``)."""
+
+
 def _freeze(x: Any) -> Any:
     if isinstance(x, dict):
-        return tuple(sorted((k, _freeze(v)) for k, v in x.items()))
+        return _Table(sorted((k, _freeze(v)) for k, v in x.items()))
     if isinstance(x, list):
         return tuple(_freeze(v) for v in x)
+    return x
+
+
+def _thaw(x: Any) -> Any:
+    if isinstance(x, _Table):
+        return {k: _thaw(v) for k, v in x}
+    if isinstance(x, tuple):
+        return tuple(_thaw(v) for v in x)
     return x
 
 
@@ -70,7 +84,7 @@ def _transform(spec: tuple, where: str) -> Any:
         raise PrepError(None, f"{where}: unknown albumentations transform {name!r}")
     if "transforms" in d:
         d["transforms"] = [_transform(t, f"{where} > {name}") for t in d["transforms"]]
-    args = {k: (v if not isinstance(v, tuple) or k == "transforms" else tuple(v)) for k, v in d.items()}
+    args = {k: (v if k == "transforms" else _thaw(v)) for k, v in d.items()}
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # albumentations 2 only warns about arguments it ignores
         try:

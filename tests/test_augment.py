@@ -134,6 +134,15 @@ def test_presets_are_validated(tmp_path):
         AugmentConfig.resolve(str(bad))
     with pytest.raises(PrepError, match="not an augmentation preset"):
         AugmentConfig.resolve("bsrgan")
+    # albumentations 2's dict-valued arguments are tables in TOML: they reach it as dicts
+    good = tmp_path / "tables.toml"
+    good.write_text('kind = "augmentation"\n[[transform]]\nname = "Affine"\np = 1.0\ntranslate_percent = {x = [-0.2, 0.2], y = [0, 0]}\nscale = {x = [0.9, 1.1], y = [1.0, 1.0]}\n')
+    cfg = AugmentConfig.resolve(str(good))
+    affine = build(cfg).transforms[0]
+    assert affine.translate_percent == {"x": (-0.2, 0.2), "y": (0.0, 0.0)} and affine.scale == {"x": (0.9, 1.1), "y": (1.0, 1.0)}
+    import pickle
+
+    assert pickle.loads(pickle.dumps(cfg)) == cfg and hash(cfg) == hash(pickle.loads(pickle.dumps(cfg)))
 
 
 def test_files_of_the_same_name_get_outputs_of_their_own(faces_dir, tmp_path):
