@@ -28,6 +28,10 @@ def _fail_cleanly(fn: Callable) -> Callable:
             return fn(*args, **kwargs)
         except PrepError as exc:
             raise click.ClickException(exc.line()) from None
+        except OSError as exc:  # the disk or the file system (a folder that is a file, no permission, a full disk): one line
+            if not exc.strerror:
+                raise
+            raise click.ClickException(f"{exc.filename}: {exc.strerror}" if exc.filename else exc.strerror) from None
         except KeyboardInterrupt:
             from .fsutil import sweep_partials
             from .runlog import RunLog
@@ -366,6 +370,9 @@ def blur(sources: tuple[str, ...], as_json: bool, threshold: float | None, move_
     log = RunLog(report_path, "blur")
     on_sheet: list[dict[str, Any]] = []  # only what the contact sheet shows is kept (SHEET_TILES)
     sheet_counts = {"rejected": 0, "borderline": 0, "shown": 0}
+    if move_dir:  # photos set aside by an earlier run into a folder under a source are not scored and moved again
+        aside = Path(move_dir).resolve()
+        inputs = ((p, i) for p, i in inputs if not Path(p).resolve().is_relative_to(aside))
     for rec in run_items(score_file, ((p, det, cfg, ref) for p, _ in inputs), _run_options(runner, workers, ray_address), None, total, "blur"):
         if move_dir and rec["status"] == "ok" and rec["kind"] == "photo" and rec.get("blurry"):
             try:

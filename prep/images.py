@@ -26,16 +26,31 @@ def read_image(path: str | Path) -> np.ndarray:
         raise PrepError(path, "empty file (0 bytes)")
     if data[:2] == b"\xff\xd8" and not jpeg_complete(data):
         raise PrepError(path, "truncated JPEG (no end-of-image marker)")
-    if data[:8] == b"\x89PNG\r\n\x1a\n" and b"IEND" not in data[-64:]:
+    if data[:8] == b"\x89PNG\r\n\x1a\n" and not png_complete(data):
         raise PrepError(path, "truncated PNG (no end chunk)")
     buf = np.frombuffer(data, np.uint8)
     # IMREAD_COLOR applies the EXIF orientation, drops alpha, expands grey, and scales 16-bit to 8-bit
-    img = cv2.imdecode(buf, cv2.IMREAD_COLOR)
+    try:
+        img = cv2.imdecode(buf, cv2.IMREAD_COLOR)
+    except cv2.error as exc:  # OpenCV refuses, among others, images over its size limit (2^30 pixels)
+        why = "over OpenCV's limit of 2^30 pixels" if "MAX_IMAGE_PIXELS" in str(exc) else " ".join(str(exc).split())[-160:]
+        raise PrepError(path, f"not a readable image ({why})") from None
     if img is None or img.size == 0:
         raise PrepError(path, "not a readable image")
     if img.dtype != np.uint8:  # pragma: no cover - IMREAD_COLOR already gives 8-bit
         img = cv2.convertScaleAbs(img, alpha=255.0 / max(1.0, float(img.max())))
     return img
+
+
+def png_complete(data: bytes) -> bool:
+    """Whether a PNG's chunks, walked by their lengths, reach the end chunk (what follows it,
+    however long, is allowed, as decoders allow it)."""
+    n, pos = len(data), 8
+    while pos + 8 <= n:
+        if data[pos + 4 : pos + 8] == b"IEND":
+            return True
+        pos += 12 + int.from_bytes(data[pos : pos + 4], "big")
+    return False
 
 
 def jpeg_complete(data: bytes) -> bool:
@@ -45,8 +60,11 @@ def jpeg_complete(data: bytes) -> bool:
     video a phone appends to a "motion photo", an editor's trailer."""
     n, pos = len(data), 2
     while pos + 1 < n:
-        if data[pos] != 0xFF:
-            return False  # no marker where one must be: damaged
+        if data[pos] != 0xFF:  # stray bytes before a marker: libjpeg skips them with a warning, and so does this walk
+            pos = data.find(b"\xff", pos)
+            if pos < 0:
+                return False
+            continue
         marker = data[pos + 1]
         if marker == 0xFF:  # a fill byte before a marker
             pos += 1

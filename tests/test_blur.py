@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import shutil
 import struct
+import zlib
 from pathlib import Path
 
 import cv2
@@ -220,6 +222,24 @@ def test_a_motion_photo_reads_as_its_picture(tmp_path):
             read_image(tmp_path / "cut.jpg")
 
 
+def test_what_decoders_read_is_not_called_truncated(tmp_path):
+    """A PNG with bytes after its end chunk (however many) and a JPEG with stray bytes before a
+    marker (libjpeg skips them) decode, so they are read; an image over OpenCV's pixel limit is
+    one line, not an internal error."""
+    img = np.tile(np.linspace(0, 255, 90, dtype=np.uint8)[None, :, None], (60, 1, 3))
+    png = cv2.imencode(".png", img)[1].tobytes()
+    (tmp_path / "trail.png").write_bytes(png + b"\x00" * 500)
+    assert np.array_equal(read_image(tmp_path / "trail.png"), img)
+    jpg = cv2.imencode(".jpg", img)[1].tobytes()
+    (tmp_path / "pad.jpg").write_bytes(jpg[:20] + b"\x00\x00" + jpg[20:])  # inside the header segments
+    assert read_image(tmp_path / "pad.jpg").shape == img.shape
+    ihdr = struct.pack(">IIBBBBB", 40000, 40000, 8, 2, 0, 0, 0)
+    chunk = lambda kind, body: struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))  # noqa: E731
+    (tmp_path / "huge.png").write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + chunk(b"IEND", b""))
+    with pytest.raises(PrepError, match="over OpenCV's limit"):
+        read_image(tmp_path / "huge.png")
+
+
 # ---- prep blur and prep frames --------------------------------------------------------
 
 
@@ -255,6 +275,20 @@ def test_blur_cli_json_move_and_sheet(photo_folder, tmp_path):
     log = [json.loads(x) for x in (rej / "rejected.jsonl").read_text().splitlines()]
     assert log[0]["file"] == "motion/b_blurred.png" and log[0]["reason"]["kind"] == "motion" and "motion blur" in log[0]["why"]
     assert cv2.imread(str(sheet)) is not None
+    # again with the rejected folder inside the photos' folder: what was set aside is not moved again
+    inside = photo_folder / "rejected"
+    for _ in range(2):
+        res = run("blur", photo_folder, "--json", "--move-rejected", inside)
+    assert sorted(p.name for p in inside.rglob("*.png")) == [] and "rejected/" not in res.stdout
+    shutil.copy(rej / "motion" / "b_blurred.png", photo_folder / "b_blurred.png")
+    for _ in range(2):
+        res = run("blur", photo_folder, "--json", "--move-rejected", inside)
+    assert sorted(str(p.relative_to(inside)) for p in inside.rglob("*.png")) == ["motion/b_blurred.png"]
+    assert len((inside / "rejected.jsonl").read_text().splitlines()) == 1
+    # a contact sheet that cannot be written: one line, not a traceback
+    (tmp_path / "afile").write_text("")
+    res = run("blur", photo_folder, "--sheet", tmp_path / "afile" / "check.png")
+    assert res.exit_code == 1 and "Traceback" not in res.stderr and "afile" in res.stderr.splitlines()[-1], res.stderr
 
 
 def test_a_move_that_fails_is_one_line_and_the_batch_goes_on(photo_folder, tmp_path, monkeypatch):

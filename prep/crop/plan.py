@@ -41,6 +41,9 @@ def clip_geometry(info: VideoInfo, cfg: CropConfig, an: Analysis, window: tuple[
             info.path,
             f"the subject's face is in only {subj.presence:.0%} of {sampled} analysed frames (preset {cfg.preset} needs {cfg.min_presence:.0%})",
         )
+    missing = subj.no_face_frames()
+    if missing:  # allowed by the preset, but a trainer that reads landmarks per frame meets them
+        warnings.append(f"no face found on {len(missing)} of {sampled} analysed frames (first at {missing[0] / cfg.fps:.2f} s): a trainer that needs a face on every frame (GeneFace++'s landmark step) trips on them; cut them out or use another clip")
     multi = subj.multi_face_frames()
     if cfg.single_face and multi:
         raise PrepError(
