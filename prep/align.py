@@ -21,6 +21,10 @@ FFHQ_512 = np.array(
 )
 
 
+# the face itself in the 512 px template, forehead to chin (x0, y0, x1, y1): what must come from the photo
+FACE_REGION_512 = (128.0, 112.0, 384.0, 448.0)
+
+
 def template(size: int) -> np.ndarray:
     return FFHQ_512 * (size / 512.0)
 
@@ -34,6 +38,21 @@ def alignment_matrix(face: Face, size: int) -> np.ndarray:
         cx, cy = x + w / 2, y + h / 2
         m = np.array([[s, 0, size / 2 - s * cx], [0, s, size * 0.56 - s * cy]], np.float64)
     return m
+
+
+def outside_shares(shape: tuple[int, ...], face: Face, size: int, grid: int = 48) -> tuple[float, float]:
+    """Shares of the aligned crop, and of the face region in it (:data:`FACE_REGION_512`), that
+    lie outside a photo of ``shape``: there the crop is the photo's border mirrored."""
+    inv = cv2.invertAffineTransform(alignment_matrix(face, size))
+    h, w = shape[:2]
+
+    def share(x0: float, y0: float, x1: float, y1: float) -> float:
+        gx, gy = np.meshgrid(np.linspace(x0, x1, grid), np.linspace(y0, y1, grid))
+        src = np.stack([gx.ravel(), gy.ravel()], 1) @ inv[:, :2].T + inv[:, 2]
+        return float(np.mean((src[:, 0] < -0.5) | (src[:, 0] > w - 0.5) | (src[:, 1] < -0.5) | (src[:, 1] > h - 0.5)))
+
+    k = size / 512.0
+    return share(0, 0, size - 1, size - 1), share(*(v * k for v in FACE_REGION_512))
 
 
 def align(image: np.ndarray, face: Face, size: int, interpolation: int | None = None, convert: Callable[[np.ndarray], np.ndarray] | None = None) -> np.ndarray:

@@ -20,7 +20,7 @@ from typing import Any, Iterable, Iterator
 import cv2
 import numpy as np
 
-from .align import align, face_scale
+from .align import align, face_scale, outside_shares
 from .degrade import degrade, load_params
 from .errors import PrepError
 from .fsutil import write_json
@@ -41,6 +41,7 @@ class PairsConfig:
     align: bool = False
     layout: str = "gpen"
     max_upscale: float = 1.25  # --align: faces needing more enlargement than this are skipped
+    max_face_outside: float = 0.02  # --align: faces more of whose region (forehead to chin) lies outside the photo are skipped
     min_face_score: float = 0.8
     detector: str = "auto"
     weights_dir: str | None = None
@@ -58,6 +59,8 @@ class PairsConfig:
             problems.append(f"val fraction must be in [0, 1), got {self.val_fraction}")
         if self.copies < 1:
             problems.append("copies must be at least 1")
+        if not 0 <= self.max_face_outside <= 1:
+            problems.append(f"max_face_outside must be in [0, 1], got {self.max_face_outside}")
         pair_layout(self.layout)
         if self.group_by not in (None, "person"):
             problems.append(f"group_by must be person, got {self.group_by!r}")
@@ -75,6 +78,8 @@ class PairsConfig:
         d = dataclasses.asdict(self)
         for k in ("weights_dir", "detector"):
             d.pop(k)
+        if not self.align:  # used only by --align: earlier runs' fingerprints without it stay valid
+            d.pop("max_face_outside")
         for k in ("person", "group_by"):  # absent when unused: earlier runs' fingerprints stay valid
             if d[k] is None:
                 d.pop(k)
@@ -144,9 +149,13 @@ def samples_of(img: np.ndarray, src: str, cfg: PairsConfig) -> tuple[list[tuple[
     for j, face in enumerate(faces):
         up = face_scale(face, cfg.size)
         if up > cfg.max_upscale:
-            skipped.append({"face": j, "box": [round(v) for v in face.box], "reason": f"face too small: would be enlarged {up:.1f}x to reach {cfg.size} px"})
+            skipped.append({"face": j, "box": [round(v) for v in face.box], "kind": "too_small", "enlarged": round(up, 3), "reason": f"face too small: would be enlarged {up:.1f}x to reach {cfg.size} px"})
             continue
-        facts = {"face": j, "box": [round(v, 1) for v in face.box], "enlarged": round(up, 3)}
+        whole, own = outside_shares(img.shape, face, cfg.size)
+        if own > cfg.max_face_outside:  # the crop would mirror the photo's edge across the face itself
+            skipped.append({"face": j, "box": [round(v) for v in face.box], "kind": "at_edge", "outside": round(own, 3), "reason": f"face at the photo's edge: {own:.0%} of it would lie outside the photo (limit {cfg.max_face_outside:.0%})"})
+            continue
+        facts = {"face": j, "box": [round(v, 1) for v in face.box], "enlarged": round(up, 3), "outside": round(whole, 3)}
         if identify:
             facts, why = _identify(img, face, cfg, facts)
             if why:
@@ -251,8 +260,14 @@ def _why_empty(skipped: list[dict], cfg: PairsConfig) -> str:
     if others:
         best = max(f["person"]["similarity"] for f in others)
         return f"the person is not in the photo ({len(others)} other face(s), best similarity {best:.3f} < {cfg.person.threshold:.3f})" + (f"; {len(skipped) - len(others)} face(s) too small" if len(others) < len(skipped) else "")
-    worst = min(float(s["reason"].split("enlarged ")[1].split("x")[0]) for s in skipped)
-    return f"{len(skipped)} face(s), all too small for {cfg.size} px (the largest would be enlarged {worst:.1f}x; at most {cfg.max_upscale}x allowed)"
+    small = [f for f in skipped if f.get("kind") == "too_small"]
+    parts = []
+    if small:
+        worst = min(f["enlarged"] for f in small)
+        parts.append(f"{len(small)} face(s) too small for {cfg.size} px (the largest would be enlarged {worst:.1f}x; at most {cfg.max_upscale}x allowed)")
+    if len(small) < len(skipped):
+        parts.append(f"{len(skipped) - len(small)} face(s) at the photo's edge (more than {cfg.max_face_outside:.0%} of the face outside it)")
+    return "; ".join(parts) if len(small) < len(skipped) else parts[0].replace("face(s) too small", "face(s), all too small")
 
 
 def finish(out: str | Path, cfg: PairsConfig, records: Iterable[dict[str, Any]]) -> dict[str, Any]:

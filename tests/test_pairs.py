@@ -145,6 +145,12 @@ def test_align_in_the_wild_photos(tmp_path):
     names = sorted(p.name for p in (out / "train" / "sharp").glob("*.png"))
     assert len(names) >= 15
     assert "facerec__test__obama_and_biden_00.png" in names and "facerec__test__obama_and_biden_01.png" in names
+    # a face the photo's edge cuts through is not mirrored into a training target (two half faces)
+    assert not any(n.startswith("facerec__test_images__obama_partial_face") for n in names)
+    edge = json.loads((out / ".prep" / "pairs" / "facerec__test_images__obama_partial_face.json").read_text())
+    assert edge["status"] == "empty" and "face at the photo's edge" in edge["skipped_faces"][0]["reason"]
+    kept = [json.loads(m.read_text()) for m in (out / ".prep" / "pairs").glob("*.json")]
+    assert max(p["outside"] for m in kept for p in m["pairs"]) > 0.1  # a background corner mirrored is kept, and said
     det = create_detector("yunet", str(WEIGHTS))
     errs = []
     for n in names[:10]:
