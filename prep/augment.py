@@ -104,7 +104,8 @@ def build(cfg: AugmentConfig) -> Any:
     if cfg not in _built:
         ts = [_transform(t, f"preset {cfg.preset}") for t in cfg.transforms]
         extra = {"lq": "image"} if cfg.mode == "pairs" else None
-        _built[cfg] = A.Compose(ts, additional_targets=extra, seed=cfg.seed, is_check_shapes=False)
+        # (every output sets its own random state; the seed here only has to be one albumentations takes)
+        _built[cfg] = A.Compose(ts, additional_targets=extra, seed=cfg.seed % 2**32, is_check_shapes=False)
     return _built[cfg]
 
 
@@ -232,4 +233,34 @@ def carry_basicsr_options(src: str | Path, out: str | Path) -> Path | None:
     with atomic_path(dest) as tmp:
         tmp.write_text(f"# Written by prep augment from {given.resolve()}: training on the augmented pairs, validation on the source's val pairs.\n" + yaml.safe_dump(doc, sort_keys=False))
     return dest
+
+
+SETTINGS = ".prep/augment.json"  # in OUT: what its augmentations were made with
+
+
+def settings_of(cfg: AugmentConfig) -> dict[str, Any]:
+    """What shapes an augmented file's bytes (the number of copies only adds or leaves out files)."""
+    import json
+
+    return json.loads(json.dumps({"preset": cfg.preset, "mode": cfg.mode, "transforms": _thaw(cfg.transforms), "seed": cfg.seed}, default=str))
+
+
+def claim_output(out: str | Path, cfg: AugmentConfig) -> None:
+    """Record in ``OUT`` the settings its augmentations are made with; refuse an ``OUT`` whose
+    augmentations were made with others (a finished file is skipped on a rerun, so it would stay
+    as it was while the run reported the new settings)."""
+    import json
+
+    from .fsutil import write_json
+
+    path = Path(out) / SETTINGS
+    mine = settings_of(cfg)
+    try:
+        theirs = json.loads(path.read_text())
+    except (OSError, ValueError):
+        theirs = None
+    if theirs is not None and theirs != mine:
+        raise PrepError(out, f"holds augmentations made with other settings (preset {theirs.get('preset')}, seed {theirs.get('seed')}): give another -o, or remove them first")
+    if theirs is None:
+        write_json(path, mine)
 

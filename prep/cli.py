@@ -83,6 +83,9 @@ def _parse_tiers(ctx: Any, param: Any, value: str | None) -> tuple[int, ...] | N
         tiers = tuple(sorted({int(v) for v in value.split(",") if v.strip()}))
     except ValueError:
         raise click.BadParameter("a comma-separated list of sizes, e.g. 128,256,512") from None
+    small = [t for t in tiers if not 16 <= t <= 8192]
+    if small:
+        raise click.BadParameter(f"sizes are 16 to 8192 pixels, got {', '.join(map(str, small))}")
     return tiers or None
 
 
@@ -226,15 +229,16 @@ def crop(sources: tuple[str, ...], out_dir: str, preset: str, size: int | None, 
         inputs = _no_earlier_persons(inputs, out_dir, earlier_sources, "segments of {} source(s)")
     items = ((p, out_dir, cfg, item_id) for p, item_id in inputs)
     log = RunLog(report_path, "crop")
-    # --split: the sources' records are kept for the review page (and the grouping by person),
-    # and logged once those are done, with the places their clips end up in
+    # --split: the sources' records are kept for the review page; logged as they come (an
+    # interrupted run's report lists what was done), except with --group-by person, whose
+    # records are logged once the grouping has moved their clips to where they end up
     kept: list[dict[str, Any]] | None = [] if cfg.split else None
     for rec in run_items(crop_video, items, _run_options(runner, workers, ray_address), done, total, "crop"):
         _echo_crop(rec)
-        if kept is None:
-            log.add(rec)
-        else:
+        if kept is not None:
             kept.append(rec)
+        if kept is None or not cfg.group_by:
+            log.add({k: v for k, v in rec.items() if k != "review"})
     if kept is not None:
         if cfg.group_by:
             from .crop import group_segments
@@ -246,8 +250,9 @@ def crop(sources: tuple[str, ...], out_dir: str, preset: str, size: int | None, 
         page = write_page(out_dir, kept)
         if page:
             click.echo(f"review page: {page}")
-        for rec in kept:
-            log.add({k: v for k, v in rec.items() if k != "review"})
+        if cfg.group_by:
+            for rec in kept:
+                log.add({k: v for k, v in rec.items() if k != "review"})
     log.finish({"config": cfg.to_dict(), "out": out_dir})
     _finish(log)
 
@@ -456,7 +461,7 @@ def _blur_sheet(path: str, records: list[dict[str, Any]], det: Any, counts: dict
 @main.command()
 @click.argument("sources", nargs=-1, type=click.Path())
 @click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False), required=True, help="Folder for the frames (00001.png, ...) and frames.json; with several videos, one subfolder OUT/<name>/ each.")
-@click.option("--fps", type=float, default=None, help="Frame rate to extract at (default: every frame of the source).")
+@click.option("--fps", type=click.FloatRange(0, 240, min_open=True), default=None, help="Frame rate to extract at (default: every frame of the source).")
 @click.option("--reject-blur", is_flag=True, help="Put frames blurred relative to their clip in OUT/rejected/ instead of the kept set.")
 @click.option("--layout", type=click.Choice(["plain", "dfl"]), default="plain", show_default=True, help="dfl: a DeepFaceLab workspace, OUT/workspace/data_src.mp4 and OUT/workspace/data_src/%05d.png.")
 @click.option("--dst", is_flag=True, help="With --layout dfl: write data_dst instead of data_src.")
@@ -486,6 +491,8 @@ def frames(sources: tuple[str, ...], out_dir: str, fps: float | None, reject_blu
     single = len(sources) == 1 and not from_list and not Path(sources[0]).is_dir()
     inputs, total = _inputs(sources, from_list, VIDEO_EXTENSIONS, PrepError(None, f"no videos in {', '.join(sources or (from_list or '',))}"))
     video_copy = None
+    if dst and layout != "dfl":
+        raise click.UsageError("--dst names DeepFaceLab's data_dst: use it with --layout dfl")
     if layout == "dfl":
         if not single:
             raise PrepError(None, "--layout dfl takes one video (a DeepFaceLab workspace holds one data_src or data_dst)")
@@ -663,7 +670,7 @@ def augment(source: str | None, out_dir: str, preset: str, copies: int, seed: in
     """
     from itertools import chain
 
-    from .augment import AugmentConfig, augment_item, carry_basicsr_options, done, plan
+    from .augment import AugmentConfig, augment_item, carry_basicsr_options, claim_output, done, plan
     from .fsutil import check_writable_dir
     from .runlog import RunLog
     from .runner import run_items
@@ -683,6 +690,7 @@ def augment(source: str | None, out_dir: str, preset: str, copies: int, seed: in
     elif not planned:
         raise PrepError(source, "no images found")
     check_writable_dir(out_dir)
+    claim_output(out_dir, cfg)
     items = ((src, out_dir, cfg, lq, rel, name) for src, lq, rel, name in chain(planned, listed))
     log = RunLog(report_path, "augment")
     n_out = 0

@@ -35,6 +35,12 @@ def test_dfl_same_seed_same_bytes_and_names(faces_dir, tmp_path):
     assert ta == tb and len(ta) == 24
     assert "000__aug0.png" in ta and "007__aug2.png" in ta
     assert tree(c) != ta
+    # a rerun with other settings into the same folder is refused (its finished files would be
+    # skipped, and the run would report a seed they were not made with); the same settings skip
+    again = run("augment", faces_dir, "-o", a, "--copies", "3", "--seed", "6")
+    assert again.exit_code == 1 and "holds augmentations made with other settings (preset dfl, seed 5)" in again.stderr
+    assert run("augment", faces_dir, "-o", a, "--copies", "3", "--seed", "5").exit_code == 0 and tree(a) == ta
+    assert run("augment", faces_dir, "-o", tmp_path / "d", "--seed", "-1").exit_code == 0  # any integer seed, as pairs takes
 
 
 def test_dfl_changes_colour_not_geometry(faces_dir, tmp_path):

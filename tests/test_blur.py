@@ -387,6 +387,9 @@ def test_frames_dfl_workspace(small_clip_with_blur, tmp_path):
     (ws / "data_src.mp4").unlink()  # as if the run had stopped after its frames, before the copy
     again = run("frames", clip_with_blur, "-o", tmp_path, "--layout", "dfl", "--reject-blur")
     assert "skip" in again.output and (ws / "data_src.mp4").read_bytes() == clip_with_blur.read_bytes()
+    for bad, why in ((("--fps", "0"), "0<x<=240"), (("--tiers", "0,128"), "sizes are 16 to 8192 pixels, got 0"), (("--dst",), "use it with --layout dfl")):
+        res = run("frames", clip_with_blur, "-o", tmp_path / "bad", *bad)  # the option is at fault, not the video
+        assert res.exit_code == 2 and why in res.stderr and str(clip_with_blur) not in res.stderr, res.stderr
     refused = run("frames", clip_with_blur, "-o", tmp_path, "--layout", "dfl", "--dst", "--reject-blur", "--fps", "5")
     assert refused.exit_code == 1 and "--fps, --reject-blur would drop or resample frames" in refused.stderr  # DFL merges every dst frame back
     assert run("frames", clip_with_blur, "-o", tmp_path, "--layout", "dfl", "--dst").exit_code == 0
