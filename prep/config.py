@@ -9,6 +9,8 @@ file is read as it is.
 
 from __future__ import annotations
 
+import re
+
 import dataclasses
 import os
 import tomllib
@@ -57,6 +59,21 @@ def load_preset(name_or_path: str) -> dict[str, Any]:
             data.setdefault("name", path.stem)
             return data
     raise PrepError(None, f"unknown preset '{name_or_path}' (available: {', '.join(available_presets())})")
+
+
+def video_presets() -> list[str]:
+    """The shipped presets ``prep crop`` takes (those without a ``kind``, or of kind ``video``)."""
+    out = []
+    for name in available_presets():
+        try:
+            if load_preset(name).get("kind", "video") == "video":
+                out.append(name)
+        except PrepError:
+            continue
+    return out
+
+
+X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow", "placebo")
 
 
 def _whole(v: Any) -> bool:
@@ -164,6 +181,15 @@ class CropConfig:
             problems.append(f"speech max_offset must be 0-7 frames (the search reaches 8), got {self.speech_max_offset}")
         if min(self.max_yaw, self.max_pitch, self.max_roll) <= 0:
             problems.append("pose limits (max_yaw, max_pitch, max_roll) must be positive degrees")
+        if self.x264_preset not in X264_PRESETS:
+            problems.append(f"x264_preset must be one of {', '.join(X264_PRESETS)}, got {self.x264_preset!r}")
+        if not (isinstance(self.audio_bitrate, str) and re.fullmatch(r"\d+(\.\d+)?[kKmM]?", self.audio_bitrate)):
+            problems.append(f"audio_bitrate must be like 192k, got {self.audio_bitrate!r}")
+        for k in ("single_face", "split"):
+            if not isinstance(getattr(self, k), bool):
+                problems.append(f"{k} must be true or false, got {getattr(self, k)!r}")
+        if self.smoothing < 0 or self.max_upscale <= 0:
+            problems.append(f"smoothing must be at least 0 and max_upscale above 0, got {self.smoothing}, {self.max_upscale}")
         if problems:
             raise PrepError(None, f"preset {self.preset}: " + "; ".join(problems))
 
@@ -171,6 +197,12 @@ class CropConfig:
     def resolve(cls, preset: str | None = None, **overrides: Any) -> "CropConfig":
         """Load ``preset`` (default ``default``), apply non-None ``overrides``, validate."""
         data = load_preset(preset or "default")
+        kind = data.get("kind", "video")
+        if kind != "video":
+            raise PrepError(None, f"preset {data['name']} is a{'n' if kind[:1] in 'aeiou' else ''} {kind} preset, not one for prep crop (choose from {', '.join(video_presets())})")
+        stray = sorted(set(data) - {"name", "kind", "description", "layout", "crop", "segment", "speech"})
+        if stray:  # a misspelt table ([Crop]) would be left out without a word
+            raise PrepError(None, f"preset {data['name']}: unknown table(s) or setting(s) {', '.join(stray)} (a crop preset has [crop], [segment] and [speech])")
         values: dict[str, Any] = {"preset": data["name"], "layout": data.get("layout", "flat")}
         values.update(data.get("crop", {}))
         values.update(data.get("segment", {}))

@@ -44,6 +44,12 @@ def test_unknown_preset_and_unknown_setting(tmp_path):
         CropConfig.resolve(str(p))
     p.write_text('[crop]\nsize = 256\n')
     assert CropConfig.resolve(str(p)).size == 256
+    p.write_text('[Crop]\nsize = 256\n')  # a misspelt table was left out without a word: 512 px clips
+    with pytest.raises(PrepError, match=r"unknown table\(s\) or setting\(s\) Crop"):
+        CropConfig.resolve(str(p))
+    for other in ("bsrgan", "dfl", "blur"):  # another command's preset gave the built-in defaults
+        with pytest.raises(PrepError, match=f"preset {other} is an? [a-z]+ preset, not one for prep crop"):
+            CropConfig.resolve(other)
 
 
 @pytest.mark.parametrize("setting, value, said", [
@@ -54,6 +60,10 @@ def test_unknown_preset_and_unknown_setting(tmp_path):
     ("analysis_side", -5, "analysis_side must be 64 to 8192"),
     ("crf", 99, "crf must be 0 to 51"),
     ("face_fraction_range", (0.3,), "face_fraction_range must be [low, high]"),
+    ("x264_preset", "nope", "x264_preset must be one of"),  # was each clip's ffmpeg error, after its analysis
+    ("audio_bitrate", "abc", "audio_bitrate must be like 192k"),
+    ("single_face", "no", "single_face must be true or false"),  # a non-empty string passed for true
+    ("smoothing", -1.0, "smoothing must be at least 0"),
 ])
 def test_a_setting_that_would_break_later_is_refused_up_front(setting, value, said):
     """Values that passed and then failed deep inside OpenCV or an unpacking (a float size,
