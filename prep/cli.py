@@ -765,6 +765,12 @@ def speech(sources: tuple[str, ...], as_json: bool, fix_offset: bool, out_dir: s
         raise click.UsageError("--fix-offset needs -o/--out: the folder for the fixed clips")
     if out_dir and not fix_offset:
         raise click.UsageError("-o/--out is where --fix-offset writes: give --fix-offset too")
+    if out_dir:
+        out = Path(out_dir).resolve()
+        for src in sources:  # the fixed clips would replace their sources, or be read as sources on a rerun
+            home = Path(src).resolve() if Path(src).is_dir() else Path(src).resolve().parent
+            if out == home or out.is_relative_to(home):
+                raise click.UsageError(f"-o {out_dir} is {'the folder' if out == home else 'inside the folder'} of {src}: give a folder of its own for the fixed clips")
     cfg = CropConfig.resolve(preset, speech="require", detector=detector, weights_dir=weights_dir, speech_weights=weights_dir)
     cfg = _require_speech_model(cfg)
     name, folder = _resolve_detector(cfg.detector, cfg.weights_dir, quiet=as_json)

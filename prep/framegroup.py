@@ -7,6 +7,8 @@ repeated: a run stopped half-way and started again ends in the same tree."""
 
 from __future__ import annotations
 
+import glob
+
 import os
 from pathlib import Path
 from typing import Any
@@ -106,7 +108,7 @@ def _place_video(rec: dict[str, Any], roots: list[Path], mine: dict[int, set[int
     stages = [stage / str(t) for t in tiers] or [stage]
     for root, staged in zip(roots, stages):
         found: dict[str, list[Path]] = {}  # this video's frames already in a person's folder (an earlier run's)
-        for d in sorted(root.glob(f"person_*/{name}")):
+        for d in sorted(root.glob(f"person_*/{glob.escape(name)}")):  # a name such as "Talk [dQw4w9WgXcQ]" is no pattern
             for f in sorted(d.glob("[0-9]*.png")):
                 found.setdefault(f.name, []).append(f)
         for i in sorted(want):
@@ -115,7 +117,7 @@ def _place_video(rec: dict[str, Any], roots: list[Path], mine: dict[int, set[int
         for stale in found.values():  # frames of this video no person of this run is on any more
             for f in stale:
                 f.unlink(missing_ok=True)
-        for d in root.glob(f"person_*/{name}"):
+        for d in root.glob(f"person_*/{glob.escape(name)}"):
             if d.is_dir() and not any(d.iterdir()):
                 d.rmdir()
     for d in [*stages, stage] if tiers else [stage]:  # emptied: only the faces for the sheets stay

@@ -54,7 +54,7 @@ def score_clip(src: str | Path, cfg: CropConfig, out_dir: str | Path | None = No
     offset corrected when the main face's offset is trusted, within the limit and not zero.
 
     Returns ``{"source", "status": "ok" | "skipped" | "error", "faces": [...], ...}``: one
-    entry per face track of at least a second (``face`` k, ``start``/``end`` s, ``speaking``
+    entry per face track of at least 2 s (``face`` k, ``start``/``end`` s, ``speaking``
     share, ``score``, ``offset_frames`` at 25 fps, positive when the voice lags the lips,
     ``confidence``, ``sync``, ``voiced``, ``verdict`` ``ok`` or ``not_speaking`` /
     ``no_speech`` / ``out_of_sync``, ``why``), judged under the ``require`` rules whatever

@@ -427,7 +427,8 @@ def _fake_video(out: Path, name: str, frames: int, persons: list[tuple[np.ndarra
     return {"source": f"{name}.mp4", "status": "ok", "out": str(out / name), "settings": {"tiers": []}, "frames": frames, "blurred_frames": list(blurred), "set_aside": True, "group_dir": str(gd), "local_persons": lps}
 
 
-def test_group_across_merges_persons_of_all_videos_and_regroups_when_a_video_joins(tmp_path):
+@pytest.mark.parametrize("A", ["a", "Talk [x1]"])  # a name with glob characters (yt-dlp names) is no pattern
+def test_group_across_merges_persons_of_all_videos_and_regroups_when_a_video_joins(tmp_path, A):
     """Driver side only (no descriptor): P is on frames 0-3 of video a (frame 1 blurred and set
     aside), Q on a's frames 2-3 and all 3 frames of b. Alone, a gives P person_00; with b, Q
     has more frames (5 to 3) and becomes person_00: a's frames change folders."""
@@ -441,27 +442,27 @@ def test_group_across_merges_persons_of_all_videos_and_regroups_when_a_video_joi
     def tree() -> dict[str, bytes]:
         return {str(f.relative_to(out)): f.read_bytes() for f in sorted(out.glob("person_*/*/*.png"))}
 
-    a = _fake_video(out, "a", 4, [(p, [[0, 3]]), (q, [[2, 3]])], blurred=[1])
+    a = _fake_video(out, A, 4, [(p, [[0, 3]]), (q, [[2, 3]])], blurred=[1])
     assert [(g["person"], g["frames"], g["videos"]) for g in group_across(out, [a])] == [("person_00", 3, 1), ("person_01", 2, 1)]
-    assert tree() == {"person_00/a/00001.png": b"a-0", "person_00/a/00003.png": b"a-2", "person_00/a/00004.png": b"a-3",
-                      "person_01/a/00003.png": b"a-2", "person_01/a/00004.png": b"a-3"}
-    assert not (out / ".prep" / "frames" / "a" / "staging").exists()
-    a_done = {**json.loads((out / "a" / "frames.json").read_text()), "status": "skipped"}  # as a rerun reads it
+    assert tree() == {f"person_00/{A}/00001.png": f"{A}-0".encode(), f"person_00/{A}/00003.png": f"{A}-2".encode(), f"person_00/{A}/00004.png": f"{A}-3".encode(),
+                      f"person_01/{A}/00003.png": f"{A}-2".encode(), f"person_01/{A}/00004.png": f"{A}-3".encode()}
+    assert not (out / ".prep" / "frames" / A / "staging").exists()
+    a_done = {**json.loads((out / A / "frames.json").read_text()), "status": "skipped"}  # as a rerun reads it
     assert [(g["person"], g["segments"]) for g in a_done["persons"]] == [("person_00", [[0, 0], [2, 3]]), ("person_01", [[2, 3]])]
     b = _fake_video(out, "b", 3, [(q2, [[0, 2]])])
     summary = group_across(out, [a_done, b])
     assert [(g["person"], g["frames"], g["videos"]) for g in summary] == [("person_00", 5, 2), ("person_01", 3, 1)]
-    want = {"person_00/a/00003.png": b"a-2", "person_00/a/00004.png": b"a-3", "person_00/b/00001.png": b"b-0", "person_00/b/00002.png": b"b-1",
-            "person_00/b/00003.png": b"b-2", "person_01/a/00001.png": b"a-0", "person_01/a/00003.png": b"a-2", "person_01/a/00004.png": b"a-3"}
+    want = {f"person_00/{A}/00003.png": f"{A}-2".encode(), f"person_00/{A}/00004.png": f"{A}-3".encode(), "person_00/b/00001.png": b"b-0", "person_00/b/00002.png": b"b-1",
+            "person_00/b/00003.png": b"b-2", f"person_01/{A}/00001.png": f"{A}-0".encode(), f"person_01/{A}/00003.png": f"{A}-2".encode(), f"person_01/{A}/00004.png": f"{A}-3".encode()}
     assert tree() == want
-    assert sorted(p.name for p in out.iterdir()) == [".prep", "a", "b", "person_00", "person_01"]
+    assert sorted(p.name for p in out.iterdir()) == sorted([".prep", A, "b", "person_00", "person_01"])
     assert (out / "person_00" / "sheet.png").is_file() and (out / "person_01" / "sheet.png").is_file()
     # interrupted mid-way (a frame back in staging with one copy made, another moved to a wrong folder): done again, same tree
     staging = out / ".prep" / "frames" / "b" / "staging"
     staging.mkdir()
     (out / "person_00" / "b" / "00002.png").rename(staging / "00002.png")
-    (out / "person_01" / "a" / "00001.png").rename(out / "person_00" / "a" / "00001.png")
-    again = [{**json.loads((out / n / "frames.json").read_text()), "status": "skipped"} for n in ("a", "b")]
+    (out / "person_01" / A / "00001.png").rename(out / "person_00" / A / "00001.png")
+    again = [{**json.loads((out / n / "frames.json").read_text()), "status": "skipped"} for n in (A, "b")]
     assert group_across(out, again) == summary
     assert tree() == want
 

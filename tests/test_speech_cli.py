@@ -164,6 +164,14 @@ def test_missing_model_is_one_line(tmp_path, monkeypatch):
 def test_fix_offset_needs_an_output_folder(tmp_path):
     res = run("--fix-offset", tmp_path)
     assert res.exit_code == 2 and "--fix-offset needs -o/--out" in res.stderr
+    clips = tmp_path / "clips"
+    clips.mkdir()
+    (clips / "clip.mp4").write_bytes(b"x")
+    # the fixed clip would replace its source, or be read as a source on the next run
+    for out, said in ((clips, "is the folder of"), (clips / "fixed", "is inside the folder of")):
+        for src in (clips, clips / "clip.mp4"):
+            res = run(src, "--fix-offset", "-o", out)
+            assert res.exit_code == 2 and said in res.stderr and (clips / "clip.mp4").read_bytes() == b"x", res.stderr
 
 
 # --- --fix-offset ------------------------------------------------------------------------

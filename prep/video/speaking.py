@@ -122,7 +122,7 @@ def correction(rep: dict[str, Any], cfg: Any) -> float:
     """Seconds to move the audio earlier so lips and voice meet (``require`` only, for a
     trusted offset within the limit); written into the report as ``corrected_ms``."""
     if cfg.speech != "require" or not rep.get("measured") or rep.get("offset_frames") in (None, 0):
-        return 0.0  # an offset under half a frame is left alone
+        return 0.0  # an offset under a frame (offset_frames 0) is left alone
     if rep["confidence"] < cfg.speech_min_confidence or abs(rep["offset_exact"]) > cfg.speech_max_offset + 0.5:
         return 0.0
     seconds = rep["offset_exact"] / sp.RATE  # audio needs no whole frames: the refined peak
