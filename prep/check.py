@@ -24,8 +24,12 @@ VIDEO_RULES: dict[str, dict[str, Any]] = {
     "geneface": {"size": 512, "fps": 25, "face": (0.35, 0.7), "min_s": 60, "single_face": False, "audio": True},
     # Hallo: square, face 50-70% of the image, one face (its README); 25 fps frames
     "hallo": {"size": 512, "fps": 25, "face": (0.5, 0.7), "min_s": 0, "single_face": True, "audio": True},
+    # prep crop's own flat folder (the default and latentsync presets): any square size, 25 fps,
+    # the face within the widest of the presets' ranges
+    "flat": {"size": None, "fps": 25, "face": (0.3, 0.8), "min_s": 0, "single_face": False, "audio": True},
 }
 SAMPLED_FRAMES = 8
+PRESET_OF = {"flat": "default"}  # the preset that writes a layout, where not named after it
 # Pair layouts whose trainer reads every file of its folders, images or not
 READS_EVERY_FILE = {
     "basicsr": "BasicSR's PairedImageDataset lists every file that does not start with a dot and looks for its partner",
@@ -74,7 +78,9 @@ def guess_layout(root: Path) -> str:
         return "basicsr" if (root / "basicsr_options.yml").is_file() else "gpen"
     if (root / "val" / "hq").is_dir() or ((root / "train").is_dir() and any(p.suffix.lower() in IMAGE_EXTENSIONS for p in (root / "train").iterdir())):
         return "gpen-native"
-    raise PrepError(root, "cannot tell the layout (no data/raw/videos, videos, train/sharp, val/hq or workspace/data_src); give --layout")
+    if any(p.suffix == ".mp4" for p in root.iterdir()):
+        return "flat"
+    raise PrepError(root, "cannot tell the layout (no data/raw/videos, videos, train/sharp, val/hq or workspace/data_src, no .mp4 in it); give --layout")
 
 
 def check(path: str | Path, layout: str | None = None, detector: Any = None) -> CheckReport:
@@ -109,13 +115,14 @@ def check_videos(folder: Path, rules: dict[str, Any], rep: CheckReport, detector
     from .probe import VIDEO_EXTENSIONS, probe_video
 
     found = sorted(p for p in folder.glob("*") if p.suffix.lower() in VIDEO_EXTENSIONS) if folder.is_dir() else []
-    vids = [p for p in found if p.suffix == ".mp4"]
-    for p in found:
-        if p.suffix != ".mp4":  # Hallo keeps suffix == ".mp4"; GeneFace++ opens <id>.mp4
+    only_mp4 = rep.layout in ("geneface", "hallo")  # Hallo keeps suffix == ".mp4"; GeneFace++ opens <id>.mp4
+    vids = [p for p in found if p.suffix == ".mp4" or not only_mp4]
+    for p in found if only_mp4 else ():
+        if p.suffix != ".mp4":
             rep.add("error", p, f"{rep.layout} reads only .mp4 files: this one would be skipped without a word", f"prep crop {p.name} --preset {rep.layout} (writes .mp4)")
     rep.facts["videos"] = len(vids)
     if not vids:
-        rep.add("error", folder, "no videos", f"put the clips in {folder} (prep crop --preset {rep.layout} does)")
+        rep.add("error", folder, "no videos", f"put the clips in {folder} (prep crop --preset {PRESET_OF.get(rep.layout, rep.layout)} does)")
         return
     if detector is None:
         from .detect import create_detector
@@ -128,10 +135,10 @@ def check_videos(folder: Path, rules: dict[str, Any], rep: CheckReport, detector
         except PrepError as exc:
             rep.add("error", v, exc.problem, "re-encode or remove the file")
             continue
-        fix_crop = f"prep crop {v.name} --preset {rep.layout}"
+        fix_crop = f"prep crop {v.name} --preset {PRESET_OF.get(rep.layout, rep.layout)}"
         if info.display_width != info.display_height:
             rep.add("error", v, f"not square: {info.display_width}x{info.display_height}", f"{fix_crop} (never stretch it)")
-        elif info.display_width != size:
+        elif size is not None and info.display_width != size:
             rep.add("error", v, f"{info.display_width}x{info.display_height}, the layout needs {size}x{size}", fix_crop)
         if info.sar != 1:
             rep.add("error", v, f"non-square pixels (SAR {info.sar})", fix_crop)

@@ -588,9 +588,10 @@ def pairs(sources: tuple[str, ...], out_dir: str, degradation: str, size: int, s
     if align or ref is not None:  # faces are searched only to align them or to find the person
         detector, weights_dir = _resolve_detector(detector, weights_dir)
     failed = False
+    # every size's settings are checked before any is made (--tiers 64,66 --scale 4 wrote 64, then failed)
+    configs = [PairsConfig.resolve(degrade=degradation, size=tier, scale=int(scale), val_fraction=val_fraction, copies=copies, seed=seed, align=align, max_upscale=max_upscale, layout=layout, detector=detector, weights_dir=weights_dir, person=ref, group_by=group_by) for tier in tiers or (size,)]
     with open_runner(_run_options(runner, workers, ray_address)) as run:
-        for tier in tiers or (size,):
-            cfg = PairsConfig.resolve(degrade=degradation, size=tier, scale=int(scale), val_fraction=val_fraction, copies=copies, seed=seed, align=align, max_upscale=max_upscale, layout=layout, detector=detector, weights_dir=weights_dir, person=ref, group_by=group_by)
+        for tier, cfg in zip(tiers or (size,), configs):
             inputs, total = _inputs(sources, from_list, IMAGE_EXTENSIONS, none_found)
             failed |= _pairs_run(inputs, total, str(Path(out_dir) / str(tier)) if tiers else out_dir, cfg, run, _tier_report(report_path, tier) if tiers else report_path)
     if failed:
@@ -706,7 +707,7 @@ def augment(source: str | None, out_dir: str, preset: str, copies: int, seed: in
 
 @main.command()
 @click.argument("path", type=click.Path())
-@click.option("--layout", type=click.Choice(["geneface", "hallo", "gpen", "basicsr", "gpen-native", "dfl"]), default=None, help="Layout to check against (default: guessed from the folders).")
+@click.option("--layout", type=click.Choice(["geneface", "hallo", "flat", "gpen", "basicsr", "gpen-native", "dfl"]), default=None, help="Layout to check against (default: guessed from the folders).")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @detector_options
 @_fail_cleanly

@@ -54,7 +54,7 @@ class PairsConfig:
         if self.scale not in (1, 2, 4):
             problems.append(f"scale must be 1, 2 or 4, got {self.scale}")
         if self.size < 16 or self.size % self.scale:
-            problems.append(f"size must be at least 16 and divisible by the scale, got {self.size}")
+            problems.append(f"size must be at least 16 and divisible by the scale {self.scale}, got {self.size}")
         if not 0 <= self.val_fraction < 1:
             problems.append(f"val fraction must be in [0, 1), got {self.val_fraction}")
         if self.copies < 1:

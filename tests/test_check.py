@@ -256,6 +256,17 @@ def test_prep_video_set_passes_and_planted_defects_are_caught(hallo_set, tmp_pat
 
 
 @needs_yunet
+def test_a_default_crop_folder_passes_as_flat(clips, tmp_path):
+    """The default and latentsync presets write a flat folder of clips: its check is guessed
+    and passes (it could not be checked at all: no layout for it)."""
+    out = tmp_path / "flat"
+    assert run("crop", clips["sample"], "-o", out, "--size", "256", "--speech", "off").exit_code == 0
+    code, probs = problems(out)
+    assert code == 0 and not [p for p in probs if p["level"] == "error"], probs
+    assert "layout flat" in run("check", out).output
+
+
+@needs_yunet
 def test_geneface_short_clip_is_only_a_warning(clips, tmp_path):
     out = tmp_path / "g"
     assert run("crop", clips["sample"], "-o", out, "--preset", "geneface", "--speech", "off").exit_code == 0

@@ -163,6 +163,8 @@ def test_align_in_the_wild_photos(tmp_path):
 
 
 def test_tiers_write_sibling_sets(faces_dir, tmp_path):
+    bad = run("pairs", faces_dir, "-o", tmp_path / "bad", "--tiers", "64,66", "--scale", "4")  # every size checked first
+    assert bad.exit_code == 1 and "divisible by the scale 4, got 66" in bad.stderr and not (tmp_path / "bad").exists()
     out = tmp_path / "out"
     res = run("pairs", faces_dir, "-o", out, "--tiers", "64,128", "--scale", "2", "--val-fraction", "0.3", "--report", tmp_path / "run.json")
     assert res.exit_code == 0, res.stderr
