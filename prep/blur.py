@@ -142,7 +142,8 @@ def blur_score(image: np.ndarray, face: Face | None) -> BlurScore:
     """Score ``image`` (``HxW`` or ``HxWxC``, uint8) on ``face``, or on the whole image if ``None``."""
     crop = grey_canonical(image, face)
     if face is not None:
-        return score_grey(crop)
+        found = score_grey(crop)
+        return BlurScore(found.score, found.on_face, to_photo_angle(found.direction, face, CANON), found.anisotropy)
     lo, hi, angle = damping(crop, _whole)
     aniso = float(np.log(hi) - np.log(lo))
     return BlurScore(float(np.log(lo)) - aniso, False, angle, aniso)
@@ -233,4 +234,13 @@ def measure_face(image: np.ndarray, face: Face) -> FaceBlur:
     from .align import face_scale
 
     length = motion_length(crop, mask, angle) / face_scale(face, n)  # crop px to photo px
-    return FaceBlur(score, angle, aniso, e, n, length)
+    return FaceBlur(score, to_photo_angle(angle, face, n), aniso, e, n, length)
+
+
+def to_photo_angle(angle: float, face: Face, n: int) -> float:
+    """A direction measured on the face aligned at ``n`` px (degrees, in [0, 180)) in the
+    photo's own axes: the alignment turned the face upright, so its roll is taken off again."""
+    from .align import alignment_matrix
+
+    m = alignment_matrix(face, n)
+    return float((angle - np.degrees(np.arctan2(m[1, 0], m[0, 0]))) % 180.0)

@@ -499,6 +499,21 @@ def test_motion_blur_is_named_with_direction_and_length(big_face, fraction, angl
     assert 0.5 * length <= reason["length_px"] <= 2.0 * length, (length, reason)
 
 
+@pytest.mark.parametrize("roll", [-25, 25])
+def test_the_motion_direction_is_in_the_photos_axes(big_face, roll):
+    """The face is measured turned upright: the direction it gives is turned back into the
+    photo's axes (horizontal motion on a face rolled 25 degrees read as 17 or 163 degrees)."""
+    from prep.blur import measure_face
+
+    img, _ = big_face
+    h, w = img.shape[:2]
+    turned = cv2.warpAffine(img, cv2.getRotationMatrix2D((w / 2, h / 2), roll, 1.0), (w, h), flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
+    det = create_detector("auto", str(WEIGHTS) if WEIGHTS.is_dir() else None, max_side=2048)
+    face = main_face(det.detect(turned))
+    m = measure_face(apply_kernel(turned, motion_kernel(max(5.0, round(0.06 * face.size)), 0.0)), face)
+    assert abs((m.direction + 90) % 180 - 90) < 8, m
+
+
 def test_defocus_and_low_resolution_are_told_apart(big_face):
     from prep.blur import measure_face
     from prep.blurdecide import judge_photo
