@@ -188,7 +188,7 @@ def _extract(src: str, out: Path, det: DetectSettings, bcfg: BlurConfig, fps: fl
     if across:
         persons = _local_persons(presence, scan, Path(group_dir) / "chips")
     elif group_by == "person":  # after the blurred frames are set aside: they stay in OUT/rejected/
-        persons = _group_frames(folders, presence, scan)
+        persons = _group_frames(folders, presence, scan, set(rejected) if reject_blur else set())
     record = {
         "source": src,
         "status": "ok",
@@ -223,17 +223,19 @@ def _extract(src: str, out: Path, det: DetectSettings, bcfg: BlurConfig, fps: fl
     return record
 
 
-def _group_frames(folders: list[tuple[Path, int | None]], presence: list[dict[str, Any]], scan: Any) -> list[dict[str, Any]]:
+def _group_frames(folders: list[tuple[Path, int | None]], presence: list[dict[str, Any]], scan: Any, set_aside: set[int] = frozenset()) -> list[dict[str, Any]]:
     """Copy each frame into the folder of every person on it, remove the originals, and write
-    one contact sheet per person; returns a summary per person. Each copy is whole or absent
-    (temporary name, then rename)."""
+    one contact sheet per person; returns a summary per person (``set_aside``: the blurred
+    frames moved to ``rejected/``, in no person's folder and not counted). Each copy is whole
+    or absent (temporary name, then rename)."""
     from .identity import person_folder
     from .sheet import GREEN, Tile, write_sheet
 
     by_person: dict[int, list[int]] = {}
     for p in presence:
         for k in p["persons"]:
-            by_person.setdefault(k, []).append(p["frame"])
+            if p["frame"] not in set_aside:
+                by_person.setdefault(k, []).append(p["frame"])
     tiles = scan.sheet_tiles()
     for folder, _ in folders:
         for k, frames in sorted(by_person.items()):

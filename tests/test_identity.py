@@ -530,3 +530,21 @@ def test_frames_group_by_person_across_videos_gives_a_person_one_folder(edits, t
     fewer = run("frames", str(one), "-o", str(out), "--group-by", "person", "--fps", "8")
     assert fewer.exit_code != 0 and "sbs" in fewer.output and "earlier run" in fewer.output, fewer.output
     assert tree(out) == before
+
+
+def test_one_videos_person_folders_count_only_the_frames_they_hold(tmp_path):
+    """frames --group-by person --reject-blur on one video: a blurred frame set aside in
+    rejected/ is in no person's folder, and the person's count and runs leave it out (they
+    counted it)."""
+    from types import SimpleNamespace
+
+    from prep.frames import _group_frames, frame_name
+
+    out = tmp_path / "out"
+    out.mkdir()
+    for i in (0, 1, 3, 4):  # frame 2 was set aside as blurred
+        (out / frame_name(i)).write_bytes(b"png")
+    presence = [{"frame": i, "persons": [0]} for i in range(5)]
+    summary = _group_frames([(out, None)], presence, SimpleNamespace(sheet_tiles=lambda: {}), {2})
+    assert summary == [{"person": "person_00", "frames": 4, "segments": [[0, 1], [3, 4]]}]
+    assert sorted(p.name for p in (out / "person_00").glob("0*.png")) == [frame_name(i) for i in (0, 1, 3, 4)]
