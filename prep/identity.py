@@ -373,21 +373,34 @@ class Clusterer:
     threshold: float = THRESHOLD
     sums: list[np.ndarray] = field(default_factory=list)
     counts: list[int] = field(default_factory=list)
+    # the centroids made unit length, one row per person, updated where a person changes (made
+    # again for every face, they cost time that grew with the number of persons: a crowd's
+    # thousands of faces took seconds)
+    _unit: np.ndarray = field(default_factory=lambda: np.zeros((0, 128)), repr=False)
+
+    def _set_unit(self, k: int) -> None:
+        if k >= len(self._unit):
+            grown = np.zeros((max(16, 2 * len(self._unit)), len(self.sums[k])))
+            grown[: len(self._unit)] = self._unit
+            self._unit = grown
+        row = self.sums[k][None, :].copy()  # normalised as a one-row matrix: the same bits as all rows at once
+        row /= np.maximum(np.linalg.norm(row, axis=1, keepdims=True), 1e-12)
+        self._unit[k] = row[0]
 
     def add(self, v: np.ndarray) -> tuple[int, float]:
         """The label given to ``v`` and its similarity to that person's centroid before it joined."""
         v = np.asarray(v, np.float64)
         if self.sums:
-            c = np.array(self.sums)
-            c /= np.maximum(np.linalg.norm(c, axis=1, keepdims=True), 1e-12)
-            sims = c @ v
+            sims = self._unit[: len(self.sums)] @ v
             best = int(np.argmax(sims))
             if sims[best] >= self.threshold:
                 self.sums[best] = self.sums[best] + v
                 self.counts[best] += 1
+                self._set_unit(best)
                 return best, float(sims[best])
         self.sums.append(v.copy())
         self.counts.append(1)
+        self._set_unit(len(self.sums) - 1)
         return len(self.sums) - 1, 1.0
 
     def ranking(self) -> dict[int, int]:
@@ -691,9 +704,12 @@ class GroupScan(PresenceScan):
             for c, _, _ in chips:
                 label, _ = self.clusterer.add(describe_chip(c))
                 labels.append(label)
-                kept = self.chips.setdefault(label, [])
-                if len(kept) < self.keep_chips:
-                    kept.append((index, c))
+                # chips only of a person seen often enough to be kept: the many one-off faces of
+                # a crowd held up to 24 chips each (67 KB a chip)
+                if self.clusterer.counts[label] >= self.min_faces:
+                    kept = self.chips.setdefault(label, [])
+                    if len(kept) < self.keep_chips:
+                        kept.append((index, c))
             self.embedded += len(chips)
             state = frozenset(labels)
         self.state[index], self.measured[index] = state, True

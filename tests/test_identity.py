@@ -548,3 +548,37 @@ def test_one_videos_person_folders_count_only_the_frames_they_hold(tmp_path):
     summary = _group_frames([(out, None)], presence, SimpleNamespace(sheet_tiles=lambda: {}), {2})
     assert summary == [{"person": "person_00", "frames": 4, "segments": [[0, 1], [3, 4]]}]
     assert sorted(p.name for p in (out / "person_00").glob("0*.png")) == [frame_name(i) for i in (0, 1, 3, 4)]
+
+
+def test_the_clusterer_keeps_its_unit_centroids_as_it_goes():
+    """Leader clustering with the centroids kept unit length row by row gives the labels and
+    similarities of making them all again for every face (as it did: time grew with the number
+    of persons, a crowd's thousands of one-off faces took seconds)."""
+    from prep.identity import THRESHOLD, Clusterer
+
+    def plain(vectors):
+        sums, counts, out = [], [], []
+        for v in vectors:
+            if sums:
+                c = np.array(sums)
+                c /= np.maximum(np.linalg.norm(c, axis=1, keepdims=True), 1e-12)
+                sims = c @ v
+                best = int(np.argmax(sims))
+                if sims[best] >= THRESHOLD:
+                    sums[best] = sums[best] + v
+                    counts[best] += 1
+                    out.append((best, float(sims[best])))
+                    continue
+            sums.append(v.copy())
+            counts.append(1)
+            out.append((len(sums) - 1, 1.0))
+        return out
+
+    rng = np.random.default_rng(0)
+    people = rng.normal(size=(30, 128))
+    people /= np.linalg.norm(people, axis=1, keepdims=True)
+    vs = people[rng.integers(0, 30, 1500)] + rng.normal(scale=0.01, size=(1500, 128))
+    vs /= np.linalg.norm(vs, axis=1, keepdims=True)
+    cl = Clusterer()
+    assert [cl.add(v) for v in vs] == plain(vs)
+    assert len(cl.counts) == 30
