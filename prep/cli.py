@@ -138,6 +138,8 @@ def _reference(person: tuple[str, ...], group_by: str | None, detector: str | No
 def _run_options(runner: str, workers: int, ray_address: str | None) -> Any:
     from .runner import RunOptions
 
+    if workers < 1:
+        raise PrepError(None, f"--workers must be at least 1, got {workers}")
     if runner == "ray":  # --workers: the CPUs of a Ray started for the run (default: all of them)
         return RunOptions("ray", workers if workers > 1 else None, ray_address)
     return RunOptions("local", workers)

@@ -568,3 +568,10 @@ def test_a_crop_whose_id_names_another_sources_clip_is_an_error(tmp_path):
             assert rec["status"] == "error" and f"already names the outputs of {a}" in rec["message"], rec
         assert done(str(a), out, c, "clip") is None  # its own source: not a clash (a different key: to be made again)
         report.unlink()
+
+
+@pytest.mark.parametrize("runner", ["local", "ray"])
+def test_workers_below_one_is_one_line_for_either_runner(faces_dir, tmp_path, runner):
+    """--runner ray --workers -5 was taken as "all the CPUs"; the local runner refused it."""
+    res = run("pairs", faces_dir, "-o", tmp_path / "out", "--runner", runner, "--workers", "-5")
+    assert res.exit_code == 1 and res.stderr.strip() == "prep: --workers must be at least 1, got -5"
