@@ -721,8 +721,14 @@ def check(path: str, layout: str | None, as_json: bool, detector: str | None, we
     from .check import check as run_check
     from .detect import create_detector
 
-    det = create_detector(detector or "auto", weights_dir)
-    rep = run_check(path, layout, det)
+    class _WhenNeeded:  # an image set needs no detector: a missing one only matters for a video set
+        det = None
+
+        def detect(self, image: Any) -> Any:
+            self.det = self.det or create_detector(detector or "auto", weights_dir)
+            return self.det.detect(image)
+
+    rep = run_check(path, layout, _WhenNeeded())
     if as_json:
         click.echo(json.dumps(rep.to_dict(), indent=2))
     else:

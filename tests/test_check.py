@@ -160,6 +160,15 @@ def test_planted_grey_image_is_a_warning(pair_set, tmp_path):
     assert [p for p in probs if p["level"] == "warning" and "greyscale" in p["problem"] and Path(p["file"]) == f], probs
 
 
+def test_an_image_set_needs_no_detector(pair_set, tmp_path, monkeypatch):
+    """--detector yunet without its model: an image set is still checked (it uses none)."""
+    monkeypatch.setenv("PREP_WEIGHTS_DIR", str(tmp_path / "none"))
+    monkeypatch.setenv("PREP_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("PREP_OFFLINE", "1")
+    res = run("check", pair_set, "--detector", "yunet")
+    assert res.exit_code == 0 and "0 errors" in res.output, res.output
+
+
 def test_table_output_and_guess(pair_set):
     res = run("check", pair_set)
     assert res.exit_code == 0 and "layout gpen" in res.output and res.output.strip().endswith("0 errors, 0 warnings")
