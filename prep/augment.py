@@ -261,6 +261,8 @@ def claim_output(out: str | Path, cfg: AugmentConfig) -> None:
         theirs = None
     if theirs is not None and theirs != mine:
         raise PrepError(out, f"holds augmentations made with other settings (preset {theirs.get('preset')}, seed {theirs.get('seed')}): give another -o, or remove them first")
+    if theirs is None and any(Path(out).rglob("*__aug[0-9]*.png")):  # made before the settings were recorded
+        raise PrepError(out, "holds augmentations whose settings were not recorded (made by an earlier prep): give another -o, or remove them first")
     if theirs is None:
         write_json(path, mine)
 

@@ -101,10 +101,12 @@ def taken_by(record_path: str | Path, src: str) -> str | None:
         return None
     if not old or old == src:
         return None
+    if not Path(old).is_file() or not Path(src).exists():
+        return None  # the other moved away, or this one is missing (it fails on its own, not as a clash)
     try:
-        return None if not Path(old).is_file() or Path(old).samefile(src) else str(old)
+        return None if Path(old).samefile(src) else str(old)
     except OSError:
-        return str(old)  # this item's own source is missing: it fails on its own, not as a clash
+        return None
 
 
 def clash(item_id: str, other: str) -> str:

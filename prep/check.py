@@ -128,6 +128,8 @@ def check_videos(folder: Path, rules: dict[str, Any], rep: CheckReport, detector
         from .detect import create_detector
 
         detector = create_detector("auto")
+    elif callable(detector) and not hasattr(detector, "detect"):  # built only now that a video set needs it
+        detector = detector()
     size, fps = rules["size"], rules["fps"]
     for v in vids:
         try:

@@ -637,7 +637,7 @@ def _pairs_run(inputs: Any, total: int | None, out_dir: str, cfg: Any, run: Any,
     if n["train"] and not n["val"] and cfg.layout in ("basicsr", "gpen-native"):
         click.echo(f"prep: warning: no val pairs, and {cfg.layout}'s trainer needs some: raise --val-fraction (now {cfg.val_fraction:g}) or add photos", err=True)
     click.echo(f"{out_dir}: {n['train']} train and {n['val']} val pairs ({cfg.degrade}, scale {cfg.scale}, layout {cfg.layout})"
-               + (f"; {done_before} photos done before" if done_before else "") + (f"; {summary['faces_skipped']} faces too small" if summary["faces_skipped"] else "") + (f"; {summary['other_people']} faces of other people left out" if summary["other_people"] else "") + (f"; {empty} photos gave no pair" if empty else "")
+               + (f"; {done_before} photos done before" if done_before else "") + (f"; {summary['faces_skipped']} faces too small" if summary["faces_skipped"] else "") + (f"; {summary['faces_at_edge']} faces at the photo's edge" if summary["faces_at_edge"] else "") + (f"; {summary['other_people']} faces of other people left out" if summary["other_people"] else "") + (f"; {empty} photos gave no pair" if empty else "")
                + (f"; {summary['errors']} photos failed" if summary["errors"] else "") + (f"; {len(persons)} persons, parameters in each {Path(out_dir) / 'person_NN' / 'degradations.jsonl'}" if persons is not None else f"; parameters in {Path(out_dir) / 'degradations.jsonl'}"))
     log.finish({"summary": summary, "out": out_dir})
     return bool(summary["errors"])
@@ -721,14 +721,8 @@ def check(path: str, layout: str | None, as_json: bool, detector: str | None, we
     from .check import check as run_check
     from .detect import create_detector
 
-    class _WhenNeeded:  # an image set needs no detector: a missing one only matters for a video set
-        det = None
-
-        def detect(self, image: Any) -> Any:
-            self.det = self.det or create_detector(detector or "auto", weights_dir)
-            return self.det.detect(image)
-
-    rep = run_check(path, layout, _WhenNeeded())
+    # an image set needs no detector (a missing one matters only for a video set, and is then one line)
+    rep = run_check(path, layout, lambda: create_detector(detector or "auto", weights_dir))
     if as_json:
         click.echo(json.dumps(rep.to_dict(), indent=2))
     else:
@@ -777,8 +771,9 @@ def speech(sources: tuple[str, ...], as_json: bool, fix_offset: bool, out_dir: s
     if out_dir:
         out = Path(out_dir).resolve()
         for src in sources:  # the fixed clips would replace their sources, or be read as sources on a rerun
-            home = Path(src).resolve() if Path(src).is_dir() else Path(src).resolve().parent
-            if out == home or out.is_relative_to(home):
+            walked = Path(src).is_dir()  # a folder is walked again on a rerun; a file is not
+            home = Path(src).resolve() if walked else Path(src).resolve().parent
+            if out == home or (walked and out.is_relative_to(home)):
                 raise click.UsageError(f"-o {out_dir} is {'the folder' if out == home else 'inside the folder'} of {src}: give a folder of its own for the fixed clips")
     cfg = CropConfig.resolve(preset, speech="require", detector=detector, weights_dir=weights_dir, speech_weights=weights_dir)
     cfg = _require_speech_model(cfg)

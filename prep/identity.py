@@ -376,12 +376,13 @@ class Clusterer:
     # the centroids made unit length, one row per person, updated where a person changes (made
     # again for every face, they cost time that grew with the number of persons: a crowd's
     # thousands of faces took seconds)
-    _unit: np.ndarray = field(default_factory=lambda: np.zeros((0, 128)), repr=False)
+    _unit: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)), repr=False)
 
     def _set_unit(self, k: int) -> None:
-        if k >= len(self._unit):
+        if k >= len(self._unit):  # room for more persons (the vectors' width is the first one's)
             grown = np.zeros((max(16, 2 * len(self._unit)), len(self.sums[k])))
-            grown[: len(self._unit)] = self._unit
+            if len(self._unit):
+                grown[: len(self._unit)] = self._unit
             self._unit = grown
         row = self.sums[k][None, :].copy()  # normalised as a one-row matrix: the same bits as all rows at once
         row /= np.maximum(np.linalg.norm(row, axis=1, keepdims=True), 1e-12)

@@ -78,6 +78,7 @@ class PairsConfig:
         d = dataclasses.asdict(self)
         for k in ("weights_dir", "detector"):
             d.pop(k)
+        d["draws"] = 2  # 2026-12-02: 64-bit seeds and the degradations as their sources draw them (other bytes than before)
         if not self.align:  # used only by --align: earlier runs' fingerprints without it stay valid
             d.pop("max_face_outside")
         for k in ("person", "group_by"):  # absent when unused: earlier runs' fingerprints stay valid
@@ -278,7 +279,7 @@ def finish(out: str | Path, cfg: PairsConfig, records: Iterable[dict[str, Any]])
 
     out = Path(out)
     counts = {"train": 0, "val": 0}
-    tally = {"faces_skipped": 0, "other_people": 0, "errors": 0}
+    tally = {"faces_skipped": 0, "faces_at_edge": 0, "other_people": 0, "errors": 0}
 
     def lines() -> Iterator[tuple[str, str]]:
         for r in records:
@@ -287,7 +288,7 @@ def finish(out: str | Path, cfg: PairsConfig, records: Iterable[dict[str, Any]])
                 continue
             for f in r.get("skipped_faces", []):
                 if f["face"] is not None:
-                    tally["other_people" if "person" in f else "faces_skipped"] += 1
+                    tally["other_people" if "person" in f else "faces_at_edge" if f.get("kind") == "at_edge" else "faces_skipped"] += 1
             for p in r.get("pairs", []):
                 counts[p["split"]] += 1
                 yield f"{p['split']}\x00{p['name']}", json.dumps({k: v for k, v in p.items() if k not in ("hq", "lq", "vector")}, sort_keys=True)

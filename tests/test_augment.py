@@ -41,6 +41,9 @@ def test_dfl_same_seed_same_bytes_and_names(faces_dir, tmp_path):
     assert again.exit_code == 1 and "holds augmentations made with other settings (preset dfl, seed 5)" in again.stderr
     assert run("augment", faces_dir, "-o", a, "--copies", "3", "--seed", "5").exit_code == 0 and tree(a) == ta
     assert run("augment", faces_dir, "-o", tmp_path / "d", "--seed", "-1").exit_code == 0  # any integer seed, as pairs takes
+    (tmp_path / "d" / ".prep" / "augment.json").unlink()  # a folder an earlier prep wrote: its settings are not known
+    again = run("augment", faces_dir, "-o", tmp_path / "d", "--seed", "-1")
+    assert again.exit_code == 1 and "settings were not recorded" in again.stderr
 
 
 def test_dfl_changes_colour_not_geometry(faces_dir, tmp_path):

@@ -167,6 +167,12 @@ def test_an_image_set_needs_no_detector(pair_set, tmp_path, monkeypatch):
     monkeypatch.setenv("PREP_OFFLINE", "1")
     res = run("check", pair_set, "--detector", "yunet")
     assert res.exit_code == 0 and "0 errors" in res.output, res.output
+    videos = tmp_path / "hallo" / "videos"  # a video set does need it: one line, not an error per clip
+    videos.mkdir(parents=True)
+    for name in ("a.mp4", "b.mp4"):
+        (videos / name).write_bytes(b"x")
+    res = CliRunner().invoke(main, ["check", str(videos.parent), "--detector", "yunet"])
+    assert res.exit_code == 1 and res.stderr.startswith("prep: detector 'yunet' unavailable") and "a.mp4" not in res.stdout, (res.stdout, res.stderr)
 
 
 def test_table_output_and_guess(pair_set):

@@ -149,6 +149,7 @@ def test_align_in_the_wild_photos(tmp_path):
     assert not any(n.startswith("facerec__test_images__obama_partial_face") for n in names)
     edge = json.loads((out / ".prep" / "pairs" / "facerec__test_images__obama_partial_face.json").read_text())
     assert edge["status"] == "empty" and "face at the photo's edge" in edge["skipped_faces"][0]["reason"]
+    assert "1 faces at the photo's edge" in res.output
     kept = [json.loads(m.read_text()) for m in (out / ".prep" / "pairs").glob("*.json")]
     assert max(p["outside"] for m in kept for p in m["pairs"]) > 0.1  # a background corner mirrored is kept, and said
     det = create_detector("yunet", str(WEIGHTS))

@@ -567,6 +567,7 @@ def test_a_crop_whose_id_names_another_sources_clip_is_an_error(tmp_path):
         for rec in (done(str(b), out, c, "clip"), crop_video(str(b), out, c, "clip")):
             assert rec["status"] == "error" and f"already names the outputs of {a}" in rec["message"], rec
         assert done(str(a), out, c, "clip") is None  # its own source: not a clash (a different key: to be made again)
+        assert done(str(tmp_path / "c" / "clip.mp4"), out, c, "clip") is None  # a missing source fails as itself, not as a clash
         report.unlink()
 
 

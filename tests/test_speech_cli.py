@@ -168,10 +168,11 @@ def test_fix_offset_needs_an_output_folder(tmp_path):
     clips.mkdir()
     (clips / "clip.mp4").write_bytes(b"x")
     # the fixed clip would replace its source, or be read as a source on the next run
-    for out, said in ((clips, "is the folder of"), (clips / "fixed", "is inside the folder of")):
-        for src in (clips, clips / "clip.mp4"):
-            res = run(src, "--fix-offset", "-o", out)
-            assert res.exit_code == 2 and said in res.stderr and (clips / "clip.mp4").read_bytes() == b"x", res.stderr
+    for src, out, said in ((clips, clips, "is the folder of"), (clips / "clip.mp4", clips, "is the folder of"), (clips, clips / "fixed", "is inside the folder of")):
+        res = run(src, "--fix-offset", "-o", out)
+        assert res.exit_code == 2 and said in res.stderr and (clips / "clip.mp4").read_bytes() == b"x", res.stderr
+    res = run(clips / "clip.mp4", "--fix-offset", "-o", clips / "fixed")  # a file is not walked again: a subfolder is fine
+    assert "folder of" not in res.stderr
 
 
 # --- --fix-offset ------------------------------------------------------------------------
