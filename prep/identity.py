@@ -32,6 +32,8 @@ Thresholds come from ``bench/calibrate_identity.py`` (see ``bench/identity_resul
 
 from __future__ import annotations
 
+from collections import deque
+
 import importlib.util
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -683,6 +685,9 @@ class PresenceScan:
                             self.state[i] = not st
 
 
+PENDING_CHIPS = 64  # first faces of not-yet-kept persons held for their contact sheets (about 4 MB)
+
+
 class GroupScan(PresenceScan):
     """``frames --group-by person``: which people are on each frame. The same sampling and
     bisection as :class:`PresenceScan`, but a frame's answer is the set of persons on it: each
@@ -696,6 +701,10 @@ class GroupScan(PresenceScan):
         self.min_faces = min_faces
         self.keep_chips = keep_chips
         self.chips: dict[int, list[tuple[int, np.ndarray]]] = {}
+        # the first faces of a person not yet seen min_faces times wait here, at most PENDING_CHIPS
+        # of them (the oldest go first): a crowd's one-off faces cannot fill memory
+        self.pending: dict[int, list[tuple[int, np.ndarray]]] = {}
+        self._pending_order: deque = deque()
 
     def _measure(self, k: int, before: Any) -> Any:
         index, chips = self.buf[k]
@@ -705,12 +714,21 @@ class GroupScan(PresenceScan):
             for c, _, _ in chips:
                 label, _ = self.clusterer.add(describe_chip(c))
                 labels.append(label)
-                # chips only of a person seen often enough to be kept: the many one-off faces of
-                # a crowd held up to 24 chips each (67 KB a chip)
+                # chips of a person seen often enough to be kept; the first ones wait, bounded
+                # (the many one-off faces of a crowd held up to 24 chips each, 67 KB a chip)
                 if self.clusterer.counts[label] >= self.min_faces:
-                    kept = self.chips.setdefault(label, [])
+                    kept = self.chips.setdefault(label, self.pending.pop(label, []))
                     if len(kept) < self.keep_chips:
                         kept.append((index, c))
+                else:
+                    self.pending.setdefault(label, []).append((index, c))
+                    self._pending_order.append(label)
+                    while len(self._pending_order) > PENDING_CHIPS:
+                        old = self._pending_order.popleft()
+                        if self.pending.get(old):
+                            self.pending[old].pop(0)
+                            if not self.pending[old]:
+                                del self.pending[old]
             self.embedded += len(chips)
             state = frozenset(labels)
         self.state[index], self.measured[index] = state, True

@@ -582,3 +582,27 @@ def test_the_clusterer_keeps_its_unit_centroids_as_it_goes():
     cl = Clusterer()
     assert [cl.add(v) for v in vs] == plain(vs)
     assert len(cl.counts) == 30
+
+
+def test_a_kept_persons_sheet_has_its_first_faces_and_a_crowd_cannot_fill_memory(monkeypatch):
+    """A person's first faces wait (bounded) until the person is seen often enough to be kept,
+    then join its contact sheet; a crowd's one-off faces keep at most PENDING_CHIPS chips."""
+    from prep import identity
+
+    people = np.eye(128)
+    monkeypatch.setattr(identity, "describe_chip", lambda c: people[int(c[0, 0, 0])])
+    scan = identity.GroupScan(min_faces=3)
+
+    def face(index: int, person: int) -> None:
+        chip = np.full((4, 4, 3), person, np.uint8)
+        scan.state.append(None)
+        scan.measured.append(False)
+        scan.buf = [(index, [(chip, 0.9, 0.0)])]
+        scan._measure(0, None)
+
+    for i in range(4):  # person 0 on frames 0-3: kept from its third face, with all four chips
+        face(i, 0)
+    assert [i for i, _ in scan.chips[0]] == [0, 1, 2, 3]
+    for i in range(4, 4 + 200):  # a crowd: 200 faces seen once each
+        face(i, 1 + (i - 4) % 120)
+    assert sum(len(v) for v in scan.pending.values()) <= identity.PENDING_CHIPS and set(scan.chips) == {0}
