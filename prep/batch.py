@@ -12,6 +12,8 @@ import json
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
+from .errors import PrepError
+
 
 
 def expand_sources(sources: Iterable[str | Path], extensions: set[str]) -> list[Path]:
@@ -90,15 +92,22 @@ def summarize(records: list[dict[str, Any]]) -> dict[str, int]:
     return counts
 
 
-def taken_by(record_path: str | Path, src: str) -> str | None:
-    """The other input an earlier record at ``record_path`` was made from, when two inputs were
-    given the same id (a manifest listing ``a/face.png`` and ``b/face.png``, both named
-    ``face``) and that other file still exists; else None. A source that moved (its old path
-    gone) or the same file under another path is not another input."""
+def read_record(path: str | Path) -> dict[str, Any] | None:
+    """An earlier run's JSON record (a marker or a report), or None when there is none or it is
+    not whole."""
     try:
-        old = json.loads(Path(record_path).read_text()).get("source")
-    except (OSError, ValueError, AttributeError):
+        rec = json.loads(Path(path).read_text())
+    except (OSError, ValueError):
         return None
+    return rec if isinstance(rec, dict) else None
+
+
+def taken_by(record: dict[str, Any] | None, src: str) -> str | None:
+    """The other input an earlier ``record`` (:func:`read_record`) was made from, when two
+    inputs were given the same id (a manifest listing ``a/face.png`` and ``b/face.png``, both
+    named ``face``) and that other file still exists; else None. A source that moved (its old
+    path gone) or the same file under another path is not another input."""
+    old = (record or {}).get("source")
     if not old or old == src:
         return None
     if not Path(old).is_file() or not Path(src).exists():
@@ -109,7 +118,7 @@ def taken_by(record_path: str | Path, src: str) -> str | None:
         return None
 
 
-def clash(item_id: str, other: str) -> str:
-    """The one line for an input whose id already names another input's outputs."""
-    return f"its id {item_id!r} already names the outputs of {other}: give each input its own id (a manifest's 'id' column)"
+def clash(src: str, item_id: str, other: str) -> PrepError:
+    """The error of an input whose id already names another input's outputs."""
+    return PrepError(src, f"its id {item_id!r} already names the outputs of {other}: give each input its own id (a manifest's 'id' column)")
 

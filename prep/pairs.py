@@ -191,17 +191,22 @@ def _identify(img: np.ndarray, face: Any, cfg: PairsConfig, facts: dict[str, Any
 def done(src: str, item_id: str, out: str, cfg: PairsConfig) -> dict[str, Any] | None:
     """The resume check (same arguments as :func:`make_pairs`, cheap enough for the driver):
     the photo's skipped record when its marker holds the same settings, else None."""
-    from .batch import clash, taken_by
+    from .batch import read_record
 
-    marker = marker_path(out, item_id)
-    other = taken_by(marker, src)
-    if other is not None:  # another photo given the same id: reported, neither skipped nor overwritten
-        return {"source": src, "status": "error", "error": clash(item_id, other), "message": f"{src}: {clash(item_id, other)}"}
-    try:
-        old = json.loads(marker.read_text())
-    except (OSError, ValueError):
-        return None
-    return {**old, "status": "skipped"} if old.get("config_key") == cfg.key() else None
+    return _judged(read_record(marker_path(out, item_id)), src, item_id, cfg)
+
+
+def _judged(old: dict[str, Any] | None, src: str, item_id: str, cfg: PairsConfig) -> dict[str, Any] | None:
+    """What the photo's earlier marker ``old`` says: another photo's under this id (its error
+    record: neither skipped nor overwritten), this photo done with these settings (skipped), or
+    nothing (None: to be made)."""
+    from .batch import clash, taken_by
+    from .errors import error_record
+
+    other = taken_by(old, src)
+    if other is not None:
+        return error_record(src, clash(src, item_id, other))
+    return {**old, "status": "skipped"} if old is not None and old.get("config_key") == cfg.key() else None
 
 
 def make_pairs(src: str, item_id: str, out: str, cfg: PairsConfig) -> dict[str, Any]:
@@ -209,11 +214,14 @@ def make_pairs(src: str, item_id: str, out: str, cfg: PairsConfig) -> dict[str, 
     from .errors import error_record
 
     try:
+        from .batch import read_record
+
         marker = marker_path(out, item_id)
-        old = done(src, item_id, out, cfg)  # (another photo's marker under this id: its error record)
+        earlier = read_record(marker)  # read once: the resume check and the clean-up both need it
+        old = _judged(earlier, src, item_id, cfg)
         if old is not None:
             return old
-        _remove_earlier_outputs(marker, out)
+        _remove_earlier_outputs(earlier, out)
         img = read_image(src)
         samples, skipped = samples_of(img, src, cfg)
         layout = pair_layout(cfg.layout)
@@ -238,16 +246,12 @@ def make_pairs(src: str, item_id: str, out: str, cfg: PairsConfig) -> dict[str, 
         return error_record(src, exc)
 
 
-def _remove_earlier_outputs(marker: Path, out: str) -> None:
-    """The pairs an earlier run with other settings wrote for this photo (its marker lists
-    them) are removed before the photo is done again: a changed --seed or --val-fraction could
-    otherwise leave the photo in train and in val, a lower --copies stray copies."""
-    try:
-        old = json.loads(marker.read_text())
-    except (OSError, ValueError):
-        return
+def _remove_earlier_outputs(old: dict[str, Any] | None, out: str) -> None:
+    """The pairs an earlier run with other settings wrote for this photo (its marker ``old``
+    lists them) are removed before the photo is done again: a changed --seed or --val-fraction
+    could otherwise leave the photo in train and in val, a lower --copies stray copies."""
     root = Path(out).resolve()
-    for pair in old.get("pairs", []) if isinstance(old, dict) else []:
+    for pair in (old or {}).get("pairs", []):
         for key in ("hq", "lq"):
             p = Path(pair.get(key) or "")
             if p.name and p.resolve().is_relative_to(root):  # never a file outside this output folder

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import CropConfig
-from ..errors import PrepError, error_record
+from ..errors import error_record
 from .analysis import Analysis, analyse, max_gap
 from .clip import crop_clip
 from .group import group_segments
@@ -44,7 +44,7 @@ def crop_video(src: str | Path, out_root: str | Path, cfg: CropConfig, item_id: 
         if other is not None:  # two inputs with one id: neither overwritten
             from ..batch import clash
 
-            raise PrepError(src, clash(item_id or Path(src).stem, other))
+            raise clash(src, item_id or Path(src).stem, other)
         if cfg.split:
             return split_source(src, out_root, cfg, item_id or Path(src).stem, show_progress)
         return crop_clip(src, out_root, cfg, item_id, show_progress)

@@ -88,12 +88,12 @@ def combine(records: list[dict[str, Any]]) -> dict[str, Any]:
 def taken(src: str, out_root: str | Path, cfg: CropConfig, item_id: str | None) -> str | None:
     """The other source whose outputs this source's id already names (two inputs with one id),
     from the record an earlier source left (--split: its split record; else its first size's report)."""
-    from ..batch import taken_by
+    from ..batch import read_record, taken_by
 
     if cfg.split:
-        return taken_by(split_marker(out_root, item_id or Path(src).stem), src)
+        return taken_by(read_record(split_marker(out_root, item_id or Path(src).stem)), src)
     c, root = sizes(cfg, out_root)[0]
-    return taken_by(output_paths(src, root, c, item_id)[1], src)
+    return taken_by(read_record(output_paths(src, root, c, item_id)[1]), src)
 
 
 def done(src: str | Path, out_root: str | Path, cfg: CropConfig, item_id: str | None = None, show_progress: bool | None = None) -> dict[str, Any] | None:
@@ -103,9 +103,9 @@ def done(src: str | Path, out_root: str | Path, cfg: CropConfig, item_id: str | 
     other = taken(str(src), out_root, cfg, item_id)
     if other is not None:  # another source given the same id: reported, neither skipped nor overwritten
         from ..batch import clash
+        from ..errors import error_record
 
-        why = clash(item_id or Path(src).stem, other)
-        return {"source": str(src), "status": "error", "error": why, "message": f"{src}: {why}"}
+        return error_record(str(src), clash(str(src), item_id or Path(src).stem, other))
     if cfg.split:
         prev = previous_split(split_marker(out_root, item_id or Path(src).stem), config_key(cfg))
         return None if prev is None else {**prev, "status": "skipped", "note": "done in an earlier run"}
