@@ -100,16 +100,12 @@ def window_bounds(n: int, seconds: float, fps: float, times: np.ndarray | None =
     return np.searchsorted(t, t - reach, "left"), np.searchsorted(t, t + reach, "right")
 
 
-def running_median(scores: np.ndarray, window: int | tuple[np.ndarray, np.ndarray]) -> np.ndarray:
-    """Centred running median of ``scores`` over ``window`` frames, or over the windows
-    ``(lo, hi)`` of :func:`window_bounds` (NaN ignored; shrinks at the ends)."""
+def running_median(scores: np.ndarray, window: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+    """Running median of ``scores`` over each frame's window ``(lo, hi)`` from
+    :func:`window_bounds` (NaN ignored; the windows shrink at the ends)."""
     s = np.asarray(scores, np.float64)
     n = len(s)
-    if isinstance(window, tuple):
-        lo, hi = window
-    else:
-        half = max(1, window // 2)
-        lo, hi = np.maximum(0, np.arange(n) - half), np.minimum(n, np.arange(n) + half + 1)
+    lo, hi = window
     out = np.full(n, np.nan)
     for i in range(n):
         seg = s[lo[i] : hi[i]]
