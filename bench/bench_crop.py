@@ -140,6 +140,7 @@ def main() -> None:
     ap.add_argument("--preset", default="geneface")
     ap.add_argument("--out", default=str(ROOT / "bench" / "results.md"))
     ap.add_argument("--repeat", type=int, default=3, help="runs of each command; the fastest is reported")
+    ap.add_argument("--checks-only", action="store_true", help="only what the speech check and --person add (to stdout)")
     a = ap.parse_args()
     clips = [Path(c) for c in a.clips] or sorted((SHARED / "videos").glob("*.mp4"))
     if not clips:
@@ -154,7 +155,7 @@ def main() -> None:
         sequential = Path(tmp) / f"{a.preset}_sequential.toml"
         text = next(d / f"{a.preset}.toml" for d in preset_dirs() if (d / f"{a.preset}.toml").is_file()).read_text()
         sequential.write_text(text.replace("[crop]\n", "[crop]\nwindow_tolerance = 0\n", 1))
-        for clip in clips:
+        for clip in [] if a.checks_only else clips:
             # best of --repeat runs of each, alternating (a shared 2-core machine is noisy; the
             # minimum is the run least disturbed by others, as timeit reports it)
             runs_prep, runs_seq, runs_ff, rep = [], [], [], None
@@ -175,7 +176,7 @@ def main() -> None:
         # a 4-minute 720p talking head, and memory against length: a clip played forwards then
         # backwards, repeated (a plain loop has a cut at every joint, which a fixed window refuses)
         s18 = next((c for c in clips if "1280x720" in c.name), clips[0])
-        for seconds in (240.0,):
+        for seconds in () if a.checks_only else (240.0,):
             long = pingpong(s18, 9.0, seconds, Path(tmp))
             out = Path(tmp) / f"{long.stem}_prep"
             t_prep, m_prep = run_measured(prep + ["crop", str(long), "-o", str(out), "--preset", a.preset, "--speech", "off", "--report", str(out / "run.json")], env)
@@ -186,7 +187,7 @@ def main() -> None:
             print(f"{long.name}: ffmpeg {t_ff:.2f} s, prep {t_prep:.2f} s, ratio {t_prep / t_ff:.2f}, peak MiB {m_ff} / {m_prep}", flush=True)
         src = clips[0]
         mem = []
-        for seconds in (10.0, 80.0):
+        for seconds in () if a.checks_only else (10.0, 80.0):
             path = pingpong(src, 5.0, seconds, Path(tmp))
             out = Path(tmp) / f"len_{path.stem}"
             t, m = run_measured(prep + ["crop", str(path), "-o", str(out), "--preset", a.preset, "--speech", "off"], env)
@@ -196,13 +197,15 @@ def main() -> None:
         costs = []
         ref = Path(tmp) / "ref.png"
         subprocess.run([ffmpeg_exe(), "-nostdin", "-v", "error", "-y", "-ss", "5", "-i", str(src), "-frames:v", "1", str(ref)], check=True)
-        for label, extra in (("--speech off", ["--speech", "off"]), ("--speech require (the preset's)", []), ("--speech off --person", ["--speech", "off", "--person", str(ref)])):
-            times = []
-            for k in range(a.repeat):
-                out = Path(tmp) / f"cost_{len(costs)}_{k}"
-                times.append(run_measured(prep + ["crop", str(src), "-o", str(out), "--preset", a.preset, *extra], env)[0])
-            costs.append((label, min(times)))
-            print(f"{src.name} {label}: {min(times):.2f} s", flush=True)
+        runs = (("--speech off", ["--speech", "off"]), ("--speech require (the preset's)", []), ("--speech off --person", ["--speech", "off", "--person", str(ref)]), ("--speech require --person", ["--person", str(ref)]))
+        times: dict[str, list[float]] = {label: [] for label, _ in runs}
+        for k in range(a.repeat):  # alternating, as above
+            for j, (label, extra) in enumerate(runs):
+                out = Path(tmp) / f"cost_{j}_{k}"
+                times[label].append(run_measured(prep + ["crop", str(src), "-o", str(out), "--preset", a.preset, *extra], env)[0])
+        for label, _ in runs:
+            costs.append((label, min(times[label])))
+            print(f"{src.name} {label}: {min(times[label]):.2f} s", flush=True)
     lines = [
         f"prep crop --preset {a.preset} vs a bare ffmpeg crop+scale+encode of the same output (libx264 with the same crf and preset, the same Lanczos scaler, the same AAC settings); "
         f"{os.cpu_count()} cores. Times are wall seconds, the best of {a.repeat} runs of each; memory is the peak resident size of the whole process tree.",
@@ -217,6 +220,9 @@ def main() -> None:
     lines += ["", f"What the checks add ({clips[0].name}, best of {a.repeat}):", "", "| run | wall s | against --speech off |", "|---|---|---|"]
     lines += [f"| {label} | {t:.2f} | {t / costs[0][1]:.2f}x |" for label, t in costs]
     text = "\n".join(lines) + "\n"
+    if a.checks_only:
+        print("\n".join(lines[-len(costs) - 4 :]))
+        return
     Path(a.out).write_text(text)
     print("\n" + text)
 

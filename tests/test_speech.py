@@ -185,10 +185,12 @@ def _lag_ms(a: np.ndarray, b: np.ndarray) -> float:
 
 
 @real
-def test_single_clip_correction_lines_the_audio_up_with_the_original(edits, tmp_path, monkeypatch):
+@pytest.mark.parametrize("person", [False, True], ids=["main-face", "person"])
+def test_single_clip_correction_lines_the_audio_up_with_the_original(edits, tmp_path, monkeypatch, person):
     """Without --split: the whole clip's offset is measured and the output's audio is moved; the
     result matches the unshifted original within one frame (40 ms). The face crops come from
-    the analysis pass: the clip is not decoded a second time for them."""
+    the analysis pass, with --person too (the pass cuts every face that could be the subject's):
+    the clip is not decoded a second time for them."""
     from prep.config import CropConfig
     from prep.crop import crop_video
     from prep.speech import track
@@ -196,8 +198,15 @@ def test_single_clip_correction_lines_the_audio_up_with_the_original(edits, tmp_
     def second_decode(*a, **k):
         raise AssertionError("the speech check decoded the clip's face a second time")
 
+    ref = None
+    if person:
+        from prep.detect import cached_detector
+        from prep.identity import load_reference
+
+        ffmpeg("-ss", "3", "-i", str(edits["own"]), "-frames:v", "1", str(tmp_path / "ref.png"))
+        ref = load_reference([tmp_path / "ref.png"], cached_detector("auto", str(WEIGHTS), max_side=960))
     monkeypatch.setattr(track, "face_embeddings", second_decode)
-    cfg = CropConfig.resolve("hallo", speech="require", size=128)
+    cfg = CropConfig.resolve("hallo", speech="require", size=128, person=ref)
     rec = crop_video(edits["late4_short"], tmp_path, cfg)
     assert rec["status"] == "ok", rec.get("message")
     assert 3.0 <= rec["speech"]["offset_exact"] <= 5.0 and rec["speech"]["corrected_ms"] > 100

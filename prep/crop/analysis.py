@@ -11,8 +11,8 @@ nothing.
 
 Per face track, after the pass: the speech facts (:func:`track_speech`). The speech model's
 face crops are cut in the pass: on the one-clip path of the main face (taken when it turns out
-to be the subject, :class:`prep.speech.track.PassCrops`), with --split (and ``prep speech``)
-of every face track as the tracks form (:class:`prep.video.trackcrops.SplitCrops`).
+to be the subject, :class:`prep.speech.track.PassCrops`), with --split or --person of every
+face track as the tracks form (:class:`prep.video.trackcrops.SplitCrops`).
 """
 
 from __future__ import annotations
@@ -95,10 +95,11 @@ def analyse(info: VideoInfo, cfg: CropConfig, detector: Detector | None = None, 
 
         chips = ChipSampler(cfg.detect_every * max(1, round(cfg.fps / 4 / cfg.detect_every)))
 
-    if not cfg.split:  # the main face's crops, taken if it turns out to be the subject
+    if not cfg.split and cfg.person is None:  # the main face's crops, taken if it turns out to be the subject
         speech_crops = speaking.pass_crops(info, cfg, n)
-    else:  # every track's crops, as the tracks form
-        speech_crops = speaking.split_crops(info, cfg, n, shots, cfg.detect_every, max_gap(cfg), min_len(cfg))
+    else:  # every track's crops, as the tracks form (--person: which track is the person's is known after the pass)
+        # one clip: its subject's check spans the whole clip, however long min_seconds asks a clip to be
+        speech_crops = speaking.split_crops(info, cfg, n, shots, cfg.detect_every, max_gap(cfg), min_len(cfg) if cfg.split else 1, from_start=not cfg.split)
 
     def beside(i: int, frame: np.ndarray) -> None:  # on the scanner's second thread, in frame order
         shots.feed(i, frame)

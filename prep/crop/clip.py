@@ -93,7 +93,8 @@ def subject_speech(info: VideoInfo, cfg: CropConfig, an: Analysis) -> tuple[dict
         return None, 0.0
     sub = an.subject.subject
     frames = sorted(sub)
-    embedded = an.speech_crops.embedded(sub) if an.speech_crops is not None else None
-    facts = track_speech(info, cfg, frames, [sub[i] for i in frames], 0, an.n_frames, embedded)
+    faces = [sub[i] for i in frames]
+    embedded = an.speech_crops.track(frames, faces, 0, an.n_frames) if an.speech_crops is not None else None
+    facts = track_speech(info, cfg, frames, faces, 0, an.n_frames, embedded)
     rep = speech_report(facts, cfg, 0, an.n_frames)
     return rep, (0.0 if isinstance(facts, dict) else speaking.correction(rep, cfg))

@@ -65,23 +65,25 @@ def tracks_embedded(info: VideoInfo, cfg: Any, tracks: list[tuple[list[int], lis
 
 def pass_crops(info: VideoInfo, cfg: Any, n: int) -> sp.PassCrops | None:
     """The clip's face crops cut from the analysis pass (:class:`prep.speech.track.PassCrops`)
-    when they can be: a face over the whole clip (the one-clip path, ``prep speech``), no
-    --person, at the model's 25 fps, with audio, a clip long enough for the check and the model
-    at hand; else ``None``."""
-    if cfg.person is not None or cfg.fps != sp.RATE or n < sp.sync.WINDOW:
+    when they can be: a face over the whole clip (the one-clip path, ``prep speech``), at the
+    model's 25 fps, with audio, a clip long enough for the check and the model at hand; else
+    ``None``."""
+    if cfg.fps != sp.RATE or n < sp.sync.WINDOW:
         return None
     model = _model(info, cfg)
     return None if model is None else sp.PassCrops(model, info, cfg.analysis_side, n)
 
 
-def split_crops(info: VideoInfo, cfg: Any, n: int, shots: ShotDetector, every: int, max_gap: int, min_len: int) -> SplitCrops | None:
-    """--split: every face track's crops cut from the analysis pass of ``n`` frames
-    (:class:`prep.video.trackcrops.SplitCrops`), at the model's 25 fps, with audio and the
-    model at hand; else ``None`` (the tracks are decoded again after the pass)."""
+def split_crops(info: VideoInfo, cfg: Any, n: int, shots: ShotDetector, every: int, max_gap: int, min_len: int, from_start: bool = False) -> SplitCrops | None:
+    """--split, and --person on the one-clip path: every face track's crops cut from the
+    analysis pass of ``n`` frames (:class:`prep.video.trackcrops.SplitCrops`), at the model's
+    25 fps, with audio and the model at hand; else ``None`` (the tracks are decoded again after
+    the pass). ``from_start``: only the tracks that begin on the first frame (the one-clip
+    path, whose check spans the whole clip)."""
     if cfg.fps != sp.RATE:
         return None
     model = _model(info, cfg)
-    return None if model is None else SplitCrops(model, info, cfg.analysis_side, n, shots, every, max_gap, min_len)
+    return None if model is None else SplitCrops(model, info, cfg.analysis_side, n, shots, every, max_gap, min_len, from_start=from_start)
 
 
 def _model(info: VideoInfo, cfg: Any) -> Any:

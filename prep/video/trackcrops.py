@@ -98,8 +98,11 @@ class SplitCrops:
     """Feed the pass's frames in order (:meth:`feed`), then :meth:`finish`; :meth:`track`
     gives a planned track's visual side when it was cut here."""
 
-    def __init__(self, model: Any, info: VideoInfo, analysis_side: int, n: int, shots: ShotDetector, every: int, max_gap: int, min_len: int, max_frames: int = 200):
+    def __init__(self, model: Any, info: VideoInfo, analysis_side: int, n: int, shots: ShotDetector, every: int, max_gap: int, min_len: int, max_frames: int = 200, from_start: bool = False):
+        """``from_start``: only tracks that begin on the first frame are cut (the one-clip path
+        with --person, whose check spans the whole clip: no other track can be its subject)."""
         self.model = model
+        self.from_start = from_start
         self.w, _ = scaled_size(info, analysis_side)
         self.display_width = info.display_width
         self.f = self.w / info.display_width
@@ -170,7 +173,7 @@ class SplitCrops:
             if faces and self.linker is not None:
                 known = {id(t) for t in self.linker.tracks}
                 self.linker.add(s, faces)
-                self.open += [_Open(t) for t in self.linker.tracks if id(t) not in known]
+                self.open += [_Open(t) for t in self.linker.tracks if id(t) not in known and not (self.from_start and t.frames[0] > 0)]
             for o in [o for o in self.open if s - o.track.frames[-1] > self.max_gap]:
                 self._end(o, min(s, o.track.frames[-1] + self.every))
             for o in self.open:
