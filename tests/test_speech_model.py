@@ -544,9 +544,10 @@ def test_split_crops_equal_the_tracks_own_decodes(monkeypatch):
 def test_person_on_one_clip_takes_its_crops_from_the_pass(monkeypatch):
     """One clip with --person: which face is the person's is known only after the pass, so
     the pass cuts every track that begins on the first frame (SplitCrops, ``from_start``). Two
-    faces of a size over the whole clip: either one's crops are the second decode's, bit for
-    bit; a face that comes later is not cut at all (it cannot be the clip's subject), and a
-    subject on other frames or another span gets none (decoded again)."""
+    faces of a size and two smaller ones over the whole clip: the three largest faces' crops
+    are the second decode's, bit for bit, the fourth is not cut (in a crowd the model would
+    cost more than a decode); a face that comes later is not cut at all (it cannot be the
+    clip's subject), and a subject on other frames gets none (decoded again)."""
     from conftest import SAMPLE_CLIP
     from prep.decode import scaled_size
     from prep.probe import probe_video
@@ -562,26 +563,28 @@ def test_person_on_one_clip_takes_its_crops_from_the_pass(monkeypatch):
     analysed = [i for i in range(n) if i % every == 0 or i == n - 1]
     from prep.detect import Face
 
-    def late(i):
-        return Face((250.0, 1000.0 + i, 150.0, 170.0), np.zeros((5, 2), np.float32), 0.95)
+    def face(i, x, y, s):
+        return Face((x, y + i, s, 1.1 * s), np.zeros((5, 2), np.float32), 0.95)
 
-    detections = {i: [_box(i), _box(i, dx=300.0)] + ([late(i)] if i >= 20 else []) for i in analysed}
+    # two faces of a size, two smaller ones (a crowd: only the three largest are followed), one that comes later
+    detections = {i: [_box(i), _box(i, dx=300.0), face(i, 60.0, 1000.0, 150.0), face(i, 400.0, 1000.0, 120.0)] + ([face(i, 250.0, 1200.0, 150.0)] if i >= 20 else []) for i in analysed}
     crops = SplitCrops(_PixelModel(), info, 640, n, _LateShots([]), every, max_gap=38, min_len=1, from_start=True)
     for i, frame in enumerate(frames):
         crops.feed(i, frame, detections.get(i))
     crops.finish(__import__("prep.video.shots", fromlist=["Shots"]).Shots(n, 25.0, []))
     tracks = link_tracks(detections, 38)
-    assert [(t.frames[0], t.frames[-1]) for t in tracks] == [(0, n - 1), (0, n - 1), (20, n - 1)]
-    assert len(crops.done) == 2  # the late face: not cut
+    assert [(t.frames[0], t.frames[-1]) for t in tracks] == [(0, n - 1)] * 4 + [(20, n - 1)]
+    assert len(crops.done) == 3  # the smallest of four and the late face: not cut
     monkeypatch.setattr(tr, "iter_frames", lambda *a, **k: iter(frames))
-    for t in tracks[:2]:
+    for t in tracks[:3]:
         boxes = np.array([[*f.center, f.size] for f in t.faces], np.float64)
         want, want_small = tr.face_embeddings(_PixelModel(), info, 0, n, np.array(t.frames, np.float64) / 25.0, boxes, 640)
         got = crops.track(t.frames, t.faces, 0, n)
         assert got is not None and got[1] == want_small and np.array_equal(got[0], want)
     t = tracks[0]
     assert crops.track(t.frames[1:], t.faces[1:], 0, n) is None  # a subject on other frames
-    assert crops.track(tracks[2].frames, tracks[2].faces, 0, n) is None
+    assert crops.track(tracks[3].frames, tracks[3].faces, 0, n) is None
+    assert crops.track(tracks[4].frames, tracks[4].faces, 0, n) is None
 
 
 def test_split_crops_boxes_equal_the_whole_tracks_boxes():

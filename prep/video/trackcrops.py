@@ -37,6 +37,7 @@ from .shots import ShotDetector, Shots
 from .tracks import REAL_SCORE, Linker, Track
 
 H = MEDIAN // 2
+FROM_START = 3  # tracks followed from the first frame on the one-clip path (see SplitCrops)
 
 
 class _Open:
@@ -99,8 +100,10 @@ class SplitCrops:
     gives a planned track's visual side when it was cut here."""
 
     def __init__(self, model: Any, info: VideoInfo, analysis_side: int, n: int, shots: ShotDetector, every: int, max_gap: int, min_len: int, max_frames: int = 200, from_start: bool = False):
-        """``from_start``: only tracks that begin on the first frame are cut (the one-clip path
-        with --person, whose check spans the whole clip: no other track can be its subject)."""
+        """``from_start``: only tracks that begin on the first frame are cut, at most
+        ``FROM_START`` of them, the largest faces (the one-clip path with --person, whose
+        check spans the whole clip: no other track can be its subject; in a crowd, running the
+        model on every face would cost more than decoding the person's face again)."""
         self.model = model
         self.from_start = from_start
         self.w, _ = scaled_size(info, analysis_side)
@@ -173,7 +176,10 @@ class SplitCrops:
             if faces and self.linker is not None:
                 known = {id(t) for t in self.linker.tracks}
                 self.linker.add(s, faces)
-                self.open += [_Open(t) for t in self.linker.tracks if id(t) not in known and not (self.from_start and t.frames[0] > 0)]
+                new = [t for t in self.linker.tracks if id(t) not in known]
+                if self.from_start:  # the linker starts a frame's tracks largest face first
+                    new = [t for t in new if t.frames[0] == 0][: FROM_START - len(self.open)]
+                self.open += [_Open(t) for t in new]
             for o in [o for o in self.open if s - o.track.frames[-1] > self.max_gap]:
                 self._end(o, min(s, o.track.frames[-1] + self.every))
             for o in self.open:
