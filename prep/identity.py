@@ -390,13 +390,19 @@ class Clusterer:
         row /= np.maximum(np.linalg.norm(row, axis=1, keepdims=True), 1e-12)
         self._unit[k] = row[0]
 
-    def add(self, v: np.ndarray) -> tuple[int, float]:
-        """The label given to ``v`` and its similarity to that person's centroid before it joined."""
+    def add(self, v: np.ndarray, prefer: Iterable[int] = (), floor: float | None = None) -> tuple[int, float]:
+        """The label given to ``v`` and its similarity to that person's centroid before it joined.
+        ``prefer``, ``floor``: a face below the threshold for everyone joins the most similar of
+        the ``prefer`` persons (those on the frame before) when it reaches ``floor`` with them
+        (hysteresis: a person stays the same person through a soft or turned moment)."""
         v = np.asarray(v, np.float64)
         if self.sums:
             sims = self._unit[: len(self.sums)] @ v
             best = int(np.argmax(sims))
-            if sims[best] >= self.threshold:
+            near = [k for k in prefer if floor is not None and sims[k] >= floor]
+            if sims[best] < self.threshold and near:
+                best = max(near, key=lambda k: (sims[k], -k))
+            if sims[best] >= self.threshold or best in near:
                 self.sums[best] = self.sums[best] + v
                 self.counts[best] += 1
                 self._set_unit(best)
@@ -691,7 +697,9 @@ PENDING_CHIPS = 64  # first faces of not-yet-kept persons held for their contact
 class GroupScan(PresenceScan):
     """``frames --group-by person``: which people are on each frame. The same sampling and
     bisection as :class:`PresenceScan`, but a frame's answer is the set of persons on it: each
-    embedded face joins a :class:`Clusterer` (one centroid per person). Persons seen on fewer
+    embedded face joins a :class:`Clusterer` (one centroid per person), with the same
+    hysteresis (a face within the band under the threshold stays the person it was on the
+    frame before instead of starting a person of its own). Persons seen on fewer
     than ``min_faces`` embedded faces (a turned face that formed its own cluster, say) are
     dropped. Up to ``keep_chips`` aligned chips per person are kept for its contact sheet."""
 
@@ -710,9 +718,11 @@ class GroupScan(PresenceScan):
         index, chips = self.buf[k]
         state = None
         if chips:
-            labels = []
+            labels: list[int] = []
             for c, _, _ in chips:
-                label, _ = self.clusterer.add(describe_chip(c))
+                # a face uncertain for everyone stays the person it was on the frame before, as
+                # in PresenceScan (a person on this frame already cannot be this face too)
+                label, _ = self.clusterer.add(describe_chip(c), prefer=sorted(set(before or ()) - set(labels)), floor=self.ref.threshold - self.ref.band)
                 labels.append(label)
                 # chips of a person seen often enough to be kept; the first ones wait, bounded
                 # (the many one-off faces of a crowd held up to 24 chips each, 67 KB a chip)

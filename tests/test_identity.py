@@ -584,6 +584,41 @@ def test_the_clusterer_keeps_its_unit_centroids_as_it_goes():
     assert len(cl.counts) == 30
 
 
+def test_group_scan_keeps_a_person_through_a_soft_stretch(monkeypatch):
+    """frames --group-by person: a person's faces that fall just under the threshold for a
+    while (a soft or turned stretch) stay that person, as --person's scan keeps them, instead of
+    becoming a person of their own; such a face is not let in where the frame before did not
+    show the person, and a face under the band starts a new person."""
+    from prep import identity
+
+    t, band = identity.THRESHOLD, identity.BAND
+
+    def unit(sim: float, axis: int) -> np.ndarray:
+        v = np.zeros(128)
+        v[0], v[axis] = sim, np.sqrt(1 - sim * sim)
+        return v
+
+    table = {0: unit(1.0, 1), 1: unit(t - band / 2, 1), 2: unit(t - 3 * band, 2), 3: unit(t - band / 2, 3)}
+    monkeypatch.setattr(identity, "describe_chip", lambda c: table[int(c[0, 0, 0])])
+    scan = identity.GroupScan(min_faces=3)
+    before = None
+
+    def frame(index: int, kinds: list[int]) -> frozenset:
+        nonlocal before
+        scan.state.append(None)
+        scan.measured.append(False)
+        scan.buf = [(index, [(np.full((4, 4, 3), k, np.uint8), 0.9, 0.0) for k in kinds])]
+        before = scan._measure(0, before)
+        return before
+
+    # the person sharp on frames 0-9, soft on 10-19 (each face just under the threshold), sharp again
+    got = [frame(i, [1 if 10 <= i < 20 else 0]) for i in range(30)]
+    assert set(got) == {frozenset({0})}
+    assert frame(30, []) is None
+    assert frame(31, [3]) == frozenset({1})  # under the threshold with no one before: a new person
+    assert frame(32, [0, 2]) == frozenset({0, 2})  # well under it: another person again
+
+
 def test_a_kept_persons_sheet_has_its_first_faces_and_a_crowd_cannot_fill_memory(monkeypatch):
     """A person's first faces wait (bounded) until the person is seen often enough to be kept,
     then join its contact sheet; a crowd's one-off faces keep at most PENDING_CHIPS chips."""
