@@ -117,6 +117,17 @@ def test_hog_fallback_needs_no_download(clips, tmp_path, monkeypatch):
     assert "yunet unavailable" in rec["detector"]["note"]
 
 
+def test_hog_keeps_the_score_threshold_as_yunet_does(clips):
+    """dlib's HOG applies the threshold as YuNet does, to each search's faces: they score 0.73
+    or more (its own decision margin squashed), so the default 0.6 keeps every one, and a
+    threshold no face reaches leaves none."""
+    from prep.detect import create_detector
+
+    img = frames_at(clips["sample"], [2.0])[0]
+    assert len(create_detector("hog", None, max_side=960).detect(img)) == 1
+    assert create_detector("hog", None, max_side=960, score_threshold=0.999).detect(img) == []
+
+
 @needs_yunet
 def test_resume_skips_finished_clip_and_redoes_changed_settings(clips, tmp_path):
     cfg = CropConfig.resolve("default", size=128)

@@ -35,8 +35,11 @@ class HogDetector:
 
     def __init__(self, weights_dir: str | None = None, score_threshold: float = 0.0, upsample: int = 1):
         self.upsample = upsample
-        # dlib's HOG scores are margins, not probabilities: 0 is its own decision threshold.
+        # dlib's HOG scores are margins, not probabilities: 0 is its own decision threshold. A
+        # face it finds scores 0.73 or more once squashed (see _detect), so the default 0.6 keeps
+        # every one, and a preset's higher threshold drops the weak ones as it does YuNet's.
         self.adjust = 0.0
+        self.score_threshold = score_threshold
         self._det = None
 
     def __getstate__(self):
@@ -73,7 +76,8 @@ class HogDetector:
             lm = _LAYOUT * [w, h] + [x, y]
             # squash the margin into (0, 1) so scores compare with other detectors' at a glance
             score = float(1.0 / (1.0 + np.exp(-2.0 * (margin + 0.5))))
-            faces.append(Face((x, y, w, h), lm.astype(np.float32), score, estimated_landmarks=True))
+            if score >= self.score_threshold:
+                faces.append(Face((x, y, w, h), lm.astype(np.float32), score, estimated_landmarks=True))
         return sorted(faces, key=lambda f: -f.score)
 
     def _refine(self, image: np.ndarray, left: float, top: float, side: float) -> tuple[float, float, float]:
