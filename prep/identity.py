@@ -476,6 +476,13 @@ def _position(faces: list[Face], face: Face) -> int:
     return next(k for k, f in enumerate(faces) if f is face)
 
 
+def face_similarity(ref: Reference, frame: np.ndarray, face: Face) -> float | None:
+    """How much ``face`` (in ``frame``'s pixels) looks like the person of ``ref`` (None when it
+    gives no chip): one descriptor, about 15 ms."""
+    c = _chip_or_none(frame, face)
+    return None if c is None else ref.similarity(describe_chip(c[0]))
+
+
 def _chip_or_none(frame: np.ndarray, face: Face) -> tuple[np.ndarray, float, float] | None:
     try:
         return chip(frame, face)
@@ -547,8 +554,9 @@ def choose_person(info: Any, detections: dict[int, list[Face]], ref: Reference, 
     ``per_track`` frames of each track are embedded: the analysis pass's ``chips`` (no second
     decode), or without them frames decoded again (longer side ``side``).
     A face counts as the person where the nearest embedded frame of its track matches after a
-    running median of three (one bad frame does not flip it), so a track that runs across a
-    cut from one person to another keeps only the person's part. Returns a
+    running median of three (one bad frame does not flip it; on a track that matches as a
+    whole, down to ``ref.band`` under the threshold), so a track that runs across a cut from
+    one person to another keeps only the person's part. Returns a
     :class:`prep.subject.SubjectResult` whose ``person`` holds the match record; raises
     :class:`PrepError` when the person is in none of the tracks.
     """
@@ -566,7 +574,10 @@ def choose_person(info: Any, detections: dict[int, list[Face]], ref: Reference, 
         if not tid.frames:
             continue
         sims = np.array(tid.similarities)
-        keep = _smooth3(sims) >= ref.threshold
+        # a track that matches keeps its faces down to the band under the threshold (the
+        # hysteresis of frames --person: the person stays the person through a soft moment);
+        # another person on the same track, across a cut, is far under it and is still cut off
+        keep = _smooth3(sims) >= (ref.threshold - ref.band if tid.match.matched else ref.threshold)
         nearest = np.abs(np.array(tr.frames)[:, None] - np.array(tid.frames)[None, :]).argmin(axis=1)
         results.append((tid.match, tr, keep[nearest], sims, keep))
     results.sort(key=lambda r: -(r[0].similarity or -1.0))

@@ -584,6 +584,35 @@ def test_the_clusterer_keeps_its_unit_centroids_as_it_goes():
     assert len(cl.counts) == 30
 
 
+def test_crop_person_keeps_a_matching_tracks_soft_start(monkeypatch):
+    """crop --person: on a track that matches, faces whose samples fall just under the
+    threshold (a soft start) stay the person's, as frames --person keeps them, so the subject
+    is the whole track; a track that runs on to another person (far under it) still loses
+    that part."""
+    from prep import identity
+    from prep.detect import Face
+
+    t, band = identity.THRESHOLD, identity.BAND
+    ref = identity.Reference(("ref.png",), (np.eye(128)[0],), t)
+    frames = list(range(0, 60, 2))
+    detections = {i: [Face((100.0 + i, 100.0, 200.0, 220.0), np.zeros((5, 2), np.float32), 0.95)] for i in frames}
+    sims = {"soft start": [t - band / 2] * 3 + [t + 0.02] * 9, "another person from frame 24": [t + 0.02] * 6 + [0.84] * 6}
+    for name, track_sims in sims.items():
+        sampled = tuple(frames[::2][:12])  # frames 0, 4, ..., 44
+
+        def fake(info, fps, dets, tracks, chips, ref_, per_track, side):
+            return [identity.TrackIdentity(None, identity.decide(list(track_sims), ref_), sampled, tuple(track_sims))]
+
+        monkeypatch.setattr(identity, "track_identities", fake)
+        monkeypatch.setattr(identity, "require", lambda: None)
+        res = identity.choose_person(None, detections, ref, 25.0, max_gap=38)
+        kept = sorted(res.subject)
+        if name == "soft start":
+            assert kept == frames, name
+        else:
+            assert kept == [i for i in frames if i <= 22], (name, kept)  # nearest to the samples up to frame 20
+
+
 def test_group_scan_keeps_a_person_through_a_soft_stretch(monkeypatch):
     """frames --group-by person: a person's faces that fall just under the threshold for a
     while (a soft or turned stretch) stay that person, as --person's scan keeps them, instead of

@@ -542,16 +542,18 @@ def test_split_crops_equal_the_tracks_own_decodes(monkeypatch):
 
 
 def test_person_on_one_clip_takes_its_crops_from_the_pass(monkeypatch):
-    """One clip with --person: which face is the person's is known only after the pass, so
-    the pass cuts every track that begins on the first frame (SplitCrops, ``from_start``). Two
-    faces of a size and two smaller ones over the whole clip: the three largest faces' crops
-    are the second decode's, bit for bit, the fourth is not cut (in a crowd the model would
-    cost more than a decode); a face that comes later is not cut at all (it cannot be the
-    clip's subject), and a subject on other frames gets none (decoded again)."""
+    """One clip with --person: which face is the person's is known only after the pass. The
+    pass follows the largest faces of the first frame (three of them), linked over the whole
+    clip as the subject is (a cut does not end them), judges each on a few frames and sends only
+    the one that looks like the person through the model: its crops are the second decode's,
+    bit for bit, and the model sees its frames alone. A smaller fourth face and a face that
+    comes later are not followed at all; a subject on other frames gets none (decoded again)."""
     from conftest import SAMPLE_CLIP
     from prep.decode import scaled_size
+    from prep.detect import Face
     from prep.probe import probe_video
     from prep.speech import track as tr
+    from prep.video.shots import Shots, Transition
     from prep.video.trackcrops import SplitCrops
     from prep.video.tracks import link_tracks
 
@@ -561,30 +563,48 @@ def test_person_on_one_clip_takes_its_crops_from_the_pass(monkeypatch):
     rng = np.random.default_rng(3)
     frames = [rng.integers(0, 256, (h, w, 3), dtype=np.uint8) for _ in range(n)]
     analysed = [i for i in range(n) if i % every == 0 or i == n - 1]
-    from prep.detect import Face
 
     def face(i, x, y, s):
         return Face((x, y + i, s, 1.1 * s), np.zeros((5, 2), np.float32), 0.95)
 
-    # two faces of a size, two smaller ones (a crowd: only the three largest are followed), one that comes later
+    # two faces of a size (the person is the right one), two smaller ones, one that comes later
     detections = {i: [_box(i), _box(i, dx=300.0), face(i, 60.0, 1000.0, 150.0), face(i, 400.0, 1000.0, 120.0)] + ([face(i, 250.0, 1200.0, 150.0)] if i >= 20 else []) for i in analysed}
-    crops = SplitCrops(_PixelModel(), info, 640, n, _LateShots([]), every, max_gap=38, min_len=1, from_start=True)
+    f = w / info.display_width
+    judged = []
+
+    def judge(frame, fc):  # the right face looks like the person (its first chip is unusable), the others do not
+        judged.append(round(fc.box[0] / f))
+        if fc.box[0] / f > 450:
+            return None if len([x for x in judged if x > 450]) == 1 else 0.97
+        return 0.85
+
+    class Counting(_PixelModel):
+        seen = 0
+
+        def push(self, frames, final=False):
+            Counting.seen += len(frames)
+            return super().push(frames, final)
+
+    cut = _LateShots([Transition(40, 40, "cut")])  # the one-clip subject is linked across it: so are these
+    crops = SplitCrops(Counting(), info, 640, n, cut, every, max_gap=38, min_len=1, from_start=True, judge=judge, floor=0.94)
     for i, frame in enumerate(frames):
         crops.feed(i, frame, detections.get(i))
-    crops.finish(__import__("prep.video.shots", fromlist=["Shots"]).Shots(n, 25.0, []))
+    crops.finish(Shots(n, 25.0, [Transition(40, 40, "cut")]))
     tracks = link_tracks(detections, 38)
     assert [(t.frames[0], t.frames[-1]) for t in tracks] == [(0, n - 1)] * 4 + [(20, n - 1)]
-    assert len(crops.done) == 3  # the smallest of four and the late face: not cut
+    assert len(crops.done) == 1 and Counting.seen == n  # the model saw the person's frames only
+    assert len(judged) == 3 * 5  # the three followed faces, five frames each
     monkeypatch.setattr(tr, "iter_frames", lambda *a, **k: iter(frames))
-    for t in tracks[:3]:
-        boxes = np.array([[*f.center, f.size] for f in t.faces], np.float64)
-        want, want_small = tr.face_embeddings(_PixelModel(), info, 0, n, np.array(t.frames, np.float64) / 25.0, boxes, 640)
-        got = crops.track(t.frames, t.faces, 0, n)
-        assert got is not None and got[1] == want_small and np.array_equal(got[0], want)
-    t = tracks[0]
-    assert crops.track(t.frames[1:], t.faces[1:], 0, n) is None  # a subject on other frames
-    assert crops.track(tracks[3].frames, tracks[3].faces, 0, n) is None
-    assert crops.track(tracks[4].frames, tracks[4].faces, 0, n) is None
+    person = tracks[1]
+    boxes = np.array([[*fc.center, fc.size] for fc in person.faces], np.float64)
+    want, want_small = tr.face_embeddings(_PixelModel(), info, 0, n, np.array(person.frames, np.float64) / 25.0, boxes, 640)
+    got = crops.track(person.frames, person.faces, 0, n)
+    assert got is not None and got[1] == want_small and np.array_equal(got[0], want)
+    assert crops.track(person.frames[1:], person.faces[1:], 0, n) is None  # a subject on other frames
+    for t in (tracks[0], tracks[3], tracks[4]):
+        assert crops.track(t.frames, t.faces, 0, n) is None
+    crops.release()
+    assert crops.track(person.frames, person.faces, 0, n) is None
 
 
 def test_split_crops_boxes_equal_the_whole_tracks_boxes():

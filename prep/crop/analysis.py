@@ -17,6 +17,7 @@ face track as the tracks form (:class:`prep.video.trackcrops.SplitCrops`).
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
@@ -97,9 +98,14 @@ def analyse(info: VideoInfo, cfg: CropConfig, detector: Detector | None = None, 
 
     if not cfg.split and cfg.person is None:  # the main face's crops, taken if it turns out to be the subject
         speech_crops = speaking.pass_crops(info, cfg, n)
-    else:  # every track's crops, as the tracks form (--person: which track is the person's is known after the pass)
-        # one clip: its subject's check spans the whole clip, however long min_seconds asks a clip to be
-        speech_crops = speaking.split_crops(info, cfg, n, shots, cfg.detect_every, max_gap(cfg), min_len(cfg) if cfg.split else 1, from_start=not cfg.split)
+    elif cfg.split:  # every track's crops, as the tracks form
+        speech_crops = speaking.split_crops(info, cfg, n, shots, cfg.detect_every, max_gap(cfg), min_len(cfg))
+    else:  # --person: the faces from the first frame that look like the person (which track is the person's is known after the pass)
+        from ..identity import face_similarity
+
+        # its subject's check spans the whole clip, however long min_seconds asks a clip to be
+        speech_crops = speaking.split_crops(info, cfg, n, shots, cfg.detect_every, max_gap(cfg), 1, from_start=True,
+                                            judge=functools.partial(face_similarity, cfg.person), floor=cfg.person.threshold - cfg.person.band)
 
     def beside(i: int, frame: np.ndarray) -> None:  # on the scanner's second thread, in frame order
         shots.feed(i, frame)

@@ -94,7 +94,10 @@ def subject_speech(info: VideoInfo, cfg: CropConfig, an: Analysis) -> tuple[dict
     sub = an.subject.subject
     frames = sorted(sub)
     faces = [sub[i] for i in frames]
-    embedded = an.speech_crops.track(frames, faces, 0, an.n_frames) if an.speech_crops is not None else None
+    embedded = None
+    if an.speech_crops is not None:
+        embedded = an.speech_crops.track(frames, faces, 0, an.n_frames)
+        an.speech_crops.release()  # (other faces' embeddings go before the encode)
     facts = track_speech(info, cfg, frames, faces, 0, an.n_frames, embedded)
     rep = speech_report(facts, cfg, 0, an.n_frames)
     return rep, (0.0 if isinstance(facts, dict) else speaking.correction(rep, cfg))

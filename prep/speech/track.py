@@ -315,6 +315,11 @@ class PassCrops:
         only a track over the whole clip can be the face taken here."""
         return self.embedded(dict(zip(frames, faces))) if (start, end) == (0, self.n) else None
 
+    def release(self) -> None:
+        """Let the model's stream and embeddings go (handed over or not): nothing more is handed over."""
+        self.visual = None
+        self.give_up(self.given_up or "released")
+
     def embedded(self, subject: dict[int, Any]) -> tuple[np.ndarray, bool] | None:
         """``(visual (n, 128), small)`` when ``subject`` (frame -> face) is the face taken here
         on exactly the same frames, else ``None`` (the track must be decoded again)."""

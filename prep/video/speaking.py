@@ -74,16 +74,16 @@ def pass_crops(info: VideoInfo, cfg: Any, n: int) -> sp.PassCrops | None:
     return None if model is None else sp.PassCrops(model, info, cfg.analysis_side, n)
 
 
-def split_crops(info: VideoInfo, cfg: Any, n: int, shots: ShotDetector, every: int, max_gap: int, min_len: int, from_start: bool = False) -> SplitCrops | None:
+def split_crops(info: VideoInfo, cfg: Any, n: int, shots: ShotDetector, every: int, max_gap: int, min_len: int, from_start: bool = False, judge: Any = None, floor: float = 0.0) -> SplitCrops | None:
     """--split, and --person on the one-clip path: every face track's crops cut from the
     analysis pass of ``n`` frames (:class:`prep.video.trackcrops.SplitCrops`), at the model's
     25 fps, with audio and the model at hand; else ``None`` (the tracks are decoded again after
-    the pass). ``from_start``: only the tracks that begin on the first frame (the one-clip
-    path, whose check spans the whole clip)."""
-    if cfg.fps != sp.RATE:
+    the pass). ``from_start``, ``judge``, ``floor``: the one-clip path with --person (see
+    :class:`SplitCrops`)."""
+    if cfg.fps != sp.RATE or (from_start and n < sp.sync.WINDOW):
         return None
     model = _model(info, cfg)
-    return None if model is None else SplitCrops(model, info, cfg.analysis_side, n, shots, every, max_gap, min_len, from_start=from_start)
+    return None if model is None else SplitCrops(model, info, cfg.analysis_side, n, shots, every, max_gap, min_len, from_start=from_start, judge=judge, floor=floor)
 
 
 def _model(info: VideoInfo, cfg: Any) -> Any:

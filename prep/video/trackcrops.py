@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
 from collections import deque
-from typing import Any
+from typing import Any, Callable
 
 import cv2
 import numpy as np
@@ -38,6 +38,7 @@ from .tracks import REAL_SCORE, Linker, Track
 
 H = MEDIAN // 2
 FROM_START = 3  # tracks followed from the first frame on the one-clip path (see SplitCrops)
+PROBES, PROBE_STEP = 5, 10  # --person: a followed face is judged on up to 5 frames 10 frames apart
 
 
 class _Open:
@@ -52,6 +53,9 @@ class _Open:
         self.stream: sp.VisualStream | None = None
         self.sides: list[float] = []
         self.first_box: np.ndarray | None = None  # the smoothed box of frame j0 + H (frames before it take it)
+        self.tries = 0  # --person: frames its face was judged on, and the similarities found
+        self.sims: list[float] = []
+        self.cleared = True  # may go to the model (False while a judge has not decided)
 
     def to_model(self, model: Any) -> None:
         """From now on the crops go through the visual model, the waiting ones first."""
@@ -99,13 +103,18 @@ class SplitCrops:
     """Feed the pass's frames in order (:meth:`feed`), then :meth:`finish`; :meth:`track`
     gives a planned track's visual side when it was cut here."""
 
-    def __init__(self, model: Any, info: VideoInfo, analysis_side: int, n: int, shots: ShotDetector, every: int, max_gap: int, min_len: int, max_frames: int = 200, from_start: bool = False):
-        """``from_start``: only tracks that begin on the first frame are cut, at most
-        ``FROM_START`` of them, the largest faces (the one-clip path with --person, whose
-        check spans the whole clip: no other track can be its subject; in a crowd, running the
-        model on every face would cost more than decoding the person's face again)."""
+    def __init__(self, model: Any, info: VideoInfo, analysis_side: int, n: int, shots: ShotDetector, every: int, max_gap: int, min_len: int, max_frames: int = 200,
+                 from_start: bool = False, judge: Callable[[np.ndarray, Face], float | None] | None = None, floor: float = 0.0):
+        """``from_start``: the one-clip path with --person, whose subject is linked over the
+        whole clip and whose check spans it: the clip is linked as one shot (``shots`` only
+        says when frames are settled), and only tracks that begin on the first frame are
+        cut, at most ``FROM_START`` of them, the largest faces. ``judge(frame, face)``: the
+        face's similarity to the person (None when it gives no chip), asked on up to
+        ``PROBES`` frames ``PROBE_STEP`` apart before the track may go to the model; a track
+        whose median is under ``floor`` is not the person and is no longer followed, so the
+        model runs on the person's face only, as the decode it replaces did."""
         self.model = model
-        self.from_start = from_start
+        self.from_start, self.judge, self.floor = from_start, judge, floor
         self.w, _ = scaled_size(info, analysis_side)
         self.display_width = info.display_width
         self.f = self.w / info.display_width
@@ -129,15 +138,21 @@ class SplitCrops:
         self.frames.append((i, cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)))
         if faces:
             self.detections.append((i, faces))
-        upto, shots = self.shots.settled(i + 1)
-        self._settle(upto, shots)
+        if self.from_start:  # one shot: every frame is settled as it comes
+            self._settle(i + 1, Shots(i + 1, sp.RATE))
+            if self.judge is not None:
+                for o in [o for o in self.open if not o.cleared and o.track.frames[-1] == i]:
+                    self._probe(o, frame)
+        else:
+            upto, shots = self.shots.settled(i + 1)
+            self._settle(upto, shots)
         if len(self.frames) > self.max_frames:
             self.give_up(f"a track held more than {self.max_frames} frames")
 
     def finish(self, shots: Shots) -> None:
         """The pass is over (``shots``: as found over its frames): every track ends."""
         if not self.given_up:
-            self._settle(shots.n, shots)
+            self._settle(shots.n, Shots(shots.n, sp.RATE) if self.from_start else shots)
             self._end_shot(shots.n)
             self.frames.clear()
 
@@ -155,6 +170,25 @@ class SplitCrops:
         if got is None or got[0] != frames or len(got[1]) != len(faces) or any(a is not b for a, b in zip(got[1], faces)):
             return None
         return got[2]
+
+    def release(self) -> None:
+        """Let the embeddings go (the one-clip path, once its subject's are taken)."""
+        self.done.clear()
+
+    def _probe(self, o: _Open, frame: np.ndarray) -> None:
+        """--person: judge the track's face on this frame (BGR, analysis size) when it is due,
+        and decide once ``PROBES`` frames are judged or the track is long enough to be heard."""
+        due = o.track.frames[-1] >= o.j0 + o.tries * PROBE_STEP
+        if due and o.tries < PROBES:
+            o.tries += 1
+            sim = self.judge(frame, o.track.faces[-1].scaled(self.f))  # type: ignore[misc]
+            if sim is not None:
+                o.sims.append(sim)
+        if o.tries >= PROBES or o.track.frames[-1] + 1 - o.j0 >= self.need:
+            if o.sims and float(np.median(o.sims)) < self.floor:
+                self.open.remove(o)  # not the person: the model never sees this face
+            else:
+                o.cleared = True
 
     # ---- following the tracks -------------------------------------------------------------
 
@@ -179,7 +213,9 @@ class SplitCrops:
                 new = [t for t in self.linker.tracks if id(t) not in known]
                 if self.from_start:  # the linker starts a frame's tracks largest face first
                     new = [t for t in new if t.frames[0] == 0][: FROM_START - len(self.open)]
-                self.open += [_Open(t) for t in new]
+                for t in new:
+                    self.open.append(_Open(t))
+                    self.open[-1].cleared = self.judge is None
             for o in [o for o in self.open if s - o.track.frames[-1] > self.max_gap]:
                 self._end(o, min(s, o.track.frames[-1] + self.every))
             for o in self.open:
@@ -213,7 +249,7 @@ class SplitCrops:
                 o.stream.push(crop)
             else:
                 o.held.append(crop)
-                if o.track.frames[-1] + 1 - o.j0 >= self.need:  # long enough to be heard whatever comes: to the model
+                if o.cleared and o.track.frames[-1] + 1 - o.j0 >= self.need:  # long enough to be heard whatever comes: to the model
                     o.to_model(self.model)
             o.next += 1
 
@@ -222,6 +258,8 @@ class SplitCrops:
         j0, n = sp.speech_frames(o.j0 / sp.RATE, end / sp.RATE)
         if j0 != o.j0 or end - o.j0 < self.need or len(o.track.frames) < 2 or o.track.median_score() < REAL_SCORE:
             return  # not heard, or no track planning keeps: no embeddings
+        if not o.cleared and o.sims and float(np.median(o.sims)) < self.floor:
+            return  # --person: ended before it was decided, and not the person
         self._crop(o, n)
         if o.next != o.j0 + n:
             return  # a frame was no longer at hand: decoded again after the pass
