@@ -220,7 +220,7 @@ needs_yunet = pytest.mark.skipif(not WEIGHTS.is_dir(), reason="YuNet model not f
 @pytest.fixture(scope="module")
 def hallo_set(clips, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("hallo") / "set"
-    res = run("crop", clips["sample"], "-o", out, "--preset", "hallo", "--speech", "off")  # the sample speaks no words
+    res = run("crop", clips["short"], "-o", out, "--preset", "hallo", "--speech", "off")  # the sample speaks no words
     assert res.exit_code == 0, res.stderr
     return out
 
@@ -284,7 +284,7 @@ def test_a_flat_folder_of_clips_passes_as_flat(hallo_set, tmp_path):
 @needs_yunet
 def test_geneface_short_clip_is_only_a_warning(clips, tmp_path):
     out = tmp_path / "g"
-    assert run("crop", clips["sample"], "-o", out, "--preset", "geneface", "--speech", "off").exit_code == 0
+    assert run("crop", clips["short"], "-o", out, "--preset", "geneface", "--speech", "off").exit_code == 0
     code, probs = problems(out)
     assert code == 0
     assert any(p["level"] == "warning" and "at least 60 s" in p["problem"] for p in probs)

@@ -80,8 +80,8 @@ def tone_onsets(path: str | Path) -> list[float]:
 
 @pytest.fixture(scope="module")
 def cuts_run(grouped_run) -> dict:
-    """The cut edit's record from the grouped run (YuNet, 256 px, the speech measured, which
-    leaves segments as they are without it): read by the shot checks and compared with HOG's."""
+    """The cut edit's record from the grouped run (YuNet, 256 px, the speech check off): read
+    by the shot checks and compared with HOG's."""
     return _item(grouped_run, "cuts")
 
 
@@ -180,7 +180,8 @@ def test_real_film_cuts_and_two_faces(tmp_path):
 @pytest.fixture(scope="module")
 def grouped_run(edits, tmp_path_factory):
     """One `crop --split` CLI run over the cut and side-by-side edits with the default preset
-    (the speech measured) and, with prep[identity], `--group-by person`; then the same command
+    (the speech check off: measured, it leaves the segments as they are, and tests/test_speech.py
+    runs it end to end) and, with prep[identity], `--group-by person`; then the same command
     again. Returns (output folder, arguments, first result, second result, mp4 mtimes between)."""
     from click.testing import CliRunner
 
@@ -188,7 +189,7 @@ def grouped_run(edits, tmp_path_factory):
     from prep.identity import unavailable
 
     out = tmp_path_factory.mktemp("grouped") / "out"
-    args = ["crop", str(edits["cuts"]), str(edits["side"]), "--split", "--size", "256", "-o", str(out), "--report", str(out / "run.json")]
+    args = ["crop", str(edits["cuts"]), str(edits["side"]), "--split", "--size", "256", "--speech", "off", "-o", str(out), "--report", str(out / "run.json")]
     if unavailable() is None:
         args += ["--group-by", "person"]
     with isolated_env(tmp_path_factory):
@@ -243,10 +244,8 @@ needs_identity = pytest.mark.skipif(__import__("prep.identity", fromlist=["unava
 @pytest.fixture(scope="module")
 def person_a(tmp_path_factory) -> Path:
     """A reference photo of A taken from a part of A's clip that no edit uses (17 s in)."""
-    import cv2
-
     p = tmp_path_factory.mktemp("ref") / "a.png"
-    cv2.imwrite(str(p), frames_at(A, [17.0])[0])
+    ffmpeg("-ss", "17", "-i", str(A), "-frames:v", "1", str(p))  # seeks: decodes from the key frame before 17 s only
     return p
 
 
