@@ -225,10 +225,19 @@ def test_without_split_cuts_are_reported_and_fixed_window_fails(edits, tmp_path)
     assert any("--split" in w for w in rec["warnings"])
 
 
-def test_segments_do_not_depend_on_the_detector(edits, cuts_run, tmp_path):
+@pytest.fixture(scope="module")
+def hog_tiers_run(edits, tmp_path_factory) -> tuple[Path, dict]:
+    """The cut edit with the embedded HOG detector at two sizes (--tiers): what the detector
+    and the tiers tests check, from one run (the sizes do not touch the segments)."""
+    out = tmp_path_factory.mktemp("hog_tiers")
+    with isolated_env(tmp_path_factory):  # a module fixture runs before the per-test environment
+        return out, run(edits["cuts"], out, detector="hog", tiers=(64, 128))
+
+
+def test_segments_do_not_depend_on_the_detector(cuts_run, hog_tiers_run):
     """The embedded HOG detector (no landmarks, so no pose) keeps the same shots' segments as YuNet."""
     y = cuts_run
-    h = run(edits["cuts"], tmp_path / "hog", detector="hog")
+    h = hog_tiers_run[1]
     assert y["detector"]["name"] == "yunet" and h["detector"]["name"] == "hog"
     assert h["shots"] == y["shots"]
     assert {e["shot"] for e in kept(h)} == {e["shot"] for e in kept(y)} == {0, 1, 2}
@@ -327,10 +336,10 @@ def test_a_clip_is_placed_in_the_layout_however_out_was_named(tmp_path, monkeypa
                 assert relative_to_layout_root(path, out) == Path("videos/a__s00_t00.mp4")
 
 
-def test_split_tiers_same_segments_at_every_size_from_one_analysis(edits, tmp_path):
+def test_split_tiers_same_segments_at_every_size_from_one_analysis(edits, hog_tiers_run):
     """--split --tiers: each kept segment at every size (OUT/<size>/...), the same segments in
     each, from the one analysis; a rerun skips the source."""
-    rec = run(edits["cuts"], tmp_path, tiers=(64, 128))
+    tmp_path, rec = hog_tiers_run
     kept = [e for e in rec["segments"] if e["status"] == "kept"]
     assert kept and all([t["size"] for t in e["tiers"]] == [64, 128] for e in kept)
     for size in (64, 128):
@@ -340,5 +349,5 @@ def test_split_tiers_same_segments_at_every_size_from_one_analysis(edits, tmp_pa
             info = probe_video(p)
             assert (info.display_width, info.display_height) == (size, size)
     assert sorted(rec["outputs"]) == sorted(t["output"] for e in kept for t in e["tiers"])
-    again = run(edits["cuts"], tmp_path, tiers=(64, 128))
+    again = run(edits["cuts"], tmp_path, detector="hog", tiers=(64, 128))
     assert again["status"] == "skipped"
