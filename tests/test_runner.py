@@ -20,6 +20,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from conftest import isolated_env
+
 from prep.cli import main
 from prep.errors import PrepError
 from prep.manifest import read_manifest
@@ -248,9 +250,27 @@ def test_without_ray_one_line_says_how_to_install(faces_dir, tmp_path, monkeypat
     assert res.stderr == "prep: --runner ray needs Ray, which is not installed: pip install 'prep[ray]'\n"
 
 
+@pytest.fixture(scope="module")
+def gated_photos(faces_dir, tmp_path_factory) -> tuple[Path, Path, list[str], dict]:
+    """The interrupted runs' sources (49 photos, the last one gated), their command and the
+    tree a clean, uninterrupted run of it makes (once for the three ways of stopping it)."""
+    d = tmp_path_factory.mktemp("gated")
+    photos = d / "photos"
+    photos.mkdir()
+    for k in range(6):
+        for p in sorted(faces_dir.glob("*.png")):
+            (photos / f"{k}_{p.name}").write_bytes(p.read_bytes())
+    gate = d / "zz_last.png"
+    gate.write_bytes(next(faces_dir.glob("*.png")).read_bytes())
+    args = [str(BIN / "prep"), "pairs", str(photos), str(gate), "--size", "128", "--degrade", "realesrgan", "--workers", "2"]
+    clean = subprocess.run(args + ["-o", str(d / "clean")], capture_output=True, text=True)
+    assert clean.returncode == 0, clean.stderr
+    return photos, gate, args, tree(d / "clean")
+
+
 @pytest.mark.same_everywhere
 @pytest.mark.parametrize("sig, group", [(signal.SIGINT, True), (signal.SIGTERM, False), (signal.SIGTERM, True)], ids=["ctrl-c", "sigterm-to-the-driver", "sigterm-to-the-group"])
-def test_interrupted_driver_leaves_no_partial_output_and_resumes(faces_dir, tmp_path, sig, group):
+def test_interrupted_driver_leaves_no_partial_output_and_resumes(gated_photos, tmp_path, sig, group):
     """Ctrl-C in the middle of a run (SIGINT to the driver's process group, as a terminal sends
     it), a SIGTERM to the driver (``kill PID``) or to the whole group (a scheduler's stop: the
     workers die mid-item): no half-written file or temporary folder, a run report that says it
@@ -258,17 +278,11 @@ def test_interrupted_driver_leaves_no_partial_output_and_resumes(faces_dir, tmp_
     clean run."""
     import cv2
 
-    photos = tmp_path / "photos"
-    photos.mkdir()
-    for k in range(6):
-        for p in sorted(faces_dir.glob("*.png")):
-            (photos / f"{k}_{p.name}").write_bytes(p.read_bytes())
     # the last item waits at a gate (tests/gate/sitecustomize.py, in every process of the run):
     # the signal comes when every other item is done and that one is in progress
-    gate = tmp_path / "zz_last.png"
-    gate.write_bytes(next(faces_dir.glob("*.png")).read_bytes())
+    photos, gate, args, clean_tree = gated_photos
+    Path(f"{gate}.reached").unlink(missing_ok=True)
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).parent / "gate"), "PREP_TEST_GATE": str(gate)}
-    args = [str(BIN / "prep"), "pairs", str(photos), str(gate), "--size", "128", "--degrade", "realesrgan", "--workers", "2"]
     out = tmp_path / "out"
     # Ctrl-C as a terminal's foreground job gets it: a shell's background job (CI's, a `make
     # test &`) starts with SIGINT ignored, and prep, as any program, keeps what it is given
@@ -296,9 +310,7 @@ def test_interrupted_driver_leaves_no_partial_output_and_resumes(faces_dir, tmp_
     assert again.returncode == 0, again.stderr
     before = re.search(r"(\d+) photos done before", again.stdout)
     assert before and len(summary["items"]) <= int(before[1]) <= pngs // 2, again.stdout
-    clean = subprocess.run(args + ["-o", str(tmp_path / "clean")], capture_output=True, text=True)
-    assert clean.returncode == 0, clean.stderr
-    assert tree(out) == tree(tmp_path / "clean")
+    assert tree(out) == clean_tree
 
 
 # ---- Ray, started once for the module ---------------------------------------------------------
