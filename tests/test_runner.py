@@ -263,7 +263,8 @@ def gated_photos(faces_dir, tmp_path_factory) -> tuple[Path, Path, list[str], di
     gate = d / "zz_last.png"
     gate.write_bytes(next(faces_dir.glob("*.png")).read_bytes())
     args = [str(BIN / "prep"), "pairs", str(photos), str(gate), "--size", "128", "--degrade", "realesrgan", "--workers", "2"]
-    clean = subprocess.run(args + ["-o", str(d / "clean")], capture_output=True, text=True)
+    with isolated_env(tmp_path_factory):  # a module fixture runs before the per-test environment
+        clean = subprocess.run(args + ["-o", str(d / "clean")], capture_output=True, text=True)
     assert clean.returncode == 0, clean.stderr
     return photos, gate, args, tree(d / "clean")
 
@@ -280,7 +281,7 @@ def test_interrupted_driver_leaves_no_partial_output_and_resumes(gated_photos, t
 
     # the last item waits at a gate (tests/gate/sitecustomize.py, in every process of the run):
     # the signal comes when every other item is done and that one is in progress
-    photos, gate, args, clean_tree = gated_photos
+    _, gate, args, clean_tree = gated_photos
     Path(f"{gate}.reached").unlink(missing_ok=True)
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).parent / "gate"), "PREP_TEST_GATE": str(gate)}
     out = tmp_path / "out"
