@@ -399,18 +399,24 @@ class Clusterer:
         if self.sums:
             sims = self._unit[: len(self.sums)] @ v
             best = int(np.argmax(sims))
-            near = [k for k in prefer if floor is not None and sims[k] >= floor]
-            if sims[best] < self.threshold and near:
-                best = max(near, key=lambda k: (sims[k], -k))
-            if sims[best] >= self.threshold or best in near:
+            if sims[best] >= self.threshold:
                 self.sums[best] = self.sums[best] + v
                 self.counts[best] += 1
                 self._set_unit(best)
+                return best, float(sims[best])
+            near = [k for k in prefer if floor is not None and sims[k] >= floor]
+            if near:  # counted, but the doubtful face does not move the person's centroid
+                best = max(near, key=lambda k: (sims[k], -k))
+                self.counts[best] += 1
                 return best, float(sims[best])
         self.sums.append(v.copy())
         self.counts.append(1)
         self._set_unit(len(self.sums) - 1)
         return len(self.sums) - 1, 1.0
+
+    def similarities(self, v: np.ndarray) -> np.ndarray:
+        """``v``'s similarity to each person's centroid (empty before the first person)."""
+        return self._unit[: len(self.sums)] @ np.asarray(v, np.float64) if self.sums else np.zeros(0)
 
     def ranking(self) -> dict[int, int]:
         """First-appearance label -> final label (most faces first; ties keep first appearance)."""
@@ -729,12 +735,9 @@ class GroupScan(PresenceScan):
         index, chips = self.buf[k]
         state = None
         if chips:
-            labels: list[int] = []
-            for c, _, _ in chips:
-                # a face uncertain for everyone stays the person it was on the frame before, as
-                # in PresenceScan (a person on this frame already cannot be this face too)
-                label, _ = self.clusterer.add(describe_chip(c), prefer=sorted(set(before or ()) - set(labels)), floor=self.ref.threshold - self.ref.band)
-                labels.append(label)
+            labels = self._labels([describe_chip(c) for c, _, _ in chips], set(before or ()))
+            for j, label in enumerate(labels):
+                c = chips[j][0]
                 # chips of a person seen often enough to be kept; the first ones wait, bounded
                 # (the many one-off faces of a crowd held up to 24 chips each, 67 KB a chip)
                 if self.clusterer.counts[label] >= self.min_faces:
@@ -754,6 +757,26 @@ class GroupScan(PresenceScan):
             state = frozenset(labels)
         self.state[index], self.measured[index] = state, True
         return state
+
+    def _labels(self, vectors: list[np.ndarray], before: set[int]) -> list[int]:
+        """The persons of a frame's faces. In the detector's order, each face joins whoever it
+        matches or starts a person, as without hysteresis; a face under the threshold for
+        everyone but within the band of a person on the frame before is doubtful, and waits:
+        then the doubtful ones, the most similar first, each stay a person of the frame before
+        that no face of this frame has taken (as PresenceScan keeps its answer), else start one."""
+        floor = self.ref.threshold - self.ref.band
+        labels: list[int | None] = [None] * len(vectors)
+        doubtful = []
+        for j, v in enumerate(vectors):
+            sims = self.clusterer.similarities(v)
+            if len(sims) and sims.max() < self.ref.threshold and any(sims[k] >= floor for k in before):
+                doubtful.append(j)
+            else:
+                labels[j] = self.clusterer.add(v)[0]
+        doubtful.sort(key=lambda j: -max(float(self.clusterer.similarities(vectors[j])[k]) for k in before))
+        for j in doubtful:
+            labels[j] = self.clusterer.add(vectors[j], prefer=sorted(before - set(labels) - {None}), floor=floor)[0]  # type: ignore[operator]
+        return labels  # type: ignore[return-value]
 
     def _smooth(self) -> None:
         pass

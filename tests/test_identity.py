@@ -643,9 +643,17 @@ def test_group_scan_keeps_a_person_through_a_soft_stretch(monkeypatch):
     # the person sharp on frames 0-9, soft on 10-19 (each face just under the threshold), sharp again
     got = [frame(i, [1 if 10 <= i < 20 else 0]) for i in range(30)]
     assert set(got) == {frozenset({0})}
+    centroid = scan.clusterer.sums[0] / np.linalg.norm(scan.clusterer.sums[0])
+    assert np.allclose(centroid, table[0])  # the doubtful faces did not move it
     assert frame(30, []) is None
     assert frame(31, [3]) == frozenset({1})  # under the threshold with no one before: a new person
     assert frame(32, [0, 2]) == frozenset({0, 2})  # well under it: another person again
+    # the person and a newcomer just under the threshold to them, in either order: the person
+    # keeps its face, the newcomer does not take the person's place
+    before = frozenset({0})
+    assert frame(33, [1, 0]) == frozenset({0, 3})
+    before = frozenset({0})
+    assert frame(34, [0, 1]) == frozenset({0, 3})
 
 
 def test_a_kept_persons_sheet_has_its_first_faces_and_a_crowd_cannot_fill_memory(monkeypatch):

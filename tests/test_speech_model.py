@@ -546,7 +546,8 @@ def test_person_on_one_clip_takes_its_crops_from_the_pass(monkeypatch):
     pass follows the largest faces of the first frame (three of them), linked over the whole
     clip as the subject is (a cut does not end them), judges each on a few frames and sends only
     the one that looks like the person through the model: its crops are the second decode's,
-    bit for bit, and the model sees its frames alone. A smaller fourth face and a face that
+    bit for bit (its last box held to the clip's end, as the decode holds it), and the model
+    sees its frames alone. A smaller fourth face and a face that
     comes later are not followed at all; a subject on other frames gets none (decoded again)."""
     from conftest import SAMPLE_CLIP
     from prep.decode import scaled_size
@@ -567,8 +568,9 @@ def test_person_on_one_clip_takes_its_crops_from_the_pass(monkeypatch):
     def face(i, x, y, s):
         return Face((x, y + i, s, 1.1 * s), np.zeros((5, 2), np.float32), 0.95)
 
-    # two faces of a size (the person is the right one), two smaller ones, one that comes later
-    detections = {i: [_box(i), _box(i, dx=300.0), face(i, 60.0, 1000.0, 150.0), face(i, 400.0, 1000.0, 120.0)] + ([face(i, 250.0, 1200.0, 150.0)] if i >= 20 else []) for i in analysed}
+    # two faces of a size (the person is the right one, missed on the last frame), two smaller
+    # ones, one that comes later
+    detections = {i: [_box(i)] + ([_box(i, dx=300.0)] if i < n - 1 else []) + [face(i, 60.0, 1000.0, 150.0), face(i, 400.0, 1000.0, 120.0)] + ([face(i, 250.0, 1200.0, 150.0)] if i >= 20 else []) for i in analysed}
     f = w / info.display_width
     judged = []
 
@@ -591,7 +593,7 @@ def test_person_on_one_clip_takes_its_crops_from_the_pass(monkeypatch):
         crops.feed(i, frame, detections.get(i))
     crops.finish(Shots(n, 25.0, [Transition(40, 40, "cut")]))
     tracks = link_tracks(detections, 38)
-    assert [(t.frames[0], t.frames[-1]) for t in tracks] == [(0, n - 1)] * 4 + [(20, n - 1)]
+    assert [(t.frames[0], t.frames[-1]) for t in tracks] == [(0, n - 1), (0, n - 3), (0, n - 1), (0, n - 1), (20, n - 1)]
     assert len(crops.done) == 1 and Counting.seen == n  # the model saw the person's frames only
     assert len(judged) == 3 * 5  # the three followed faces, five frames each
     monkeypatch.setattr(tr, "iter_frames", lambda *a, **k: iter(frames))

@@ -133,8 +133,8 @@ class SplitCrops:
         """Frame ``i`` of the pass (BGR, analysis size) and, on analysed frames, its faces in
         display px. Shot detection must have seen frame ``i`` already. Frames past the
         count the pass planned (a decoder that gives one more) belong to no shot: ignored."""
-        if self.given_up or i >= self.n:
-            return
+        if self.given_up or i >= self.n or (self.from_start and self.settled and not self.open):
+            return  # (from_start: once the first frame's tracks are all ended or dropped, nothing more is followed)
         self.frames.append((i, cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)))
         if faces:
             self.detections.append((i, faces))
@@ -226,9 +226,10 @@ class SplitCrops:
             self.frames.popleft()
 
     def _end_shot(self, b: int) -> None:
-        """The shot being linked ends at frame ``b``: so do its open tracks."""
+        """The shot being linked ends at frame ``b``: so do its open tracks (``from_start``: at
+        ``b``, the clip's end, as the one-clip check's span does; its last box held there)."""
         for o in list(self.open):
-            self._end(o, min(b, o.track.frames[-1] + self.every))
+            self._end(o, b if self.from_start else min(b, o.track.frames[-1] + self.every))
 
     def _grey(self, j: int) -> np.ndarray | None:
         if not self.frames or not self.frames[0][0] <= j <= self.frames[-1][0]:
