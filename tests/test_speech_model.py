@@ -609,6 +609,43 @@ def test_person_on_one_clip_takes_its_crops_from_the_pass(monkeypatch):
     assert crops.track(person.frames, person.faces, 0, n) is None
 
 
+def test_person_on_one_clip_appearing_late_takes_its_crops_from_the_pass(monkeypatch):
+    """One clip with --person whose face appears 20 frames in (after a fade-in, a title): its
+    crops are cut from frame 0, the frames before its first taking its first box as the
+    check's own decode does, and equal that decode's bit for bit; a face that appears after
+    LATE frames is not followed."""
+    from conftest import SAMPLE_CLIP
+    from prep.decode import scaled_size
+    from prep.detect import Face
+    from prep.probe import probe_video
+    from prep.speech import track as tr
+    from prep.video.shots import Shots
+    from prep.video.trackcrops import LATE, SplitCrops
+    from prep.video.tracks import link_tracks
+
+    info = probe_video(SAMPLE_CLIP)
+    w, h = scaled_size(info, 640)
+    n, every = 120, 2
+    rng = np.random.default_rng(5)
+    frames = [rng.integers(0, 256, (h, w, 3), dtype=np.uint8) for _ in range(n)]
+    analysed = [i for i in range(n) if i % every == 0 or i == n - 1]
+    later = LATE + 10
+    detections = {i: ([_box(i)] if i >= 20 else []) + ([Face((60.0, 1000.0, 150.0, 165.0), np.zeros((5, 2), np.float32), 0.95)] if i >= later else []) for i in analysed}
+    detections = {i: f for i, f in detections.items() if f}
+    crops = SplitCrops(_PixelModel(), info, 640, n, None, every, max_gap=38, min_len=1, from_start=True, judge=lambda frame, face: 0.97, floor=0.94)
+    for i, frame in enumerate(frames):
+        crops.feed(i, frame, detections.get(i))
+    crops.finish(Shots(n, 25.0, []))
+    person, other = link_tracks(detections, 38)
+    assert (person.frames[0], other.frames[0]) == (20, later)
+    monkeypatch.setattr(tr, "iter_frames", lambda *a, **k: iter(frames))
+    boxes = np.array([[*fc.center, fc.size] for fc in person.faces], np.float64)
+    want, want_small = tr.face_embeddings(_PixelModel(), info, 0, n, np.array(person.frames, np.float64) / 25.0, boxes, 640)
+    got = crops.track(person.frames, person.faces, 0, n)
+    assert got is not None and got[1] == want_small and np.array_equal(got[0], want)
+    assert crops.track(other.frames, other.faces, 0, n) is None and len(crops.done) == 1
+
+
 def test_split_crops_boxes_equal_the_whole_tracks_boxes():
     """The smoothed boxes a track's crops are cut with while it is still open are the boxes of
     the whole track, exactly, an hour into a video (where a frame's time j0/25 + m/25 can be a

@@ -37,7 +37,8 @@ from .shots import ShotDetector, Shots
 from .tracks import REAL_SCORE, Linker, Track
 
 H = MEDIAN // 2
-FROM_START = 3  # tracks followed from the first frame on the one-clip path (see SplitCrops)
+FROM_START = 3  # tracks followed from the clip's start on the one-clip path (see SplitCrops)
+LATE = 50  # frames: on that path a face that appears this late is still followed (as PassCrops waits)
 PROBES, PROBE_STEP = 5, 10  # --person: a followed face is judged on up to 5 frames 10 frames apart
 
 
@@ -45,9 +46,11 @@ class _Open:
     """A track being followed: its speech frames from ``j0`` (its first frame), the crops cut
     so far (waiting, or pushed into its visual stream) and the smoothed sides."""
 
-    def __init__(self, track: Track):
+    def __init__(self, track: Track, j0: int | None = None):
+        """``j0``: the first speech frame, when not the track's first (the one-clip path's
+        span begins at frame 0; frames before the face's first take its first box)."""
         self.track = track
-        self.j0 = track.frames[0]
+        self.j0 = track.frames[0] if j0 is None else j0
         self.next = self.j0  # next speech frame to crop
         self.held: list[np.ndarray] = []  # crops waiting until the track is long enough to be heard
         self.stream: sp.VisualStream | None = None
@@ -106,15 +109,17 @@ class SplitCrops:
     def __init__(self, model: Any, info: VideoInfo, analysis_side: int, n: int, shots: ShotDetector, every: int, max_gap: int, min_len: int, max_frames: int = 200,
                  from_start: bool = False, judge: Callable[[np.ndarray, Face], float | None] | None = None, floor: float = 0.0):
         """``from_start``: the one-clip path with --person, whose subject is linked over the
-        whole clip and whose check spans it: the clip is linked as one shot (``shots`` only
-        says when frames are settled), and only tracks that begin on the first frame are
-        cut, at most ``FROM_START`` of them, the largest faces. ``judge(frame, face)``: the
+        whole clip and whose check spans it: the clip is linked as one shot (``shots`` is not
+        read), and only tracks that begin in the first ``LATE`` frames are cut, at most
+        ``FROM_START`` of them (a frame's largest faces first), each from frame 0 (the frames
+        before its face's first take its first box, as the check's own decode does). ``judge(frame, face)``: the
         face's similarity to the person (None when it gives no chip), asked on up to
         ``PROBES`` frames ``PROBE_STEP`` apart before the track may go to the model; a track
         whose median is under ``floor`` is not the person and is no longer followed, so the
         model runs on the person's face only, as the decode it replaces did."""
         self.model = model
         self.from_start, self.judge, self.floor = from_start, judge, floor
+        self.followed = 0  # from_start: tracks followed so far
         self.w, _ = scaled_size(info, analysis_side)
         self.display_width = info.display_width
         self.f = self.w / info.display_width
@@ -133,8 +138,8 @@ class SplitCrops:
         """Frame ``i`` of the pass (BGR, analysis size) and, on analysed frames, its faces in
         display px. Shot detection must have seen frame ``i`` already. Frames past the
         count the pass planned (a decoder that gives one more) belong to no shot: ignored."""
-        if self.given_up or i >= self.n or (self.from_start and self.settled and not self.open):
-            return  # (from_start: once the first frame's tracks are all ended or dropped, nothing more is followed)
+        if self.given_up or i >= self.n or (self.from_start and self.settled > LATE and not self.open):
+            return  # (from_start: once the tracks of the clip's start are all ended or dropped, nothing more is followed)
         self.frames.append((i, cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)))
         if faces:
             self.detections.append((i, faces))
@@ -178,7 +183,7 @@ class SplitCrops:
     def _probe(self, o: _Open, frame: np.ndarray) -> None:
         """--person: judge the track's face on this frame (BGR, analysis size) when it is due,
         and decide once ``PROBES`` frames are judged or the track is long enough to be heard."""
-        due = o.track.frames[-1] >= o.j0 + o.tries * PROBE_STEP
+        due = o.track.frames[-1] >= o.track.frames[0] + o.tries * PROBE_STEP
         if due and o.tries < PROBES:
             o.tries += 1
             sim = self.judge(frame, o.track.faces[-1].scaled(self.f))  # type: ignore[misc]
@@ -212,9 +217,10 @@ class SplitCrops:
                 self.linker.add(s, faces)
                 new = [t for t in self.linker.tracks if id(t) not in known]
                 if self.from_start:  # the linker starts a frame's tracks largest face first
-                    new = [t for t in new if t.frames[0] == 0][: FROM_START - len(self.open)]
+                    new = [t for t in new if t.frames[0] <= LATE][: FROM_START - self.followed]
+                    self.followed += len(new)
                 for t in new:
-                    self.open.append(_Open(t))
+                    self.open.append(_Open(t, 0 if self.from_start else None))
                     self.open[-1].cleared = self.judge is None
             for o in [o for o in self.open if s - o.track.frames[-1] > self.max_gap]:
                 self._end(o, min(s, o.track.frames[-1] + self.every))
@@ -222,6 +228,8 @@ class SplitCrops:
                 self._crop(o, None)
         self.settled = upto
         oldest = min([o.next for o in self.open] + [self.settled])
+        if self.from_start and self.settled <= LATE and self.followed < FROM_START:
+            oldest = 0  # a face may still appear: its crops begin at frame 0
         while self.frames and self.frames[0][0] < oldest:
             self.frames.popleft()
 
