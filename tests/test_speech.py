@@ -26,7 +26,7 @@ SMALL = "scale=360:640,fps=25,setsar=1,format=yuv420p"  # the edits are small: d
 # early -2.88, -2.93, -2.95 for -3; 2026-12-02, before the lag search was centred on the
 # model's lean; at 14 s again within a frame after it), while at 12 s the late one's sync falls
 # under the bar and the early one's offset is 2 frames off.
-SHIFTED_S, SIDE_S, CUT_S, SILENT_S = 14, 10, 8, 6
+SHIFTED_S, SIDE_S, CUT_S, SILENT_S = 14, 8, 8, 6  # side by side at 8 s: the heard face's sync 2.77, the other's 0.6
 SINGLE_S = 8  # the single-clip path measures the whole clip's offset: 8 s hold it within a frame
 needs_speech_model = pytest.mark.skipif(not (WEIGHTS / "light_asd_pretrain_AVA_CVPR.model").is_file(), reason=f"Light-ASD checkpoint not found in {WEIGHTS}")
 
