@@ -20,7 +20,13 @@ def expand_sources(sources: Iterable[str | Path], extensions: set[str]) -> list[
     """Files as given, folders replaced by every file inside with one of ``extensions``
     (recursively, sorted by path). Paths that do not exist are kept: the unit of work
     reports them as errors, so a typo is not silently dropped."""
-    out: list[Path] = []
+    return [q for q, _ in found_in(sources, extensions)]
+
+
+def found_in(sources: Iterable[str | Path], extensions: set[str]) -> list[tuple[Path, Path | None]]:
+    """:func:`expand_sources` with, for each file, the folder given that it was found in
+    (``None`` for a file given by itself): what :func:`item_ids` names it by."""
+    out: list[tuple[Path, Path | None]] = []
     seen: set[Path] = set()
     for src in sources:
         p = Path(src)
@@ -29,25 +35,34 @@ def expand_sources(sources: Iterable[str | Path], extensions: set[str]) -> list[
             key = q.resolve()
             if key not in seen:
                 seen.add(key)
-                out.append(q)
+                out.append((q, p if p.is_dir() else None))
     return out
 
 
-def item_ids(paths: list[Path]) -> list[str]:
-    """A distinct output name per source: its stem, or ``parent__stem`` (two folders up) where
-    stems collide, and as many folders up as it takes where even those collide (``/x/p/q/a.jpg``
-    beside ``/y/p/q/a.jpg``), and the extension where only it differs (``a.jpg``, ``a.png``)."""
+def item_ids(paths: list[Path], roots: list[Path | None] | None = None) -> list[str]:
+    """A distinct output name per source that stays the same when other files are added: its
+    stem, with the folders between it and the folder given (``roots``) in front
+    (``shoot1__IMG_0001`` for ``photos/shoot1/IMG_0001.jpg`` when ``photos`` was given), so a
+    second ``IMG_0001.jpg`` added in another folder later renames nothing done before. Where
+    names still collide (the same path under two folders given, a file given by itself and one
+    found in a folder, ``a.jpg`` beside ``a.png``): the two folders above and the stem, and as
+    many folders as it takes where even those collide (``/x/p/q/a.jpg`` beside
+    ``/y/p/q/a.jpg``), and the extension where only it differs."""
     from collections import Counter
 
-    stems = [p.stem for p in paths]
-    counts = Counter(stems)
+    roots = roots if roots is not None else [None] * len(paths)
+    names = []
+    for p, root in zip(paths, roots):
+        inside = p.relative_to(root).parent.parts if root is not None else ()
+        names.append("__".join([*inside, p.stem]))
+    counts = Counter(names)
     ids = []
-    for p, stem in zip(paths, stems):
-        if counts[stem] == 1:
-            ids.append(stem)
+    for p, name in zip(paths, names):
+        if counts[name] == 1:
+            ids.append(name)
         else:
             parts = [x for x in p.resolve().parent.parts[-2:] if x not in ("/", "")]
-            ids.append("__".join(parts + [stem]))
+            ids.append("__".join(parts + [p.stem]))
     clash = Counter(ids)
     for k, (p, i) in enumerate(zip(paths, ids)):
         if clash[i] > 1:
@@ -60,15 +75,16 @@ def iter_inputs(sources: Iterable[str | Path], from_list: str | Path | None, ext
     """``(path, item id)`` for every input, and how many there are (``None`` if unknown).
 
     Files and folders (``sources``) are expanded here (a folder walk, named by
-    :func:`item_ids`); a manifest (``from_list``, see :mod:`prep.manifest`) is streamed as it is,
+    :func:`item_ids` by their place in the folder given); a manifest (``from_list``, see :mod:`prep.manifest`) is streamed as it is,
     never walked or held whole. Both may be given: the sources come first.
     """
     from itertools import chain
 
     from .manifest import count_manifest, read_manifest
 
-    paths = expand_sources(sources, extensions) if sources else []
-    listed = list(zip(map(str, paths), item_ids(paths)))
+    found = found_in(sources, extensions) if sources else []
+    paths = [p for p, _ in found]
+    listed = list(zip(map(str, paths), item_ids(paths, [root for _, root in found])))
     if from_list is None:
         return iter(listed), len(listed)
     n = count_manifest(from_list)

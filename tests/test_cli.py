@@ -129,13 +129,31 @@ def test_a_full_disk_is_one_line_not_a_bug_report():
     assert "please report this" in error_record("/in/a.mp4", ValueError("a bug"))["message"]
 
 
-def test_every_input_gets_its_own_output_name():
-    """Outputs are named by the source's stem, by two folders and the stem where stems collide,
-    and by as much of the path as it takes where even that collides (they overwrote each other)."""
-    from prep.batch import item_ids
+def test_every_input_gets_its_own_output_name(tmp_path):
+    """Outputs are named by the source's stem, with the folders between it and the folder
+    given in front; by two folders and the stem where names still collide, and by as much of
+    the path as it takes where even that collides (they overwrote each other). A file added in
+    another folder later renames nothing done before (camera names repeat: a second
+    IMG_0001.jpg renamed the first, whose outputs stayed beside the renamed ones)."""
+    from prep.batch import found_in, item_ids
 
     assert item_ids([Path("/d/a.jpg"), Path("/d/b.jpg")]) == ["a", "b"]
     assert item_ids([Path("/d/x/a.jpg"), Path("/d/y/a.jpg")]) == ["d__x__a", "d__y__a"]
+    photos = tmp_path / "photos"
+    for rel in ("IMG_0001.jpg", "shoot1/IMG_0001.jpg", "shoot1/IMG_0002.jpg"):
+        (photos / rel).parent.mkdir(parents=True, exist_ok=True)
+        (photos / rel).write_bytes(b"x")
+
+    def named() -> dict[str, str]:
+        found = found_in([photos], {".jpg"})
+        return dict(zip((str(p.relative_to(photos)) for p, _ in found), item_ids([p for p, _ in found], [r for _, r in found])))
+
+    before = named()
+    assert before == {"IMG_0001.jpg": "IMG_0001", "shoot1/IMG_0001.jpg": "shoot1__IMG_0001", "shoot1/IMG_0002.jpg": "shoot1__IMG_0002"}
+    (photos / "shoot2").mkdir()
+    (photos / "shoot2" / "IMG_0002.jpg").write_bytes(b"x")
+    after = named()
+    assert {k: after[k] for k in before} == before and after["shoot2/IMG_0002.jpg"] == "shoot2__IMG_0002"
     for paths in ([Path("/x/p/q/img.jpg"), Path("/y/p/q/img.jpg")], [Path("/d/p/a.jpg"), Path("/d/p/a.png")]):
         ids = item_ids(paths)
         assert len(set(ids)) == 2, ids
