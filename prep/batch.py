@@ -30,13 +30,17 @@ def found_in(sources: Iterable[str | Path], extensions: set[str]) -> list[tuple[
     seen: set[Path] = set()
     for src in sources:
         p = Path(src)
-        found = sorted(q for q in p.rglob("*") if q.is_file() and q.suffix.lower() in extensions and not q.name.startswith(".")) if p.is_dir() else [p]
+        # hidden files and folders are left out (a .thumbs folder, an earlier run's .prep)
+        found = sorted(q for q in p.rglob("*") if q.is_file() and q.suffix.lower() in extensions and not any(x.startswith(".") for x in q.relative_to(p).parts)) if p.is_dir() else [p]
         for q in found:
             key = q.resolve()
             if key not in seen:
                 seen.add(key)
                 out.append((q, p if p.is_dir() else None))
     return out
+
+
+MAX_NAME = 120  # bytes: a name with its folders longer than this takes their digest (file names stop at 255)
 
 
 def item_ids(paths: list[Path], roots: list[Path | None] | None = None) -> list[str]:
@@ -47,14 +51,20 @@ def item_ids(paths: list[Path], roots: list[Path | None] | None = None) -> list[
     names still collide (the same path under two folders given, a file given by itself and one
     found in a folder, ``a.jpg`` beside ``a.png``): the two folders above and the stem, and as
     many folders as it takes where even those collide (``/x/p/q/a.jpg`` beside
-    ``/y/p/q/a.jpg``), and the extension where only it differs."""
+    ``/y/p/q/a.jpg``), and the extension where only it differs. Names over ``MAX_NAME`` bytes
+    (deep trees) are the stem and a digest of the folders."""
     from collections import Counter
+
+    import hashlib
 
     roots = roots if roots is not None else [None] * len(paths)
     names = []
     for p, root in zip(paths, roots):
         inside = p.relative_to(root).parent.parts if root is not None else ()
-        names.append("__".join([*inside, p.stem]))
+        name = "__".join([*inside, p.stem])
+        if inside and len(name.encode()) > MAX_NAME:  # a deep tree: the stem and the folders' digest
+            name = f"{p.stem}__{hashlib.sha1('/'.join(inside).encode()).hexdigest()[:10]}"
+        names.append(name)
     counts = Counter(names)
     ids = []
     for p, name in zip(paths, names):

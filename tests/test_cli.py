@@ -154,6 +154,15 @@ def test_every_input_gets_its_own_output_name(tmp_path):
     (photos / "shoot2" / "IMG_0002.jpg").write_bytes(b"x")
     after = named()
     assert {k: after[k] for k in before} == before and after["shoot2/IMG_0002.jpg"] == "shoot2__IMG_0002"
+    # a hidden folder is not walked; a deep tree's name stays short (the stem and a digest)
+    deep = photos / ".thumbs" / "IMG_0001.jpg", photos.joinpath(*["a_long_folder_name_of_a_photo_archive"] * 5) / "IMG_0003.jpg"
+    for f in deep:
+        f.parent.mkdir(parents=True)
+        f.write_bytes(b"x")
+    last = named()
+    assert len(last) == len(after) + 1 and all(not k.startswith(".") for k in last)
+    (long,) = [v for k, v in last.items() if k.endswith("IMG_0003.jpg")]
+    assert long.startswith("IMG_0003__") and len(long) < 40
     for paths in ([Path("/x/p/q/img.jpg"), Path("/y/p/q/img.jpg")], [Path("/d/p/a.jpg"), Path("/d/p/a.png")]):
         ids = item_ids(paths)
         assert len(set(ids)) == 2, ids

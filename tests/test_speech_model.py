@@ -612,8 +612,8 @@ def test_person_on_one_clip_takes_its_crops_from_the_pass(monkeypatch):
 def test_person_on_one_clip_appearing_late_takes_its_crops_from_the_pass(monkeypatch):
     """One clip with --person whose face appears 20 frames in (after a fade-in, a title): its
     crops are cut from frame 0, the frames before its first taking its first box as the
-    check's own decode does, and equal that decode's bit for bit; a face that appears after
-    LATE frames is not followed."""
+    check's own decode does, and equal that decode's bit for bit; it is judged on five frames,
+    as a face of the first frame is; a face that appears after LATE frames is not followed."""
     from conftest import SAMPLE_CLIP
     from prep.decode import scaled_size
     from prep.detect import Face
@@ -632,7 +632,8 @@ def test_person_on_one_clip_appearing_late_takes_its_crops_from_the_pass(monkeyp
     later = LATE + 10
     detections = {i: ([_box(i)] if i >= 20 else []) + ([Face((60.0, 1000.0, 150.0, 165.0), np.zeros((5, 2), np.float32), 0.95)] if i >= later else []) for i in analysed}
     detections = {i: f for i, f in detections.items() if f}
-    crops = SplitCrops(_PixelModel(), info, 640, n, None, every, max_gap=38, min_len=1, from_start=True, judge=lambda frame, face: 0.97, floor=0.94)
+    judged = []
+    crops = SplitCrops(_PixelModel(), info, 640, n, None, every, max_gap=38, min_len=1, from_start=True, judge=lambda frame, face: judged.append(1) or 0.97, floor=0.94)
     for i, frame in enumerate(frames):
         crops.feed(i, frame, detections.get(i))
     crops.finish(Shots(n, 25.0, []))
@@ -644,6 +645,7 @@ def test_person_on_one_clip_appearing_late_takes_its_crops_from_the_pass(monkeyp
     got = crops.track(person.frames, person.faces, 0, n)
     assert got is not None and got[1] == want_small and np.array_equal(got[0], want)
     assert crops.track(other.frames, other.faces, 0, n) is None and len(crops.done) == 1
+    assert len(judged) == 5  # judged as often as a face of the first frame
 
 
 def test_split_crops_boxes_equal_the_whole_tracks_boxes():

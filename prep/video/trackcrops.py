@@ -182,14 +182,15 @@ class SplitCrops:
 
     def _probe(self, o: _Open, frame: np.ndarray) -> None:
         """--person: judge the track's face on this frame (BGR, analysis size) when it is due,
-        and decide once ``PROBES`` frames are judged or the track is long enough to be heard."""
+        and decide once ``PROBES`` frames are judged or its face has been followed long enough
+        to be heard (counted from the face's first frame, so a late face is judged as often)."""
         due = o.track.frames[-1] >= o.track.frames[0] + o.tries * PROBE_STEP
         if due and o.tries < PROBES:
             o.tries += 1
             sim = self.judge(frame, o.track.faces[-1].scaled(self.f))  # type: ignore[misc]
             if sim is not None:
                 o.sims.append(sim)
-        if o.tries >= PROBES or o.track.frames[-1] + 1 - o.j0 >= self.need:
+        if o.tries >= PROBES or o.track.frames[-1] + 1 - o.track.frames[0] >= self.need:  # (a late face's crops wait from frame 0)
             if o.sims and float(np.median(o.sims)) < self.floor:
                 self.open.remove(o)  # not the person: the model never sees this face
             else:
