@@ -543,12 +543,13 @@ def test_split_crops_equal_the_tracks_own_decodes(monkeypatch):
 
 def test_person_on_one_clip_takes_its_crops_from_the_pass(monkeypatch):
     """One clip with --person: which face is the person's is known only after the pass. The
-    pass follows the largest faces of the first frame (three of them), linked over the whole
+    pass follows the largest faces of the first frame (three at a time), linked over the whole
     clip as the subject is (a cut does not end them), judges each on a few frames and sends only
     the one that looks like the person through the model: its crops are the second decode's,
     bit for bit (its last box held to the clip's end, as the decode holds it), and the model
-    sees its frames alone. A smaller fourth face and a face that
-    comes later are not followed at all; a subject on other frames gets none (decoded again)."""
+    sees its frames alone. A smaller fourth face and a face that comes later are followed once
+    places free up, and judged, never modelled; a subject on other frames gets none (decoded
+    again)."""
     from conftest import SAMPLE_CLIP
     from prep.decode import scaled_size
     from prep.detect import Face
@@ -595,7 +596,9 @@ def test_person_on_one_clip_takes_its_crops_from_the_pass(monkeypatch):
     tracks = link_tracks(detections, 38)
     assert [(t.frames[0], t.frames[-1]) for t in tracks] == [(0, n - 1), (0, n - 3), (0, n - 1), (0, n - 1), (20, n - 1)]
     assert len(crops.done) == 1 and Counting.seen == n  # the model saw the person's frames only
-    assert len(judged) == 3 * 5  # the three followed faces, five frames each
+    # the three largest first; as two of them are judged not the person (by frame 40) their
+    # places go to the fourth and to the later face, each judged too: five faces, five frames each
+    assert len(judged) == 5 * 5
     monkeypatch.setattr(tr, "iter_frames", lambda *a, **k: iter(frames))
     person = tracks[1]
     boxes = np.array([[*fc.center, fc.size] for fc in person.faces], np.float64)

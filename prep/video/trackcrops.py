@@ -111,7 +111,8 @@ class SplitCrops:
         """``from_start``: the one-clip path with --person, whose subject is linked over the
         whole clip and whose check spans it: the clip is linked as one shot (``shots`` is not
         read), and only tracks that begin in the first ``LATE`` frames are cut, at most
-        ``FROM_START`` of them (a frame's largest faces first), each from frame 0 (the frames
+        ``FROM_START`` at a time (a frame's largest faces first; a face judged not the person,
+        or gone, frees its place), each from frame 0 (the frames
         before its face's first take its first box, as the check's own decode does). ``judge(frame, face)``: the
         face's similarity to the person (None when it gives no chip), asked on up to
         ``PROBES`` frames ``PROBE_STEP`` apart before the track may go to the model; a track
@@ -119,7 +120,7 @@ class SplitCrops:
         model runs on the person's face only, as the decode it replaces did."""
         self.model = model
         self.from_start, self.judge, self.floor = from_start, judge, floor
-        self.followed = 0  # from_start: tracks followed so far
+        self.adopted: set[int] = set()  # from_start: the tracks ever followed (ids)
         self.w, _ = scaled_size(info, analysis_side)
         self.display_width = info.display_width
         self.f = self.w / info.display_width
@@ -216,23 +217,33 @@ class SplitCrops:
             if faces and self.linker is not None:
                 known = {id(t) for t in self.linker.tracks}
                 self.linker.add(s, faces)
-                new = [t for t in self.linker.tracks if id(t) not in known]
-                if self.from_start:  # the linker starts a frame's tracks largest face first
-                    new = [t for t in new if t.frames[0] <= LATE][: FROM_START - self.followed]
-                    self.followed += len(new)
-                for t in new:
-                    self.open.append(_Open(t, 0 if self.from_start else None))
-                    self.open[-1].cleared = self.judge is None
+                if not self.from_start:
+                    self.open += [_Open(t) for t in self.linker.tracks if id(t) not in known]
             for o in [o for o in self.open if s - o.track.frames[-1] > self.max_gap]:
                 self._end(o, min(s, o.track.frames[-1] + self.every))
+            if self.from_start and s <= LATE and self.linker is not None:
+                self._adopt()
             for o in self.open:
                 self._crop(o, None)
         self.settled = upto
         oldest = min([o.next for o in self.open] + [self.settled])
-        if self.from_start and self.settled <= LATE and self.followed < FROM_START:
+        if self.from_start and self.settled <= LATE:
             oldest = 0  # a face may still appear: its crops begin at frame 0
         while self.frames and self.frames[0][0] < oldest:
             self.frames.popleft()
+
+    def _adopt(self) -> None:
+        """``from_start``: follow the tracks of the clip's first ``LATE`` frames while fewer than
+        ``FROM_START`` are followed (in the order the linker made them: a frame's largest face
+        first), each from frame 0; a place freed by a face judged not the person, or by one
+        gone (a detection of one frame), goes to the next."""
+        for t in self.linker.tracks:  # type: ignore[union-attr]
+            if len(self.open) >= FROM_START:
+                return
+            if id(t) not in self.adopted and t.frames[0] <= LATE:
+                self.adopted.add(id(t))
+                self.open.append(_Open(t, 0))
+                self.open[-1].cleared = self.judge is None
 
     def _end_shot(self, b: int) -> None:
         """The shot being linked ends at frame ``b``: so do its open tracks (``from_start``: at
