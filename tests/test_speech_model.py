@@ -570,8 +570,9 @@ def test_person_on_one_clip_takes_its_crops_from_the_pass(monkeypatch):
         return Face((x, y + i, s, 1.1 * s), np.zeros((5, 2), np.float32), 0.95)
 
     # two faces of a size (the person is the right one, missed on the last frame), two smaller
-    # ones, one that comes later
+    # ones, one that comes later, and three larger false detections on the first frame only
     detections = {i: [_box(i)] + ([_box(i, dx=300.0)] if i < n - 1 else []) + [face(i, 60.0, 1000.0, 150.0), face(i, 400.0, 1000.0, 120.0)] + ([face(i, 250.0, 1200.0, 150.0)] if i >= 20 else []) for i in analysed}
+    detections[0] += [face(0, x, 100.0, 300.0) for x in (0.0, 360.0, 720.0)]
     f = w / info.display_width
     judged = []
 
@@ -593,7 +594,7 @@ def test_person_on_one_clip_takes_its_crops_from_the_pass(monkeypatch):
     for i, frame in enumerate(frames):
         crops.feed(i, frame, detections.get(i))
     crops.finish(Shots(n, 25.0, [Transition(40, 40, "cut")]))
-    tracks = link_tracks(detections, 38)
+    tracks = [t for t in link_tracks(detections, 38) if len(t.frames) > 1]
     assert [(t.frames[0], t.frames[-1]) for t in tracks] == [(0, n - 1), (0, n - 3), (0, n - 1), (0, n - 1), (20, n - 1)]
     assert len(crops.done) == 1 and Counting.seen == n  # the model saw the person's frames only
     # the three largest first; as two of them are judged not the person (by frame 40) their

@@ -235,12 +235,12 @@ class SplitCrops:
     def _adopt(self) -> None:
         """``from_start``: follow the tracks of the clip's first ``LATE`` frames while fewer than
         ``FROM_START`` are followed (in the order the linker made them: a frame's largest face
-        first), each from frame 0; a place freed by a face judged not the person, or by one
-        gone (a detection of one frame), goes to the next."""
+        first) once seen on two analysed frames, each from frame 0; a place freed by a face
+        judged not the person, or gone, goes to the next."""
         for t in self.linker.tracks:  # type: ignore[union-attr]
             if len(self.open) >= FROM_START:
                 return
-            if id(t) not in self.adopted and t.frames[0] <= LATE:
+            if id(t) not in self.adopted and t.frames[0] <= LATE and len(t.frames) >= 2:  # (a detection of one frame takes no place)
                 self.adopted.add(id(t))
                 self.open.append(_Open(t, 0))
                 self.open[-1].cleared = self.judge is None
