@@ -15,7 +15,6 @@ from typing import Any, Callable, Iterable, Iterator
 from .errors import PrepError
 
 
-
 def expand_sources(sources: Iterable[str | Path], extensions: set[str]) -> list[Path]:
     """Files as given, folders replaced by every file inside with one of ``extensions``
     (recursively, sorted by path). Paths that do not exist are kept: the unit of work
@@ -53,9 +52,8 @@ def item_ids(paths: list[Path], roots: list[Path | None] | None = None) -> list[
     many folders as it takes where even those collide (``/x/p/q/a.jpg`` beside
     ``/y/p/q/a.jpg``), and the extension where only it differs. Names over ``MAX_NAME`` bytes
     (deep trees) are the stem and a digest of the folders."""
-    from collections import Counter
-
     import hashlib
+    from collections import Counter
 
     roots = roots if roots is not None else [None] * len(paths)
     names = []
@@ -85,8 +83,8 @@ def iter_inputs(sources: Iterable[str | Path], from_list: str | Path | None, ext
     """``(path, item id)`` for every input, and how many there are (``None`` if unknown).
 
     Files and folders (``sources``) are expanded here (a folder walk, named by
-    :func:`item_ids` by their place in the folder given); a manifest (``from_list``, see :mod:`prep.manifest`) is streamed as it is,
-    never walked or held whole. Both may be given: the sources come first.
+    :func:`item_ids` by their place in the folder given); a manifest (``from_list``, see
+    :mod:`prep.manifest`) is streamed as it is, never walked or held whole. Both may be given: the sources come first.
     """
     from itertools import chain
 

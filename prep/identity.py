@@ -32,9 +32,8 @@ Thresholds come from ``bench/calibrate_identity.py`` (see ``bench/identity_resul
 
 from __future__ import annotations
 
-from collections import deque
-
 import importlib.util
+from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Sequence
@@ -397,7 +396,7 @@ class Clusterer:
         (hysteresis: a person stays the same person through a soft or turned moment)."""
         v = np.asarray(v, np.float64)
         if self.sums:
-            sims = self._unit[: len(self.sums)] @ v
+            sims = self.similarities(v)
             best = int(np.argmax(sims))
             if sims[best] >= self.threshold:
                 self.sums[best] = self.sums[best] + v

@@ -541,6 +541,33 @@ def test_split_crops_equal_the_tracks_own_decodes(monkeypatch):
     assert crops.track(other.frames, other.faces, heard[0][1], heard[0][2]) is not None
 
 
+def _noise_clip(n: int, seed: int, every: int = 2):
+    """The sample clip's facts with ``n`` frames of noise at analysis size, and which of them
+    the pass analyses (every ``every``-th and the last)."""
+    from conftest import SAMPLE_CLIP
+    from prep.decode import scaled_size
+    from prep.probe import probe_video
+
+    info = probe_video(SAMPLE_CLIP)
+    w, h = scaled_size(info, 640)
+    rng = np.random.default_rng(seed)
+    frames = [rng.integers(0, 256, (h, w, 3), dtype=np.uint8) for _ in range(n)]
+    return info, frames, [i for i in range(n) if i % every == 0 or i == n - 1]
+
+
+def _assert_cut_as_decoded(monkeypatch, crops, info, frames, person) -> None:
+    """The one-clip check's crops of ``person`` handed over by ``crops`` equal its own decode's
+    over the whole clip, bit for bit."""
+    from prep.speech import track as tr
+
+    n = len(frames)
+    monkeypatch.setattr(tr, "iter_frames", lambda *a, **k: iter(frames))
+    boxes = np.array([[*fc.center, fc.size] for fc in person.faces], np.float64)
+    want, want_small = tr.face_embeddings(_PixelModel(), info, 0, n, np.array(person.frames, np.float64) / 25.0, boxes, 640)
+    got = crops.track(person.frames, person.faces, 0, n)
+    assert got is not None and got[1] == want_small and np.array_equal(got[0], want)
+
+
 def test_person_on_one_clip_takes_its_crops_from_the_pass(monkeypatch):
     """One clip with --person: which face is the person's is known only after the pass. The
     pass follows the largest faces of the first frame (three at a time), linked over the whole
@@ -550,21 +577,15 @@ def test_person_on_one_clip_takes_its_crops_from_the_pass(monkeypatch):
     sees its frames alone. A smaller fourth face and a face that comes later are followed once
     places free up, and judged, never modelled; a subject on other frames gets none (decoded
     again)."""
-    from conftest import SAMPLE_CLIP
     from prep.decode import scaled_size
     from prep.detect import Face
-    from prep.probe import probe_video
-    from prep.speech import track as tr
     from prep.video.shots import Shots, Transition
     from prep.video.trackcrops import SplitCrops
     from prep.video.tracks import link_tracks
 
-    info = probe_video(SAMPLE_CLIP)
-    w, h = scaled_size(info, 640)
     n, every = 81, 2
-    rng = np.random.default_rng(3)
-    frames = [rng.integers(0, 256, (h, w, 3), dtype=np.uint8) for _ in range(n)]
-    analysed = [i for i in range(n) if i % every == 0 or i == n - 1]
+    info, frames, analysed = _noise_clip(n, 3, every)
+    w, _ = scaled_size(info, 640)
 
     def face(i, x, y, s):
         return Face((x, y + i, s, 1.1 * s), np.zeros((5, 2), np.float32), 0.95)
@@ -600,12 +621,8 @@ def test_person_on_one_clip_takes_its_crops_from_the_pass(monkeypatch):
     # the three largest first; as two of them are judged not the person (by frame 40) their
     # places go to the fourth and to the later face, each judged too: five faces, five frames each
     assert len(judged) == 5 * 5
-    monkeypatch.setattr(tr, "iter_frames", lambda *a, **k: iter(frames))
     person = tracks[1]
-    boxes = np.array([[*fc.center, fc.size] for fc in person.faces], np.float64)
-    want, want_small = tr.face_embeddings(_PixelModel(), info, 0, n, np.array(person.frames, np.float64) / 25.0, boxes, 640)
-    got = crops.track(person.frames, person.faces, 0, n)
-    assert got is not None and got[1] == want_small and np.array_equal(got[0], want)
+    _assert_cut_as_decoded(monkeypatch, crops, info, frames, person)
     assert crops.track(person.frames[1:], person.faces[1:], 0, n) is None  # a subject on other frames
     for t in (tracks[0], tracks[3], tracks[4]):
         assert crops.track(t.frames, t.faces, 0, n) is None
@@ -618,21 +635,13 @@ def test_person_on_one_clip_appearing_late_takes_its_crops_from_the_pass(monkeyp
     crops are cut from frame 0, the frames before its first taking its first box as the
     check's own decode does, and equal that decode's bit for bit; it is judged on five frames,
     as a face of the first frame is; a face that appears after LATE frames is not followed."""
-    from conftest import SAMPLE_CLIP
-    from prep.decode import scaled_size
     from prep.detect import Face
-    from prep.probe import probe_video
-    from prep.speech import track as tr
     from prep.video.shots import Shots
     from prep.video.trackcrops import LATE, SplitCrops
     from prep.video.tracks import link_tracks
 
-    info = probe_video(SAMPLE_CLIP)
-    w, h = scaled_size(info, 640)
     n, every = 120, 2
-    rng = np.random.default_rng(5)
-    frames = [rng.integers(0, 256, (h, w, 3), dtype=np.uint8) for _ in range(n)]
-    analysed = [i for i in range(n) if i % every == 0 or i == n - 1]
+    info, frames, analysed = _noise_clip(n, 5, every)
     later = LATE + 10
     detections = {i: ([_box(i)] if i >= 20 else []) + ([Face((60.0, 1000.0, 150.0, 165.0), np.zeros((5, 2), np.float32), 0.95)] if i >= later else []) for i in analysed}
     detections = {i: f for i, f in detections.items() if f}
@@ -643,11 +652,7 @@ def test_person_on_one_clip_appearing_late_takes_its_crops_from_the_pass(monkeyp
     crops.finish(Shots(n, 25.0, []))
     person, other = link_tracks(detections, 38)
     assert (person.frames[0], other.frames[0]) == (20, later)
-    monkeypatch.setattr(tr, "iter_frames", lambda *a, **k: iter(frames))
-    boxes = np.array([[*fc.center, fc.size] for fc in person.faces], np.float64)
-    want, want_small = tr.face_embeddings(_PixelModel(), info, 0, n, np.array(person.frames, np.float64) / 25.0, boxes, 640)
-    got = crops.track(person.frames, person.faces, 0, n)
-    assert got is not None and got[1] == want_small and np.array_equal(got[0], want)
+    _assert_cut_as_decoded(monkeypatch, crops, info, frames, person)
     assert crops.track(other.frames, other.faces, 0, n) is None and len(crops.done) == 1
     assert len(judged) == 5  # judged as often as a face of the first frame
 

@@ -60,6 +60,10 @@ class _Open:
         self.sims: list[float] = []
         self.cleared = True  # may go to the model (False while a judge has not decided)
 
+    def not_the_person(self, floor: float) -> bool:
+        """--person: its face judged, and its median similarity under ``floor``."""
+        return bool(self.sims) and float(np.median(self.sims)) < floor
+
     def to_model(self, model: Any) -> None:
         """From now on the crops go through the visual model, the waiting ones first."""
         if self.stream is None:
@@ -110,14 +114,13 @@ class SplitCrops:
                  from_start: bool = False, judge: Callable[[np.ndarray, Face], float | None] | None = None, floor: float = 0.0):
         """``from_start``: the one-clip path with --person, whose subject is linked over the
         whole clip and whose check spans it: the clip is linked as one shot (``shots`` is not
-        read), and only tracks that begin in the first ``LATE`` frames are cut, at most
-        ``FROM_START`` at a time (a frame's largest faces first; a face judged not the person,
-        or gone, frees its place), each from frame 0 (the frames
-        before its face's first take its first box, as the check's own decode does). ``judge(frame, face)``: the
-        face's similarity to the person (None when it gives no chip), asked on up to
-        ``PROBES`` frames ``PROBE_STEP`` apart before the track may go to the model; a track
-        whose median is under ``floor`` is not the person and is no longer followed, so the
-        model runs on the person's face only, as the decode it replaces did."""
+        read), and only tracks that begin in the first ``LATE`` frames are cut (see
+        :meth:`_adopt`), each from frame 0 (the frames before its face's first take its first
+        box, as the check's own decode does). ``judge(frame, face)``: the face's similarity to
+        the person (None when it gives no chip), asked on up to ``PROBES`` frames
+        ``PROBE_STEP`` apart before the track may go to the model; a track whose median is
+        under ``floor`` is not the person and is no longer followed, so the model runs on the
+        person's face only, as the decode it replaces did."""
         self.model = model
         self.from_start, self.judge, self.floor = from_start, judge, floor
         self.adopted: set[int] = set()  # from_start: the tracks ever followed (ids)
@@ -192,7 +195,7 @@ class SplitCrops:
             if sim is not None:
                 o.sims.append(sim)
         if o.tries >= PROBES or o.track.frames[-1] + 1 - o.track.frames[0] >= self.need:  # (a late face's crops wait from frame 0)
-            if o.sims and float(np.median(o.sims)) < self.floor:
+            if o.not_the_person(self.floor):
                 self.open.remove(o)  # not the person: the model never sees this face
             else:
                 o.cleared = True
@@ -214,11 +217,12 @@ class SplitCrops:
                 self.shot_start = shot
                 self.linker = Linker(self.max_gap) if shot is not None else None
             faces = self.detections.popleft()[1] if self.detections and self.detections[0][0] == s else None
-            if faces and self.linker is not None:
+            if faces and self.linker is not None and self.from_start:
+                self.linker.add(s, faces)  # (_adopt, below, chooses the tracks followed)
+            elif faces and self.linker is not None:
                 known = {id(t) for t in self.linker.tracks}
                 self.linker.add(s, faces)
-                if not self.from_start:
-                    self.open += [_Open(t) for t in self.linker.tracks if id(t) not in known]
+                self.open += [_Open(t) for t in self.linker.tracks if id(t) not in known]
             for o in [o for o in self.open if s - o.track.frames[-1] > self.max_gap]:
                 self._end(o, min(s, o.track.frames[-1] + self.every))
             if self.from_start and s <= LATE and self.linker is not None:
@@ -279,7 +283,7 @@ class SplitCrops:
         j0, n = sp.speech_frames(o.j0 / sp.RATE, end / sp.RATE)
         if j0 != o.j0 or end - o.j0 < self.need or len(o.track.frames) < 2 or o.track.median_score() < REAL_SCORE:
             return  # not heard, or no track planning keeps: no embeddings
-        if not o.cleared and o.sims and float(np.median(o.sims)) < self.floor:
+        if not o.cleared and o.not_the_person(self.floor):
             return  # --person: ended before it was decided, and not the person
         self._crop(o, n)
         if o.next != o.j0 + n:
